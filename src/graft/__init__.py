@@ -1,0 +1,5 @@
+"""graft: transfer learning that measures before it trains."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
