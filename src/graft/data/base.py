@@ -1,0 +1,66 @@
+"""What every data source produces: samples (paths + targets) in train/val/test splits.
+
+Image folders, CSV/Parquet tables (and, later, text) all load into a :class:`Dataset`; the
+training loop, the feature store and evaluation read nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+Task = Literal["classification", "regression"]
+
+
+@dataclass
+class Samples:
+    """One split: file paths and their targets.
+
+    ``targets`` is ``int64`` of shape ``(n,)`` (class indices) for classification and
+    ``float32`` of shape ``(n, n_targets)`` for regression, in original units.
+    """
+
+    paths: list[Path]
+    targets: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.paths) != len(self.targets):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.targets)} targets")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def subset(self, index: np.ndarray | list[int]) -> Samples:
+        idx = np.asarray(index, dtype=np.int64)
+        return Samples([self.paths[i] for i in idx], self.targets[idx])
+
+
+@dataclass
+class Dataset:
+    """A loaded dataset: task, splits, names, and what was skipped while loading."""
+
+    task: Task
+    train: Samples
+    val: Samples
+    test: Samples | None
+    class_names: list[str] | None = None
+    target_names: list[str] | None = None
+    source: str = ""
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def num_outputs(self) -> int:
+        if self.task == "classification":
+            assert self.class_names is not None
+            return len(self.class_names)
+        assert self.target_names is not None
+        return len(self.target_names)
+
+    def splits(self) -> dict[str, Samples]:
+        out = {"train": self.train, "val": self.val}
+        if self.test is not None:
+            out["test"] = self.test
+        return out
