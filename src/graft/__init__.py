@@ -1,5 +1,41 @@
-"""graft: transfer learning that measures before it trains."""
+"""graft: transfer learning that measures before it trains.
+
+The front door::
+
+    import graft
+    model = graft.fit("photos/", epochs=3)     # data -> trained model
+    model.predict(["photos/cat/1.jpg"])
+    model.save("my-model"); graft.load("my-model")
+
+Heavy libraries (accelerate, sklearn, matplotlib, transformers) load only when used.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from graft.api import fit as fit
+    from graft.api import make_backbone as backbone
+    from graft.model import GraftModel as GraftModel
+    from graft.model import load as load
+
+_LAZY = {
+    "fit": ("graft.api", "fit"),
+    "backbone": ("graft.api", "make_backbone"),
+    "load": ("graft.model", "load"),
+    "GraftModel": ("graft.model", "GraftModel"),
+}
+
+__all__ = ["GraftModel", "__version__", "backbone", "fit", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'graft' has no attribute {name!r}")

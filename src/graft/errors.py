@@ -21,3 +21,7 @@ class ArtifactError(GraftError, ValueError):
 
 class TrainingError(GraftError, RuntimeError):
     """Training cannot go on, e.g. the loss became NaN or infinite."""
+
+
+class ConfigError(GraftError, ValueError):
+    """An option or option combination that cannot work (names the option and the fix)."""

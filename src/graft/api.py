@@ -1,0 +1,219 @@
+"""The front door: ``graft.fit`` (data -> trained model), one function per CLI sub-command.
+
+Every keyword of :func:`fit` is a ``graft fit`` option of the same name in kebab-case.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from graft.backbones.base import Backbone
+from graft.data.base import Dataset
+from graft.heads import Classification, Regression, TaskSpec
+from graft.model import GraftModel
+from graft.strategies.base import Plan, Strategy, create_strategy
+from graft.train import TrainConfig, train
+
+DEFAULT_BACKBONE = "efficientnet_lite0"
+DEFAULT_STRATEGY = "two_stage"
+
+
+def load_data(
+    data: str | Path | Dataset,
+    *,
+    task: str | None = None,
+    label_column: str | None = None,
+    target_columns: list[str] | None = None,
+    path_column: str | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    strict: bool = False,
+) -> Dataset:
+    """A :class:`Dataset` from a folder or table path (a Dataset passes through)."""
+    if isinstance(data, Dataset):
+        return data
+    from graft.data import load
+
+    return load(
+        data,
+        task=task,
+        label_column=label_column,
+        target_columns=target_columns,
+        path_column=path_column,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        strict=strict,
+    )
+
+
+def make_backbone(
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    *,
+    weights: str | Path | None = None,
+    pretrained: bool = True,
+    image_size: int | None = None,
+) -> Backbone:
+    """A backbone by name (bundled, ``timm:<name>``, a saved graft model) or the object itself."""
+    if isinstance(backbone, Backbone):
+        if image_size is not None:
+            backbone.data_config = backbone.data_config.with_image_size(image_size)
+        return backbone
+    from graft.backbones import create
+
+    return create(backbone, pretrained=pretrained, weights=weights, image_size=image_size)
+
+
+def task_spec_for(data: Dataset, *, dropout: float = 0.0) -> TaskSpec:
+    """The head's task spec from a dataset (regression scaling from the training split only)."""
+    if data.task == "classification":
+        return Classification.spec_for(list(data.class_names or []), dropout=dropout)
+    return Regression.spec_for(data.train.targets, list(data.target_names or []), dropout=dropout)
+
+
+def make_plan(
+    model: GraftModel, strategy: str | Strategy, *, epochs: int, lr: float, **options: Any
+) -> Plan:
+    """The plan a strategy makes for this model's layer groups (the head last)."""
+    strat = create_strategy(strategy, **options)
+    groups = [*model.backbone.group_names, "head"]
+    return strat.plan(groups, epochs=epochs, lr=lr)
+
+
+def fit(
+    data: str | Path | Dataset,
+    *,
+    task: str | None = None,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    weights: str | Path | None = None,
+    pretrained: bool = True,
+    strategy: str | Strategy = DEFAULT_STRATEGY,
+    epochs: int = 5,
+    lr: float = 1e-3,
+    image_size: int | None = None,
+    label_column: str | None = None,
+    target_columns: list[str] | None = None,
+    path_column: str | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    dropout: float = 0.0,
+    strict: bool = False,
+    out: str | Path | None = None,
+    dry_run: bool = False,
+    batch_size: int = 32,
+    weight_decay: float = 1e-4,
+    seed: int = 0,
+    num_workers: int = 0,
+    augment: bool = True,
+    cpu: bool = False,
+    mixed_precision: str = "no",
+    use_cache: bool = True,
+    cache_dir: str | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    strategy_options: dict[str, Any] | None = None,
+) -> GraftModel:
+    """Transfer a pretrained backbone to ``data`` and return the trained model.
+
+    Args:
+        data: an image folder (``root/<class>/*``, optional ``train/val/test``), a CSV/Parquet
+            table, or a loaded :class:`~graft.data.Dataset`.
+        task: ``classification`` or ``regression`` (inferred when None).
+        backbone: ``efficientnet_lite0`` (bundled), ``timm:<name>``, or a Backbone.
+        strategy: a registered strategy name or a Strategy object.
+        epochs: epochs per stage; lr: base learning rate (the head's).
+        out: save the trained model there (atomic).
+        dry_run: build everything and log the plan, but do not train.
+        strategy_options: options of the strategy (e.g. ``{"top": 3, "lr_factor": 0.01}``).
+
+    Example:
+        >>> model = graft.fit("photos/", epochs=3)  # doctest: +SKIP
+        >>> model.predict(["photos/cat/1.jpg"])  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    dataset = load_data(
+        data,
+        task=task,
+        label_column=label_column,
+        target_columns=target_columns,
+        path_column=path_column,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        strict=strict,
+    )
+    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
+    model = GraftModel(bb, task_spec_for(dataset, dropout=dropout))
+    plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
+    log(describe_data(dataset))
+    log(plan.table(trainable_counts(model, plan)))
+    if dry_run:
+        model.info["plan"] = plan.to_dict()
+        return model
+    cfg = TrainConfig(
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        seed=seed,
+        num_workers=num_workers,
+        augment=augment,
+        cpu=cpu,
+        mixed_precision=mixed_precision,
+        use_cache=use_cache,
+        cache_dir=cache_dir,
+        progress=progress,
+    )
+    history = train(model, plan, dataset, cfg, log=log)
+    metrics = {"val": model.evaluate(dataset.val)}
+    if dataset.test is not None and len(dataset.test):
+        metrics["test"] = model.evaluate(dataset.test)
+    model.info.update(
+        plan=plan.to_dict(),
+        history=history,
+        metrics=metrics,
+        data=data_summary(dataset),
+        train_config=cfg.__dict__,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    if out is not None:
+        model.save(out)
+    return model
+
+
+def trainable_counts(model: GraftModel, plan: Plan) -> list[int]:
+    """Trainable parameters per stage (applies each stage's freezing, then freezes all)."""
+    from graft.params import apply_trainable
+
+    counts = [apply_trainable(model, s) for s in plan.stages]
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return counts
+
+
+def data_summary(data: Dataset) -> dict[str, Any]:
+    out: dict[str, Any] = {"source": str(data.source), "task": data.task}
+    out.update({f"n_{k}": len(v) for k, v in data.splits().items()})
+    if data.class_names is not None:
+        out["classes"] = list(data.class_names)
+        out["class_counts"] = np.bincount(
+            data.train.targets, minlength=len(data.class_names)
+        ).tolist()
+    if data.target_names is not None:
+        out["targets"] = list(data.target_names)
+    out["skipped"] = [str(p) for p, _ in data.skipped]
+    return out
+
+
+def describe_data(data: Dataset) -> str:
+    parts = ", ".join(f"{k} {len(v)}" for k, v in data.splits().items())
+    what = (
+        f"{len(data.class_names or [])} classes"
+        if data.task == "classification"
+        else f"targets {', '.join(data.target_names or [])}"
+    )
+    return f"data: {data.source} ({data.task}, {what}; {parts})"

@@ -1,0 +1,299 @@
+"""The ``graft`` command: thin; every option maps to an API argument of the same name.
+
+A mistake in the user's input (a GraftError) prints one line and exits with status 2; a
+traceback means a bug in graft.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from graft import __version__
+
+STRATEGY_OPTIONS = (
+    "top",
+    "fraction",
+    "lr_factor",
+    "head_epochs",
+    "layer_decay",
+    "patience",
+    "bn",
+    "freeze_patterns",
+    "max_groups",
+    "lr_decay",
+    "stage_epochs",
+)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--task", choices=["classification", "regression"], help="inferred when omitted")
+    g.add_argument("--label-column", help="table column holding class labels")
+    g.add_argument(
+        "--target-columns", type=lambda s: s.split(","), help="regression columns, comma-separated"
+    )
+    g.add_argument("--path-column", help="table column holding image paths (relative to the table)")
+    g.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.15,
+        help="validation share when no val split is given",
+    )
+    g.add_argument(
+        "--test-fraction", type=float, default=0.15, help="test share when no test split is given"
+    )
+    g.add_argument(
+        "--seed", type=int, default=0, help="seed for splits, initialisation and shuffling"
+    )
+    g.add_argument(
+        "--strict", action="store_true", help="stop at an unreadable image instead of skipping it"
+    )
+
+
+def _add_backbone_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("backbone")
+    g.add_argument(
+        "--backbone",
+        default="efficientnet_lite0",
+        help="bundled name, timm:<name>, or a bare timm name (see `graft models`)",
+    )
+    g.add_argument(
+        "--weights", help="local weights file (safetensors or state dict) for a timm architecture"
+    )
+    g.add_argument(
+        "--no-pretrained",
+        dest="pretrained",
+        action="store_false",
+        help="random initialisation (only when you want it)",
+    )
+    g.add_argument("--image-size", type=int, help="override the backbone's input size (square)")
+
+
+def _fit_parser(sub: Any) -> None:
+    p = sub.add_parser("fit", help="transfer a pretrained backbone to your data")
+    p.add_argument("data", help="image folder (root/<class>/*) or CSV/Parquet table")
+    _add_data_options(p)
+    _add_backbone_options(p)
+    g = p.add_argument_group("strategy")
+    g.add_argument(
+        "--strategy",
+        default="two_stage",
+        help="feature-extraction, fine-tune-top, full, two-stage, progressive",
+    )
+    g.add_argument("--epochs", type=int, default=5, help="epochs per stage")
+    g.add_argument("--lr", type=float, default=1e-3, help="base learning rate (the head's)")
+    g.add_argument("--top", type=int, help="layer groups to unfreeze, counted from the head")
+    g.add_argument("--fraction", type=float, help="fraction of layer groups to unfreeze")
+    g.add_argument(
+        "--lr-factor", type=float, help="fine-tuning rate as a fraction of --lr (0.01-0.1)"
+    )
+    g.add_argument("--head-epochs", type=int, help="epochs of the head-only stage (two-stage)")
+    g.add_argument(
+        "--layer-decay",
+        type=float,
+        help="discriminative rates: factor per group from the head down",
+    )
+    g.add_argument("--patience", type=int, help="early-stopping patience in epochs")
+    g.add_argument("--bn", choices=["frozen", "train", "train_bn_only"], help="BatchNorm policy")
+    g.add_argument(
+        "--freeze",
+        dest="freeze_patterns",
+        action="append",
+        help="never train parameters matching this pattern",
+    )
+    g.add_argument(
+        "--max-groups", type=int, help="progressive: stop after unfreezing this many groups"
+    )
+    g.add_argument(
+        "--lr-decay", type=float, help="progressive: rate factor from one stage to the next"
+    )
+    g.add_argument("--stage-epochs", type=int, help="progressive: epochs per stage")
+    t = p.add_argument_group("training")
+    t.add_argument("--batch-size", type=int, default=32)
+    t.add_argument("--weight-decay", type=float, default=1e-4)
+    t.add_argument("--dropout", type=float, default=0.0, help="dropout before the head")
+    t.add_argument("--num-workers", type=int, default=0, help="image decoding processes")
+    t.add_argument("--no-augment", dest="augment", action="store_false")
+    t.add_argument("--cpu", action="store_true", help="use the CPU even when a GPU is present")
+    t.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
+    t.add_argument(
+        "--no-cache", dest="use_cache", action="store_false", help="do not use stored features"
+    )
+    t.add_argument("--cache-dir", help="feature store folder")
+    t.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--out", default="graft-runs/model", help="where to save the trained model")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import graft
+
+    opts = {k: getattr(args, k) for k in STRATEGY_OPTIONS if getattr(args, k, None) is not None}
+    if "freeze_patterns" in opts:
+        opts["freeze_patterns"] = tuple(opts["freeze_patterns"])
+    keys = (
+        "task",
+        "backbone",
+        "weights",
+        "pretrained",
+        "strategy",
+        "epochs",
+        "lr",
+        "image_size",
+        "label_column",
+        "target_columns",
+        "path_column",
+        "val_fraction",
+        "test_fraction",
+        "dropout",
+        "strict",
+        "dry_run",
+        "batch_size",
+        "weight_decay",
+        "seed",
+        "num_workers",
+        "augment",
+        "cpu",
+        "mixed_precision",
+        "use_cache",
+        "cache_dir",
+        "progress",
+    )
+    kwargs = {k: getattr(args, k) for k in keys}
+    model = graft.fit(
+        args.data, out=None if args.dry_run else args.out, strategy_options=opts, **kwargs
+    )
+    if args.dry_run:
+        return 0
+    _print_metrics(model.info.get("metrics", {}))
+    print(f"saved: {args.out}  ({model.info.get('seconds', 0):.1f}s)")
+    return 0
+
+
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    from graft.evaluate.metrics import format_metrics
+
+    for split, values in metrics.items():
+        print(f"{split} metrics:")
+        print(format_metrics(values))
+
+
+def _predict_parser(sub: Any) -> None:
+    p = sub.add_parser("predict", help="predict image files with a saved model")
+    p.add_argument("model", help="a saved model folder")
+    p.add_argument("files", nargs="+", help="image files or folders")
+    p.add_argument(
+        "--output", "-o", help="write predictions here (.csv or .json); default: CSV to stdout"
+    )
+    p.add_argument(
+        "--format", choices=["csv", "json"], help="output format (default from --output's suffix)"
+    )
+    p.add_argument("--batch-size", type=int, default=64)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import graft
+    from graft.io import write_records
+
+    model = graft.load(args.model)
+    rows = model.predict(args.files, batch_size=args.batch_size)
+    write_records(rows, args.output, fmt=args.format)
+    if args.output:
+        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _evaluate_parser(sub: Any) -> None:
+    p = sub.add_parser("evaluate", help="metrics of a saved model on labelled data")
+    p.add_argument("model", help="a saved model folder")
+    p.add_argument(
+        "data", help="image folder or table (its test split when it has one, else all files)"
+    )
+    p.add_argument("--split", choices=["train", "val", "test"], help="evaluate this split only")
+    p.add_argument("--batch-size", type=int, default=64)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import graft
+
+    model = graft.load(args.model)
+    _print_metrics(
+        {"evaluation": model.evaluate(args.data, split=args.split, batch_size=args.batch_size)}
+    )
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from graft.backbones import list_bundled
+
+    print("bundled backbones (work offline):")
+    for entry in list_bundled():
+        print(f"  {entry['name']:<22} {entry.get('description', '')}")
+    print(
+        "\nany timm model: --backbone timm:<name> (weights fetched by timm when a hub is reachable)"
+    )
+    print(
+        "local weights for a timm architecture: --backbone timm:<name> --weights PATH (.safetensors or state dict)"
+    )
+    print("random initialisation: --no-pretrained")
+    return 0
+
+
+def _demo_parser(sub: Any) -> None:
+    p = sub.add_parser("demo", help="transfer the bundled backbone to real handwritten digits")
+    p.add_argument("--out", default="graft-demo", help="folder for the data and the model")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs per stage (default: the demo's budget)"
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from graft.demo import run_demo
+
+    run_demo(args.out, epochs=args.epochs)
+    return 0
+
+
+COMMANDS = {
+    "fit": cmd_fit,
+    "predict": cmd_predict,
+    "evaluate": cmd_evaluate,
+    "models": cmd_models,
+    "demo": cmd_demo,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="graft", description="Transfer learning that measures before it trains."
+    )
+    parser.add_argument("--version", action="version", version=f"graft {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _fit_parser(sub)
+    _predict_parser(sub)
+    _evaluate_parser(sub)
+    sub.add_parser("models", help="list bundled backbones and how to use any timm model")
+    _demo_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from graft._registry import UnknownNameError
+    from graft.errors import GraftError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (GraftError, UnknownNameError) as e:
+        print(f"graft: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("graft: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Small file helpers: atomic writes and prediction records as CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from graft.errors import ConfigError
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def records_to_csv(rows: Sequence[dict[str, Any]]) -> str:
+    columns: list[str] = []
+    for r in rows:
+        columns += [k for k in r if k not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def write_records(
+    rows: Sequence[dict[str, Any]], output: str | Path | None, *, fmt: str | None = None
+) -> None:
+    """Write records as CSV or JSON to ``output`` (atomically) or to stdout when None."""
+    if fmt is None:
+        suffix = Path(output).suffix.lower() if output else ".csv"
+        fmt = {".csv": "csv", ".json": "json"}.get(suffix)
+        if fmt is None:
+            raise ConfigError(f"--output {output}: unknown suffix {suffix!r}; use .csv or .json")
+    text = json.dumps(list(rows), indent=2) + "\n" if fmt == "json" else records_to_csv(rows)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        atomic_write_text(output, text)

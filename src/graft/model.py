@@ -1,0 +1,272 @@
+"""GraftModel: a backbone and a head; predict, evaluate, save and load.
+
+An artifact is a folder with ``model.safetensors`` (every weight) and ``config.json``
+(backbone spec, preprocessing, task, plan, history, metrics, graft version). Loading never
+unpickles, and rejects damaged or incompatible artifacts with a clear error. Saving is atomic:
+the folder is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from graft.backbones.base import Backbone, BackboneSpec, DataConfig
+from graft.data.base import Samples
+from graft.errors import ArtifactError, DataError
+from graft.heads import Task, TaskSpec, create_task
+
+FORMAT = "graft-model"
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+
+
+class GraftModel(nn.Module):
+    """A pretrained backbone with a new head.
+
+    Shape:
+        - Input: ``(batch, channels, height, width)`` preprocessed with ``data_config``.
+        - Output: ``(batch, num_outputs)`` raw head outputs (logits or standardised values).
+    """
+
+    def __init__(
+        self, backbone: Backbone, task: TaskSpec, *, data_config: DataConfig | None = None
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.task_spec = task
+        self.task: Task = create_task(task)
+        self.head = self.task.build_head(backbone.num_features)
+        self.data_config = data_config or backbone.data_config
+        self.info: dict[str, Any] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    # ---------------------------------------------------------------- inference
+    @torch.inference_mode()
+    def predict_outputs(
+        self,
+        samples: Samples | Sequence[str | Path],
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """Decoded outputs (class probabilities or values in original units), one row per file."""
+        from graft.data import ImageDataset, build_transform
+
+        if not isinstance(samples, Samples):
+            paths = [Path(p) for p in samples]
+            samples = Samples(paths, np.zeros(len(paths), dtype=np.int64))
+        dataset = ImageDataset(samples, build_transform(self.data_config, train=False))
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+        device = next(self.parameters()).device
+        self.eval()
+        outs = []
+        for x, _ in _progress(loader, progress, "predict"):
+            outs.append(self(x.to(device)).float().cpu().numpy())
+        raw = np.concatenate(outs) if outs else np.zeros((0, self.task_spec.num_outputs))
+        return self.task.decode(raw)
+
+    def predict(
+        self, files: Iterable[str | Path], *, batch_size: int = 64, progress: bool = False
+    ) -> list[dict[str, Any]]:
+        """Predict files: one record per file (``path``, ``prediction``, ``probability`` or values)."""
+        paths = _expand(files)
+        decoded = self.predict_outputs(paths, batch_size=batch_size, progress=progress)
+        rows = self.task.rows(decoded)
+        return [{"path": str(p), **r} for p, r in zip(paths, rows, strict=True)]
+
+    def evaluate(
+        self, data: Any, *, split: str | None = None, batch_size: int = 64, progress: bool = False
+    ) -> dict[str, float]:
+        """Metrics on a dataset (a path, a :class:`~graft.data.Dataset` or :class:`Samples`).
+
+        A dataset's ``test`` split is used when it has one (else ``split`` or all files).
+        """
+        samples = self.samples_for(data, split=split)
+        decoded = self.predict_outputs(samples, batch_size=batch_size, progress=progress)
+        return self.task.metrics(samples.targets, decoded)
+
+    def samples_for(self, data: Any, *, split: str | None = None) -> Samples:
+        """Samples of ``data`` with targets in this model's encoding (class order)."""
+        from graft.data import Dataset, load
+
+        if isinstance(data, Samples):
+            return data
+        if not isinstance(data, Dataset):
+            data = load(data, task=self.task_spec.kind, val_fraction=0.0, test_fraction=0.0)
+        parts = data.splits()
+        if split is not None:
+            if split not in parts:
+                raise DataError(f"no {split!r} split in {data.source}; have {', '.join(parts)}")
+            chosen = [parts[split]]
+        elif data.test is not None and len(data.test):
+            chosen = [data.test]
+        else:
+            chosen = [s for s in parts.values() if len(s)]
+        merged = Samples(
+            [p for s in chosen for p in s.paths], np.concatenate([s.targets for s in chosen])
+        )
+        return self._remap_classes(merged, data.class_names)
+
+    def _remap_classes(self, samples: Samples, names: list[str] | None) -> Samples:
+        mine = self.task_spec.class_names
+        if self.task_spec.kind != "classification" or names is None or mine is None:
+            return samples
+        if list(names) == list(mine):
+            return samples
+        unknown = sorted(set(names) - set(mine))
+        if unknown:
+            raise DataError(
+                f"classes {unknown} are not known to this model (it predicts {list(mine)}); "
+                "evaluate on data with the model's classes"
+            )
+        lookup = np.array([mine.index(n) for n in names], dtype=np.int64)
+        return Samples(samples.paths, lookup[samples.targets])
+
+    # ---------------------------------------------------------------- persistence
+    def config(self) -> dict[str, Any]:
+        from graft import __version__
+
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "graft_version": __version__,
+            "backbone": self.backbone.spec.to_dict(),
+            "data_config": self.data_config.to_dict(),
+            "task": self.task_spec.to_dict(),
+            "info": self.info,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the artifact atomically; an existing artifact there is replaced only on success."""
+        from safetensors.torch import save_model
+
+        target = Path(directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        try:
+            save_model(self, str(tmp / WEIGHTS_FILE))
+            text = json.dumps(self.config(), indent=2, default=_json_default)
+            (tmp / CONFIG_FILE).write_text(text + "\n")
+            _swap_into_place(tmp, target)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return target
+
+
+def load(directory: str | Path) -> GraftModel:
+    """Load a saved model. Never unpickles; a damaged or incompatible artifact is an ArtifactError."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_model
+
+    from graft.backbones import from_spec
+
+    path = Path(directory)
+    config = _read_config(path)
+    try:
+        backbone = from_spec(BackboneSpec.from_dict(config["backbone"]), load_weights=False)
+        model = GraftModel(
+            backbone,
+            TaskSpec.from_dict(config["task"]),
+            data_config=DataConfig.from_dict(config["data_config"]),
+        )
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArtifactError(f"{path / CONFIG_FILE}: incompatible model config ({e})") from e
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise ArtifactError(f"{weights}: missing; the artifact is incomplete, save the model again")
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=False)
+    except (SafetensorError, OSError, RuntimeError) as e:
+        raise ArtifactError(f"{weights}: damaged or does not match the config ({e})") from e
+    if missing or unexpected:
+        raise ArtifactError(
+            f"{weights}: weights do not match the config (missing {list(missing)[:3]}, "
+            f"unexpected {list(unexpected)[:3]}); was it written by another model?"
+        )
+    model.info = dict(config.get("info", {}))
+    model.eval()
+    return model
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    cfg = path / CONFIG_FILE
+    if not path.is_dir():
+        raise ArtifactError(f"{path}: not a saved graft model (no such folder)")
+    try:
+        config = json.loads(cfg.read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{cfg}: missing; {path} is not a saved graft model") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ArtifactError(f"{cfg}: damaged ({e}); save the model again") from e
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ArtifactError(f"{cfg}: not a graft model config (format is not {FORMAT!r})")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ArtifactError(
+            f"{cfg}: format version {version} is newer than this graft understands "
+            f"({FORMAT_VERSION}); upgrade graft-ml (written by graft {config.get('graft_version')})"
+        )
+    return config
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    if target.exists():
+        if not (target / CONFIG_FILE).exists() and any(target.iterdir()):
+            raise ArtifactError(
+                f"{target}: exists and is not a graft model; choose another --out folder"
+            )
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+
+
+def _expand(files: Iterable[str | Path]) -> list[Path]:
+    from graft.data.images import IMAGE_EXTENSIONS
+
+    out: list[Path] = []
+    for f in files:
+        p = Path(f)
+        if p.is_dir():
+            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise DataError(f"{p}: no such file or folder")
+    if not out:
+        raise DataError("no image files to predict; pass image files or folders holding images")
+    return out
+
+
+def _progress(it: Any, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=desc, leave=False)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

@@ -1,0 +1,120 @@
+"""Freezing, BatchNorm policy and optimizer parameter groups: pure helpers over a model.
+
+The training loop applies a :class:`~graft.strategies.base.Stage` with three calls:
+:func:`apply_trainable` once (``requires_grad`` per layer group), :func:`freeze_batchnorm`
+after every ``model.train()`` (frozen BatchNorm stays in inference mode, so its running
+statistics do not move), and :func:`param_groups` to build a fresh optimizer.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
+
+if TYPE_CHECKING:
+    from graft.model import GraftModel
+    from graft.strategies.base import Stage
+
+_BN_TYPES: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._BatchNorm,
+    nn.GroupNorm,
+    nn.LayerNorm,
+)
+
+
+def is_norm(module: nn.Module) -> bool:
+    """True for BatchNorm-like layers (timm's BatchNormAct2d subclasses BatchNorm2d)."""
+    return isinstance(module, _BN_TYPES)
+
+
+def group_param_lists(model: GraftModel) -> list[tuple[str, list[nn.Parameter]]]:
+    """Parameters per layer group, input side first, the head last."""
+    out = [(g.name, params) for g, params in model.backbone.group_parameters()]
+    out.append(("head", list(model.head.parameters())))
+    return out
+
+
+def apply_trainable(model: GraftModel, stage: Stage) -> int:
+    """Set ``requires_grad`` from the stage's multipliers; return the trainable parameter count.
+
+    Parameters outside every group (the backbone's original classifier) are always frozen.
+    Name patterns and layer types in the stage refine the group choice.
+    """
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for (_, params), mult in zip(group_param_lists(model), stage.multipliers, strict=True):
+        for p in params:
+            p.requires_grad_(mult > 0)
+    _apply_patterns(model, stage)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _apply_patterns(model: GraftModel, stage: Stage) -> None:
+    if stage.freeze_patterns:
+        for name, p in model.backbone.model.named_parameters():
+            if any(fnmatch.fnmatch(name, pat) for pat in stage.freeze_patterns):
+                p.requires_grad_(False)
+    if stage.bn == "train_bn_only":
+        # Train only the affine parameters of normalisation layers in the backbone (and the head).
+        for module in model.backbone.modules():
+            for p in module.parameters(recurse=False):
+                p.requires_grad_(is_norm(module))
+
+
+def frozen_norm_modules(model: GraftModel) -> list[nn.Module]:
+    """Norm layers whose parameters are all frozen: they must stay in inference mode."""
+    out: list[nn.Module] = []
+    for module in model.backbone.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            params = list(module.parameters(recurse=False))
+            if not any(p.requires_grad for p in params):
+                out.append(module)
+    return out
+
+
+def freeze_batchnorm(model: GraftModel, stage: Stage) -> int:
+    """Put frozen BatchNorm layers in eval mode (call after every ``model.train()``).
+
+    With ``bn="frozen"`` (the default policy) a BatchNorm whose parameters are frozen keeps its
+    running statistics; with ``bn="train"`` they update even when frozen (a rarely wanted
+    choice, offered for domain shifts where re-estimating statistics helps).
+    Returns the number of layers put in eval mode.
+    """
+    if stage.bn == "train":
+        return 0
+    if stage.bn == "train_bn_only":
+        return 0  # BN layers are the trainable part: they train normally
+    modules = frozen_norm_modules(model)
+    for m in modules:
+        m.eval()
+    return len(modules)
+
+
+def param_groups(
+    model: GraftModel, stage: Stage, *, weight_decay: float = 0.0
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: one per layer group with ``lr = stage.lr * multiplier``.
+
+    Biases and normalisation weights get no weight decay (the usual timm convention).
+    """
+    groups: list[dict[str, Any]] = []
+    for (name, params), mult in zip(group_param_lists(model), stage.multipliers, strict=True):
+        trainable = [p for p in params if p.requires_grad]
+        if not trainable:
+            continue
+        decay = [p for p in trainable if p.ndim > 1]
+        no_decay = [p for p in trainable if p.ndim <= 1]
+        lr = stage.lr * (mult if mult > 0 else 1.0)
+        for plist, wd, suffix in ((decay, weight_decay, ""), (no_decay, 0.0, ".no_decay")):
+            if plist:
+                groups.append(
+                    {"params": plist, "lr": lr, "weight_decay": wd, "name": name + suffix}
+                )
+    return groups
+
+
+def count_parameters(params: Sequence[nn.Parameter]) -> int:
+    return sum(p.numel() for p in params)

@@ -1,0 +1,29 @@
+"""Shared fixtures: small real data (scikit-learn digits as images) and tiny offline backbones."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# Two cores on CI: keep each test process to one thread so xdist workers do not oversubscribe.
+torch.set_num_threads(1)
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Never write into the user's real feature cache from a test."""
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "graft-cache"))
+
+
+@pytest.fixture(scope="session")
+def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of real handwritten digits, 10 classes x 15 images."""
+    from graft.data.digits import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("digits") / "digits", per_class=15, seed=0)
