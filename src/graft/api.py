@@ -5,8 +5,10 @@ Every keyword of :func:`fit` is a ``graft fit`` option of the same name in kebab
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,9 @@ from graft.data.base import Dataset
 from graft.heads import Classification, Regression, TaskSpec
 from graft.model import GraftModel
 from graft.strategies.base import Plan, Strategy, create_strategy
-from graft.train import TrainConfig, train
+from graft.errors import ConfigError
+from graft.schedules import ScheduleConfig
+from graft.train import Callback, TrainConfig, train
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_STRATEGY = "two_stage"
@@ -106,18 +110,10 @@ def fit(
     strict: bool = False,
     out: str | Path | None = None,
     dry_run: bool = False,
-    batch_size: int = 32,
-    weight_decay: float = 1e-4,
-    seed: int = 0,
-    num_workers: int = 0,
-    augment: bool = True,
-    cpu: bool = False,
-    mixed_precision: str = "no",
-    use_cache: bool = True,
-    cache_dir: str | None = None,
-    progress: bool = True,
     log: Callable[[str], None] = print,
     strategy_options: dict[str, Any] | None = None,
+    callbacks: Sequence[Callback] = (),
+    **train_options: Any,
 ) -> GraftModel:
     """Transfer a pretrained backbone to ``data`` and return the trained model.
 
@@ -127,62 +123,70 @@ def fit(
         task: ``classification`` or ``regression`` (inferred when None).
         backbone: ``efficientnet_lite0`` (bundled), ``timm:<name>``, or a Backbone.
         strategy: a registered strategy name or a Strategy object.
-        epochs: epochs per stage; lr: base learning rate (the head's).
-        out: save the trained model there (atomic).
+        epochs: epochs per stage.
+        lr: base learning rate (the head's).
+        out: save the trained model there (atomic); checkpoints go to ``<out>.ckpt`` while
+            training and are removed once the model is saved.
         dry_run: build everything and log the plan, but do not train.
         strategy_options: options of the strategy (e.g. ``{"top": 3, "lr_factor": 0.01}``).
+        callbacks: functions called with each epoch's metrics row.
+        **train_options: options of the loop, see :class:`~graft.train.TrainConfig`
+            (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
+            ``resume``, ...).
 
     Example:
         >>> model = graft.fit("photos/", epochs=3)  # doctest: +SKIP
         >>> model.predict(["photos/cat/1.jpg"])  # doctest: +SKIP
     """
     started = time.perf_counter()
+    seed = int(train_options.get("seed", 0))
     dataset = load_data(
-        data,
-        task=task,
-        label_column=label_column,
-        target_columns=target_columns,
-        path_column=path_column,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        strict=strict,
+        data, task=task, label_column=label_column, target_columns=target_columns,
+        path_column=path_column, val_fraction=val_fraction, test_fraction=test_fraction,
+        seed=seed, strict=strict,
     )
+    if out is not None and train_options.get("checkpoint_dir") is None:
+        train_options["checkpoint_dir"] = f"{out}.ckpt"
+    cfg = train_config(**train_options)
     bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
     model = GraftModel(bb, task_spec_for(dataset, dropout=dropout))
     plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
+    model.info["plan"] = plan.to_dict()
     if dry_run:
-        model.info["plan"] = plan.to_dict()
         return model
-    cfg = TrainConfig(
-        batch_size=batch_size,
-        weight_decay=weight_decay,
-        seed=seed,
-        num_workers=num_workers,
-        augment=augment,
-        cpu=cpu,
-        mixed_precision=mixed_precision,
-        use_cache=use_cache,
-        cache_dir=cache_dir,
-        progress=progress,
-    )
-    history = train(model, plan, dataset, cfg, log=log)
+    history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks)
     metrics = {"val": model.evaluate(dataset.val)}
     if dataset.test is not None and len(dataset.test):
         metrics["test"] = model.evaluate(dataset.test)
     model.info.update(
-        plan=plan.to_dict(),
         history=history,
         metrics=metrics,
         data=data_summary(dataset),
-        train_config=cfg.__dict__,
+        train_config=cfg.to_dict(),
         seconds=round(time.perf_counter() - started, 2),
     )
     if out is not None:
         model.save(out)
+        if cfg.checkpoint_dir == f"{out}.ckpt":
+            shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
     return model
+
+
+def train_config(**options: Any) -> TrainConfig:
+    """A TrainConfig from flat keyword options (schedule options included)."""
+    sched_keys = {f.name for f in fields(ScheduleConfig)}
+    sched = {("name" if k == "schedule" else k): v for k, v in options.items()
+             if k in sched_keys - {"name"} or k == "schedule"}
+    rest = {k: v for k, v in options.items() if k not in sched_keys and k != "schedule"}
+    valid = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(rest) - valid)
+    if unknown:
+        known = sorted(valid - {"schedule"} | sched_keys - {"name"} | {"schedule"})
+        raise ConfigError(f"unknown option {', '.join(unknown)}; training options: {', '.join(known)}")
+    return TrainConfig(schedule=ScheduleConfig(**{k: v for k, v in sched.items() if v is not None}),
+                       **{k: v for k, v in rest.items() if v is not None})
 
 
 def trainable_counts(model: GraftModel, plan: Plan) -> list[int]:

@@ -46,9 +46,6 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
         "--test-fraction", type=float, default=0.15, help="test share when no test split is given"
     )
     g.add_argument(
-        "--seed", type=int, default=0, help="seed for splits, initialisation and shuffling"
-    )
-    g.add_argument(
         "--strict", action="store_true", help="stop at an unreadable image instead of skipping it"
     )
 
@@ -111,21 +108,60 @@ def _fit_parser(sub: Any) -> None:
         "--lr-decay", type=float, help="progressive: rate factor from one stage to the next"
     )
     g.add_argument("--stage-epochs", type=int, help="progressive: epochs per stage")
-    t = p.add_argument_group("training")
-    t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--dropout", type=float, default=0.0, help="dropout before the head")
-    t.add_argument("--num-workers", type=int, default=0, help="image decoding processes")
-    t.add_argument("--no-augment", dest="augment", action="store_false")
-    t.add_argument("--cpu", action="store_true", help="use the CPU even when a GPU is present")
-    t.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default="no")
-    t.add_argument(
-        "--no-cache", dest="use_cache", action="store_false", help="do not use stored features"
-    )
-    t.add_argument("--cache-dir", help="feature store folder")
-    t.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_dataclass_options(p.add_argument_group("training"), "graft.train", "TrainConfig")
+    _add_dataclass_options(p.add_argument_group("schedule"), "graft.schedules", "ScheduleConfig")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout before the head")
     p.add_argument("--out", default="graft-runs/model", help="where to save the trained model")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+
+
+def docstring_args(obj: Any) -> dict[str, str]:
+    """``name: help`` pairs from a Google-style ``Args:`` section (one source for help text)."""
+    import inspect
+    import re
+
+    doc = inspect.getdoc(obj) or ""
+    out: dict[str, str] = {}
+    current = None
+    for line in doc.split("Args:", 1)[-1].splitlines():
+        m = re.match(r"^\s*(\w+): (.*)$", line)
+        if m:
+            current = m.group(1)
+            out[current] = m.group(2).strip()
+        elif current and line.strip():
+            out[current] += " " + line.strip()
+    return out
+
+
+TRAIN_DESTS: list[str] = []
+
+
+def _add_dataclass_options(group: Any, module: str, name: str) -> None:
+    """CLI flags from a config dataclass: same names in kebab-case, help from its docstring."""
+    import dataclasses
+    import importlib
+
+    cls = getattr(importlib.import_module(module), name)
+    helps = docstring_args(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == "schedule":
+            continue
+        dest = "schedule" if (name == "ScheduleConfig" and f.name == "name") else f.name
+        flag = "--" + dest.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = helps.get(f.name, "") + (f" (default: {default})" if default not in (None, False) else "")
+        TRAIN_DESTS.append(dest)
+        if isinstance(default, bool):
+            negated = "--no-" + dest.replace("_", "-")
+            if default:
+                group.add_argument(negated, dest=dest, action="store_false", help="turn off: " + helps.get(f.name, ""))
+            else:
+                group.add_argument(flag, dest=dest, action="store_true", help=help_text)
+            continue
+        kind = {int: int, float: float}.get(type(default), str)
+        if "float | None" in str(f.type):
+            kind = float
+        group.add_argument(flag, dest=dest, type=kind, default=None, help=help_text)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:

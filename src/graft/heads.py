@@ -77,6 +77,7 @@ class Task:
 
     def __init__(self, spec: TaskSpec) -> None:
         self.spec = spec
+        self.class_weights: torch.Tensor | None = None
 
     def build_head(self, in_features: int) -> Head:
         return Head(in_features, self.spec.num_outputs, self.spec.dropout)
@@ -91,6 +92,10 @@ class Task:
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         """Raw head outputs -> probabilities or values in original units."""
         raise NotImplementedError
+
+    def decode_targets(self, encoded: np.ndarray) -> np.ndarray:
+        """Training targets -> dataset targets (inverse of :meth:`encode`)."""
+        return encoded
 
     def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
@@ -117,7 +122,8 @@ class Classification(Task):
         return torch.as_tensor(np.asarray(targets, dtype=np.int64))
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(outputs, targets)
+        w = self.class_weights
+        return F.cross_entropy(outputs, targets, weight=None if w is None else w.to(outputs.device))
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         z = outputs - outputs.max(axis=1, keepdims=True)
@@ -176,6 +182,9 @@ class Regression(Task):
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         mean, std = self._scale()
         return outputs * std + mean  # type: ignore[no-any-return]
+
+    def decode_targets(self, encoded: np.ndarray) -> np.ndarray:
+        return self.decode(encoded)
 
     def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
         from graft.evaluate.metrics import regression_metrics

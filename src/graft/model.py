@@ -9,9 +9,6 @@ the folder is written under a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -153,17 +150,17 @@ class GraftModel(nn.Module):
         """Write the artifact atomically; an existing artifact there is replaced only on success."""
         from safetensors.torch import save_model
 
+        from graft.io import atomic_dir
+
         target = Path(directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-        try:
+        if target.exists() and not (target / CONFIG_FILE).exists() and any(target.iterdir()):
+            raise ArtifactError(
+                f"{target}: exists and is not a graft model; choose another --out folder"
+            )
+        with atomic_dir(target) as tmp:
             save_model(self, str(tmp / WEIGHTS_FILE))
-            text = json.dumps(self.config(), indent=2, default=_json_default)
+            text = json.dumps(self.config(), indent=2, default=json_default)
             (tmp / CONFIG_FILE).write_text(text + "\n")
-            _swap_into_place(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return target
 
 
@@ -223,20 +220,6 @@ def _read_config(path: Path) -> dict[str, Any]:
     return config
 
 
-def _swap_into_place(tmp: Path, target: Path) -> None:
-    if target.exists():
-        if not (target / CONFIG_FILE).exists() and any(target.iterdir()):
-            raise ArtifactError(
-                f"{target}: exists and is not a graft model; choose another --out folder"
-            )
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-
-
 def _expand(files: Iterable[str | Path]) -> list[Path]:
     from graft.data.images import IMAGE_EXTENSIONS
 
@@ -262,7 +245,7 @@ def _progress(it: Any, enabled: bool, desc: str) -> Any:
     return tqdm(it, desc=desc, leave=False)
 
 
-def _json_default(o: Any) -> Any:
+def json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

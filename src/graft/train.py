@@ -1,9 +1,11 @@
 """The one training loop: runs a plan stage by stage over Hugging Face Accelerate.
 
 For each stage the loop sets ``requires_grad`` from the stage's multipliers, builds a fresh
-optimizer from its parameter groups, and after every ``model.train()`` puts frozen BatchNorm
-layers back in inference mode. A stage whose backbone is entirely frozen trains the head on
-stored features (:class:`~graft.features.FeatureStore`): the backbone runs once per file, ever.
+optimizer (and schedule) from its parameter groups, and after every ``model.train()`` puts
+frozen BatchNorm layers back in inference mode. A stage whose backbone is entirely frozen
+trains the head on stored features (:class:`~graft.features.FeatureStore`): the backbone runs
+once per file, ever. Each epoch is seeded from (seed, stage, epoch), so a run resumed from its
+last checkpoint ends with the same weights as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -11,19 +13,23 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from graft.data.base import Dataset, Samples
-from graft.errors import TrainingError
+from graft.data.base import Dataset
+from graft.errors import ConfigError, TrainingError
+from graft.loaders import feature_loaders, image_loaders
 from graft.model import GraftModel
 from graft.params import apply_trainable, freeze_batchnorm, param_groups
+from graft.schedules import ScheduleConfig, build_scheduler
 from graft.strategies.base import Plan, Stage
+
+Callback = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,9 +37,9 @@ class TrainConfig:
     """Options of the loop (not of the strategy).
 
     Args:
-        batch_size: samples per step.
+        batch_size: samples per optimizer step (per step of all processes together).
         weight_decay: AdamW weight decay (not applied to biases and norm weights).
-        seed: seeds Python, NumPy and torch for a reproducible run.
+        seed: seeds every epoch from (seed, stage, epoch) for reproducible, resumable runs.
         num_workers: DataLoader worker processes for image decoding.
         augment: light training augmentation in stages that run the backbone.
         cpu: force the CPU even when an accelerator is present.
@@ -41,6 +47,17 @@ class TrainConfig:
         use_cache: train frozen-backbone stages on stored features.
         cache_dir: feature store folder (default ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``).
         progress: progress bars.
+        monitor: validation metric for early stopping and best weights (``val_loss``,
+            ``val_accuracy``, ``val_macro_f1``, ``val_rmse``, ...).
+        schedule: learning-rate schedule of every stage.
+        grad_clip: clip the gradient norm to this value (None = off).
+        grad_accum: accumulate gradients over this many batches per optimizer step.
+        class_weights: ``balanced`` weights the loss by inverse class frequency.
+        sampler: ``weighted`` draws training batches with inverse class frequency.
+        checkpoint_dir: write a checkpoint there after every epoch (atomically).
+        resume: continue from the checkpoint in ``checkpoint_dir``.
+        log_csv: append per-epoch metrics to this CSV file.
+        tensorboard: write TensorBoard scalars to this folder (needs ``tensorboard``).
     """
 
     batch_size: int = 32
@@ -53,43 +70,51 @@ class TrainConfig:
     use_cache: bool = True
     cache_dir: str | None = None
     progress: bool = True
+    monitor: str = "val_loss"
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    grad_clip: float | None = None
+    grad_accum: int = 1
+    class_weights: str | None = None
+    sampler: str | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    log_csv: str | None = None
+    tensorboard: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.grad_accum < 1:
+            raise ConfigError(f"--grad-accum must be >= 1, got {self.grad_accum}")
+        if self.class_weights not in (None, "balanced"):
+            raise ConfigError(f"--class-weights must be 'balanced', got {self.class_weights!r}")
+        if self.sampler not in (None, "weighted"):
+            raise ConfigError(f"--sampler must be 'weighted', got {self.sampler!r}")
+        if self.resume and not self.checkpoint_dir:
+            raise ConfigError("--resume needs a checkpoint folder (--checkpoint-dir or --out)")
 
-class FileLoader:
-    """Decode and preprocess one image file (picklable, so DataLoader workers can use it)."""
-
-    def __init__(self, model: GraftModel) -> None:
-        from graft.data import build_transform
-
-        self.transform = build_transform(model.data_config, train=False)
-        self.channels = model.data_config.channels
-
-    def __call__(self, path: Path) -> torch.Tensor:
-        from graft.data import load_image
-
-        return self.transform(load_image(path, self.channels))  # type: ignore[no-any-return]
-
-
-class _FeatureBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Batches of stored features read from memory-mapped shards, indexed by a list of rows."""
-
-    def __init__(self, features: Any, targets: np.ndarray) -> None:
-        self.features = features
-        self.targets = targets
-
-    def __len__(self) -> int:
-        return len(self.targets)
-
-    def __getitem__(self, rows: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = np.asarray(rows, dtype=np.int64)
-        x = torch.as_tensor(np.ascontiguousarray(self.features[idx]), dtype=torch.float32)
-        return x, torch.as_tensor(self.targets[idx])
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["schedule"] = self.schedule.__dict__
+        return d
 
 
 def make_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
 
-    return Accelerator(cpu=cfg.cpu, mixed_precision=cfg.mixed_precision)
+    return Accelerator(
+        cpu=cfg.cpu,
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        # Each global batch is split across processes, so N processes compute the gradient of
+        # the same batches as one process: results match a single-process run.
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+
+
+def epoch_seed(seed: int, stage: int, epoch: int) -> int:
+    return (seed * 1_000_003 + stage * 10_007 + epoch) % (2**31 - 1)
 
 
 def train(
@@ -99,171 +124,175 @@ def train(
     cfg: TrainConfig,
     *,
     log: Callable[[str], None] = print,
+    callbacks: Sequence[Callback] = (),
 ) -> list[dict[str, Any]]:
     """Run every stage of ``plan`` on ``data``; return the per-epoch history."""
-    from accelerate.utils import set_seed
+    from graft.logs import EpochLogger
 
-    set_seed(cfg.seed)
     accelerator = make_accelerator(cfg)
-    history: list[dict[str, Any]] = []
     model.to(accelerator.device)
+    _setup_class_weights(model, data, cfg)
+    resume = _load_resume(model, cfg, log)
+    history: list[dict[str, Any]] = list(resume.get("history", []))
+    logger = EpochLogger(cfg.log_csv, cfg.tensorboard, accelerator.is_main_process)
     for index, stage in enumerate(plan.stages):
-        if stage.epochs == 0:
+        if stage.epochs == 0 or index < resume.get("stage", 0):
             continue
+        state = resume if index == resume.get("stage") else {}
         trainable = apply_trainable(model, stage)
         on_features = cfg.use_cache and stage.backbone_frozen
         where = "stored features" if on_features else "images"
-        log(
-            f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}"
-        )
-        loaders = (
-            _feature_loaders(model, data, cfg, accelerator)
-            if on_features
-            else _image_loaders(model, data, cfg)
-        )
-        runner = _StageRunner(model, stage, accelerator, cfg, on_features, index)
-        history += runner.run(*loaders, log=log)
+        log(f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}")
+        if on_features:
+            loaders = feature_loaders(model, data, cfg, accelerator)
+        else:
+            loaders = image_loaders(model, data, cfg)
+        runner = _StageRunner(model, stage, index, accelerator, cfg, on_features)
+        rows = runner.run(*loaders, state=state, history=history, log=log, hooks=[logger.log, *callbacks])
+        history += rows
         accelerator.free_memory()
+    logger.close()
     model.eval()
     return history
 
 
-def _feature_loaders(
-    model: GraftModel, data: Dataset, cfg: TrainConfig, accelerator: Any
-) -> tuple[Any, Any]:
-    from graft.data.transforms import transform_identity
-    from graft.features import FeatureStore
+def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> None:
+    if cfg.class_weights != "balanced":
+        return
+    if data.task != "classification":
+        raise ConfigError("--class-weights balanced applies to classification only")
+    from sklearn.utils.class_weight import compute_class_weight
 
-    store = FeatureStore(cfg.cache_dir)
-    loader_fn = FileLoader(model)
-    tid = transform_identity(model.data_config)
-    out = []
-    for split, samples, shuffle in (("train", data.train, True), ("val", data.val, False)):
-        with accelerator.main_process_first():
-            feats = store.extract(
-                model.backbone,
-                samples.paths,
-                load=loader_fn,
-                transform_id=tid,
-                batch_size=max(cfg.batch_size, 64),
-                num_workers=cfg.num_workers,
-                progress=cfg.progress,
-            )
-        targets = model.task.encode(samples.targets).numpy()
-        base = torch.utils.data.RandomSampler(targets) if shuffle else range(len(targets))
-        sampler = torch.utils.data.BatchSampler(base, cfg.batch_size, drop_last=False)
-        ds = _FeatureBatches(feats, targets)
-        out.append(torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None))
-        del split
-    return out[0], out[1]
+    n = model.task_spec.num_outputs
+    present = np.unique(data.train.targets)
+    w = np.ones(n, dtype=np.float32)
+    w[present] = compute_class_weight("balanced", classes=present, y=data.train.targets)
+    model.task.class_weights = torch.as_tensor(w)
 
 
-def _image_loaders(model: GraftModel, data: Dataset, cfg: TrainConfig) -> tuple[Any, Any]:
-    from graft.data import ImageDataset, build_transform
+def _load_resume(model: GraftModel, cfg: TrainConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    if not cfg.resume:
+        return {}
+    from graft.checkpoint import load_checkpoint
 
-    def encoded(samples: Samples) -> Samples:
-        return Samples(samples.paths, model.task.encode(samples.targets).numpy())
-
-    train_tf = build_transform(model.data_config, train=cfg.augment)
-    eval_tf = build_transform(model.data_config, train=False)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    train = torch.utils.data.DataLoader(
-        ImageDataset(encoded(data.train), train_tf),
-        batch_size=cfg.batch_size,
-        shuffle=True,
-        num_workers=cfg.num_workers,
-        generator=gen,
-        drop_last=len(data.train) > cfg.batch_size,  # BatchNorm dislikes a final batch of one
-    )
-    val = torch.utils.data.DataLoader(
-        ImageDataset(encoded(data.val), eval_tf),
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-    )
-    return train, val
+    assert cfg.checkpoint_dir is not None
+    state = load_checkpoint(Path(cfg.checkpoint_dir) / "last")
+    model.load_state_dict(state["model"])
+    log(f"resumed from {cfg.checkpoint_dir}: stage {state['stage'] + 1}, epoch {state['epoch']} done")
+    return state
 
 
 class _StageRunner:
-    """Epochs of one stage: train, validate, early stopping, best weights restored."""
+    """Epochs of one stage: train, validate, early stopping, checkpoints, best weights restored."""
 
     def __init__(
-        self,
-        model: GraftModel,
-        stage: Stage,
-        accelerator: Any,
-        cfg: TrainConfig,
-        on_features: bool,
-        index: int,
+        self, model: GraftModel, stage: Stage, index: int, accelerator: Any, cfg: TrainConfig, on_features: bool
     ) -> None:
-        self.model, self.stage, self.acc, self.cfg = model, stage, accelerator, cfg
-        self.on_features, self.index = on_features, index
+        self.model, self.stage, self.index, self.acc, self.cfg = model, stage, index, accelerator, cfg
         self.module: torch.nn.Module = model.head if on_features else model
+        self.monitor, self.sign = _monitor(cfg.monitor)
 
     def run(
-        self, train_loader: Any, val_loader: Any, *, log: Callable[[str], None]
+        self,
+        train_loader: Any,
+        val_loader: Any,
+        *,
+        state: dict[str, Any],
+        history: list[dict[str, Any]],
+        log: Callable[[str], None],
+        hooks: Sequence[Callback],
     ) -> list[dict[str, Any]]:
-        optimizer = torch.optim.AdamW(
-            param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
-        )
-        total = max(1, self.stage.epochs * len(train_loader))
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * s / total))
-        )
-        module, optimizer, train_loader, val_loader, scheduler = self.acc.prepare(
-            self.module, optimizer, train_loader, val_loader, scheduler
-        )
-        rows: list[dict[str, Any]] = []
-        best, best_state, bad = math.inf, None, 0
-        for epoch in range(1, self.stage.epochs + 1):
+        optimizer = torch.optim.AdamW(param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay))
+        steps = self.stage.epochs * math.ceil(len(train_loader) / self.cfg.grad_accum)
+        scheduler = build_scheduler(optimizer, steps, self.cfg.schedule)
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        prepared = self.acc.prepare(self.module, optimizer, train_loader, val_loader)
+        module, optimizer, train_loader, val_loader = prepared
+        rows: list[dict[str, Any]] = list(state.get("rows", []))
+        best = state.get("best", math.inf)
+        best_state = state.get("best_state")
+        bad = state.get("bad", 0)
+        for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
+            torch.manual_seed(epoch_seed(self.cfg.seed, self.index, epoch))
+            np.random.seed(epoch_seed(self.cfg.seed, self.index, epoch))
             start = time.perf_counter()
             train_loss = self._train_epoch(module, optimizer, scheduler, train_loader, epoch)
-            row = {
-                "stage": self.stage.name,
-                "stage_index": self.index,
-                "epoch": epoch,
-                "train_loss": train_loss,
-                **self._validate(module, val_loader),
-                "lr": optimizer.param_groups[-1]["lr"],
-                "seconds": time.perf_counter() - start,
-            }
+            row = {"stage": self.stage.name, "stage_index": self.index, "epoch": epoch, "train_loss": train_loss}
+            row.update(self._validate(module, val_loader))
+            row.update(lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3))
+            if self.monitor not in row:
+                raise ConfigError(f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}")
             rows.append(row)
             log(_epoch_line(row))
-            if row["val_loss"] < best - 1e-6:
-                best, bad = row["val_loss"], 0
+            value = self.sign * row[self.monitor]
+            if self.cfg.schedule.per_epoch:
+                scheduler.step(value)
+            if value < best - 1e-9:
+                best, bad = value, 0
                 best_state = copy.deepcopy(self.acc.unwrap_model(module).state_dict())
             else:
                 bad += 1
-                if self.stage.patience is not None and bad >= self.stage.patience:
-                    log(f"  early stop: val_loss did not improve for {bad} epochs")
-                    break
+            stop = self.stage.patience is not None and bad >= self.stage.patience
+            self._checkpoint(optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop)
+            for hook in hooks:
+                hook(row)
+            if stop:
+                log(f"  early stop: {self.monitor} did not improve for {bad} epochs")
+                break
         if best_state is not None:
             self.acc.unwrap_model(module).load_state_dict(best_state)
+            best_row = min(rows, key=lambda r: self.sign * r[self.monitor])
             for r in rows:
-                r["best"] = r["val_loss"] == best
+                r["best"] = r is best_row
         return rows
 
-    def _set_train(self, module: torch.nn.Module) -> None:
+    def _checkpoint(self, optimizer: Any, scheduler: Any, epoch: int, rows: list[dict[str, Any]],
+                    history: list[dict[str, Any]], best: float, best_state: Any, bad: int, stop: bool) -> None:
+        if not self.cfg.checkpoint_dir or not self.acc.is_main_process:
+            return
+        from graft.checkpoint import save_checkpoint
+
+        done = stop or epoch == self.stage.epochs
+        model_state = self.model.state_dict()
+        if done and best_state is not None:
+            # The stage ends here: the next stage starts from the restored best weights.
+            model_state = {**model_state, **_prefixed(self.module, self.model, best_state)}
+        state = {
+            "stage": self.index + 1 if done else self.index,
+            "epoch": 0 if done else epoch,
+            "model": model_state,
+            "history": history + (rows if done else []),
+        }
+        if not done:
+            state.update(
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rows=rows, best=best, bad=bad, best_state=best_state,
+            )
+        save_checkpoint(Path(self.cfg.checkpoint_dir) / "last", state)
+
+    def _train_epoch(self, module: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int) -> float:
         module.train()
         freeze_batchnorm(self.model, self.stage)
-
-    def _train_epoch(
-        self, module: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int
-    ) -> float:
-        self._set_train(module)
         total, count = 0.0, 0
-        for step, (x, y) in enumerate(
-            _bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")
-        ):
-            loss = self.model.task.loss(module(x), y)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"loss became {loss.item()} in stage {self.stage.name!r}, epoch {epoch}, step {step}; "
-                    "try a lower --lr, check the targets for extreme values, or use --mixed-precision no"
-                )
-            self.acc.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+        for step, (x, y) in enumerate(_bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")):
+            with self.acc.accumulate(module):
+                loss = self.model.task.loss(module(x), y)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} in stage {self.stage.name!r}, epoch {epoch}, step {step}; "
+                        "try a lower --lr, --grad-clip 1.0, check the targets for extreme values, "
+                        "or train in full precision (--mixed-precision no)"
+                    )
+                self.acc.backward(loss)
+                if self.cfg.grad_clip is not None and self.acc.sync_gradients:
+                    self.acc.clip_grad_norm_(module.parameters(), self.cfg.grad_clip)
+                optimizer.step()
+                if not self.cfg.schedule.per_epoch and self.acc.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
             total += loss.item() * len(y)
             count += len(y)
         return total / max(count, 1)
@@ -278,29 +307,35 @@ class _StageRunner:
             ys.append(y.cpu())
         outputs, targets = torch.cat(outs), torch.cat(ys)
         val_loss = float(self.model.task.loss(outputs, targets))
-        raw_targets = _decode_targets(self.model, targets.numpy())
+        raw_targets = self.model.task.decode_targets(targets.numpy())
         metrics = self.model.task.metrics(raw_targets, self.model.task.decode(outputs.numpy()))
         return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
 
 
-def _decode_targets(model: GraftModel, encoded: np.ndarray) -> np.ndarray:
-    if model.task_spec.kind == "regression":
-        return model.task.decode(encoded)
-    return encoded
+def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any]) -> dict[str, Any]:
+    if module is model:
+        return state
+    return {f"head.{k}": v for k, v in state.items()}
+
+
+def _monitor(name: str) -> tuple[str, int]:
+    """Full metric key and sign (+1 to minimise, -1 to maximise)."""
+    from graft.evaluate.metrics import metric_direction
+
+    key = name if name.startswith("val_") else f"val_{name}"
+    return key, (1 if metric_direction(key[4:]) == "min" else -1)
 
 
 def _epoch_line(row: dict[str, Any]) -> str:
     keys = [k for k in row if k.startswith("val_") and k != "val_loss"][:3]
     extra = "  ".join(f"{k[4:]} {row[k]:.4f}" for k in keys)
-    return (
-        f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
-        f"val_loss {row['val_loss']:.4f}  {extra}  ({row['seconds']:.1f}s)"
-    )
+    return (f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
+            f"val_loss {row['val_loss']:.4f}  {extra}  ({row['seconds']:.1f}s)")
 
 
-def _bar(it: Any, enabled: bool, desc: str) -> Iterator[Any]:
+def _bar(it: Any, enabled: bool, desc: str) -> Any:
     if not enabled:
-        return iter(it)
+        return it
     from tqdm.auto import tqdm
 
-    return iter(tqdm(it, desc=f"  {desc}", leave=False))
+    return tqdm(it, desc=f"  {desc}", leave=False)

@@ -1,0 +1,92 @@
+"""Training checkpoints without pickle: tensors in safetensors, everything else in JSON.
+
+A checkpoint holds the model's weights, the optimizer and scheduler states, the stage's best
+weights so far, and where training stands (stage, epoch, early-stopping counters, history).
+It is written atomically after every epoch, so ``--resume`` continues from the last finished
+epoch and, with the same seed, ends with the same weights as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graft.errors import ArtifactError
+from graft.io import atomic_dir
+
+TENSORS = "tensors.safetensors"
+STATE = "state.json"
+
+
+def flatten(tree: Any, tensors: dict[str, torch.Tensor], prefix: str = "t") -> Any:
+    """Replace every tensor in a nested dict/list by a reference; collect tensors by key."""
+    if isinstance(tree, torch.Tensor):
+        key = f"{prefix}"
+        tensors[key] = tree.detach().cpu().contiguous()
+        return {"__tensor__": key}
+    if isinstance(tree, dict):
+        return {
+            "__dict__": [
+                [k, flatten(v, tensors, f"{prefix}.{i}")] for i, (k, v) in enumerate(tree.items())
+            ]
+        }
+    if isinstance(tree, list | tuple):
+        items = [flatten(v, tensors, f"{prefix}.{i}") for i, v in enumerate(tree)]
+        return {"__tuple__": items} if isinstance(tree, tuple) else items
+    return tree
+
+
+def unflatten(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten`."""
+    if isinstance(tree, dict):
+        if "__tensor__" in tree:
+            return tensors[tree["__tensor__"]]
+        if "__dict__" in tree:
+            return {k: unflatten(v, tensors) for k, v in tree["__dict__"]}
+        if "__tuple__" in tree:
+            return tuple(unflatten(v, tensors) for v in tree["__tuple__"])
+        return {k: unflatten(v, tensors) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [unflatten(v, tensors) for v in tree]
+    return tree
+
+
+def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` (nested dicts/lists of tensors and JSON values) atomically."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = flatten(state, tensors)
+    # safetensors refuses tensors that share memory; clone so every entry owns its storage.
+    tensors = {k: v.clone() for k, v in tensors.items()}
+    with atomic_dir(directory) as tmp:
+        save_file(tensors, str(tmp / TENSORS))
+        (tmp / STATE).write_text(json.dumps(skeleton, default=_default))
+    return Path(directory)
+
+
+def load_checkpoint(directory: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save_checkpoint`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(directory)
+    try:
+        skeleton = json.loads((path / STATE).read_text())
+        tensors = load_file(str(path / TENSORS))
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"{path}: no checkpoint to resume from; run without --resume to start fresh"
+        ) from None
+    except (json.JSONDecodeError, SafetensorError, OSError) as e:
+        raise ArtifactError(f"{path}: damaged checkpoint ({e}); remove it to start fresh") from e
+    return unflatten(skeleton, tensors)  # type: ignore[no-any-return]
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "item"):
+        return o.item()
+    raise TypeError(f"not JSON serialisable in a checkpoint: {type(o).__name__}")

@@ -1,0 +1,114 @@
+"""DataLoaders for the training loop: stored features for frozen stages, images otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from graft.data.base import Dataset, Samples
+
+if TYPE_CHECKING:
+    from graft.model import GraftModel
+    from graft.train import TrainConfig
+
+
+class FileLoader:
+    """Decode and preprocess one image file (picklable, so DataLoader workers can use it)."""
+
+    def __init__(self, model: GraftModel) -> None:
+        from graft.data import build_transform
+
+        self.transform = build_transform(model.data_config, train=False)
+        self.channels = model.data_config.channels
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        from graft.data import load_image
+
+        return self.transform(load_image(path, self.channels))  # type: ignore[no-any-return]
+
+
+class FeatureBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Batches of stored features read from memory-mapped shards, indexed by a list of rows."""
+
+    def __init__(self, features: Any, targets: np.ndarray) -> None:
+        self.features = features
+        self.targets = targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, rows: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(rows, dtype=np.int64)
+        x = torch.as_tensor(np.ascontiguousarray(self.features[idx]), dtype=torch.float32)
+        return x, torch.as_tensor(self.targets[idx])
+
+
+def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
+    """The frozen backbone's features for ``samples``, from the store (computed if missing)."""
+    from graft.data.transforms import transform_identity
+    from graft.features import FeatureStore
+
+    return FeatureStore(cfg.cache_dir).extract(
+        model.backbone,
+        samples.paths,
+        load=FileLoader(model),
+        transform_id=transform_identity(model.data_config),
+        batch_size=max(cfg.batch_size, 64),
+        num_workers=cfg.num_workers,
+        progress=cfg.progress,
+    )
+
+
+def train_sampler(targets: np.ndarray, cfg: TrainConfig) -> torch.utils.data.Sampler[int]:
+    """Random order, or inverse-class-frequency sampling with ``sampler="weighted"``."""
+    if cfg.sampler == "weighted":
+        counts = np.bincount(targets)
+        weights = 1.0 / counts[targets]
+        return torch.utils.data.WeightedRandomSampler(
+            torch.as_tensor(weights, dtype=torch.double), len(targets)
+        )
+    return torch.utils.data.RandomSampler(range(len(targets)))
+
+
+def feature_loaders(
+    model: GraftModel, data: Dataset, cfg: TrainConfig, accelerator: Any
+) -> tuple[Any, Any]:
+    """Train and validation loaders over stored features (extracted once, read by mmap)."""
+    out = []
+    for samples, shuffle in ((data.train, True), (data.val, False)):
+        with accelerator.main_process_first():
+            feats = stored_features(model, samples, cfg)
+        targets = model.task.encode(samples.targets).numpy()
+        base: Any = train_sampler(samples.targets, cfg) if shuffle else range(len(targets))
+        sampler = torch.utils.data.BatchSampler(base, cfg.batch_size, drop_last=False)
+        ds = FeatureBatches(feats, targets)
+        out.append(torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None))
+    return out[0], out[1]
+
+
+def image_loaders(model: GraftModel, data: Dataset, cfg: TrainConfig) -> tuple[Any, Any]:
+    """Train (augmented) and validation loaders that decode images."""
+    from graft.data import ImageDataset, build_transform
+
+    def encoded(samples: Samples) -> Samples:
+        return Samples(samples.paths, model.task.encode(samples.targets).numpy())
+
+    train_tf = build_transform(model.data_config, train=cfg.augment)
+    eval_tf = build_transform(model.data_config, train=False)
+    train = torch.utils.data.DataLoader(
+        ImageDataset(encoded(data.train), train_tf),
+        batch_size=cfg.batch_size,
+        sampler=train_sampler(data.train.targets, cfg) if data.task == "classification" else None,
+        shuffle=None if data.task == "classification" else True,
+        num_workers=cfg.num_workers,
+        drop_last=len(data.train) > cfg.batch_size,  # BatchNorm dislikes a final batch of one
+    )
+    val = torch.utils.data.DataLoader(
+        ImageDataset(encoded(data.val), eval_tf),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+    )
+    return train, val

@@ -1,0 +1,101 @@
+"""Learning-rate schedules per stage: warm-up then cosine or linear decay, one-cycle, plateau.
+
+Each schedule is built fresh for every stage (a stage has its own optimizer), from the number
+of optimizer steps in the stage. ``plateau`` steps once per epoch on the monitored metric;
+the others step after every optimizer step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from graft._registry import Registry
+from graft.errors import ConfigError
+
+SCHEDULES: Registry[Any] = Registry("schedule")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConfig:
+    """Args:
+    name: ``cosine`` (default), ``linear``, ``constant``, ``one_cycle`` or ``plateau``.
+    warmup: warm-up length as a fraction of the stage's steps (0-0.5), linear from 0.
+    min_lr_ratio: the rate decays to ``lr * min_lr_ratio``.
+    plateau_factor: ``plateau``: multiply the rate by this when the monitor stalls.
+    plateau_patience: ``plateau``: epochs without improvement before reducing.
+    """
+
+    name: str = "cosine"
+    warmup: float = 0.0
+    min_lr_ratio: float = 0.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 1
+
+    def __post_init__(self) -> None:
+        if SCHEDULES.normalize(self.name) not in SCHEDULES:
+            raise ConfigError(SCHEDULES.unknown_message(self.name).replace("unknown", "--schedule: unknown"))
+        if not 0 <= self.warmup <= 0.5:
+            raise ConfigError(f"--warmup must be a fraction of the stage in [0, 0.5], got {self.warmup}")
+        if not 0 <= self.min_lr_ratio < 1:
+            raise ConfigError(f"--min-lr-ratio must be in [0, 1), got {self.min_lr_ratio}")
+
+    @property
+    def per_epoch(self) -> bool:
+        """True when the schedule steps once per epoch on the validation monitor."""
+        return SCHEDULES.normalize(self.name) == "plateau"
+
+
+def _warmup_then(decay: str, total: int, warmup: int, floor: float) -> Any:
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if decay == "cosine":
+            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if decay == "linear":
+            return floor + (1 - floor) * (1 - progress)
+        return 1.0
+
+    return factor
+
+
+@SCHEDULES.register("cosine")
+def cosine(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
+    warm = int(cfg.warmup * total)
+    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_then("cosine", total, warm, cfg.min_lr_ratio))
+
+
+@SCHEDULES.register("linear")
+def linear(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
+    warm = int(cfg.warmup * total)
+    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_then("linear", total, warm, cfg.min_lr_ratio))
+
+
+@SCHEDULES.register("constant")
+def constant(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
+    warm = int(cfg.warmup * total)
+    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_then("constant", total, warm, 1.0))
+
+
+@SCHEDULES.register("one_cycle")
+def one_cycle(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
+    """Smith & Topin, "Super-Convergence", 2019: up to the stage rate, then far below it."""
+    max_lrs = [g["lr"] for g in opt.param_groups]
+    pct = cfg.warmup if cfg.warmup > 0 else 0.3
+    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=max(total, 2), pct_start=pct)
+
+
+@SCHEDULES.register("plateau")
+def plateau(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
+    )
+
+
+def build_scheduler(opt: torch.optim.Optimizer, total_steps: int, cfg: ScheduleConfig) -> Any:
+    """A fresh scheduler for one stage of ``total_steps`` optimizer steps."""
+    return SCHEDULES.get(cfg.name)(opt, max(1, total_steps), cfg)
