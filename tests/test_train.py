@@ -17,30 +17,61 @@ from graft.testing import tiny_backbone
 QUIET: dict[str, Any] = {"progress": False, "log": lambda s: None}
 
 
-def test_frozen_run_costs_one_backbone_pass_and_a_rerun_none(digits_dir: Path, tmp_path: Path) -> None:
+def test_frozen_run_costs_one_backbone_pass_and_a_rerun_none(
+    digits_dir: Path, tmp_path: Path
+) -> None:
     backbone = tiny_backbone(image_size=32)
     calls = {"n": 0}
     backbone.register_forward_hook(lambda *a: calls.__setitem__("n", calls["n"] + 1))
     cache = str(tmp_path / "cache")
-    graft.fit(digits_dir, backbone=backbone, strategy="feature_extraction", epochs=20,
-              cache_dir=cache, batch_size=16, **QUIET)
+    graft.fit(
+        digits_dir,
+        backbone=backbone,
+        strategy="feature_extraction",
+        epochs=20,
+        cache_dir=cache,
+        batch_size=16,
+        **QUIET,
+    )
     first = calls["n"]
     n_files = 150 * (1 - 0.15)  # train + val files pass once, in batches of 64
     assert 0 < first <= int(np.ceil(n_files / 64)) + 2, "20 epochs cost one backbone pass"
-    graft.fit(digits_dir, backbone=backbone, strategy="feature_extraction", epochs=20,
-              cache_dir=cache, batch_size=16, **QUIET)
+    graft.fit(
+        digits_dir,
+        backbone=backbone,
+        strategy="feature_extraction",
+        epochs=20,
+        cache_dir=cache,
+        batch_size=16,
+        **QUIET,
+    )
     assert calls["n"] - first <= 3  # only evaluation at the end runs the model on images
     # ... and the training itself ran no backbone forward: evaluation is the model on val/test
-    model = graft.fit(digits_dir, backbone=backbone, strategy="feature_extraction", epochs=1,
-                      cache_dir=cache, batch_size=16, **QUIET)
+    model = graft.fit(
+        digits_dir,
+        backbone=backbone,
+        strategy="feature_extraction",
+        epochs=1,
+        cache_dir=cache,
+        batch_size=16,
+        **QUIET,
+    )
     assert model.info["history"][0]["epoch"] == 1
 
 
 def _fit_two_stage(digits_dir: Path, ckpt: Path, **kw: Any) -> graft.GraftModel:
     return graft.fit(
-        digits_dir, backbone=tiny_backbone(image_size=32, seed=1), strategy="two_stage",
-        strategy_options={"top": 1, "patience": None}, epochs=3, batch_size=32, seed=7,
-        checkpoint_dir=str(ckpt), augment=True, **QUIET, **kw,
+        digits_dir,
+        backbone=tiny_backbone(image_size=32, seed=1),
+        strategy="two_stage",
+        strategy_options={"top": 1, "patience": None},
+        epochs=3,
+        batch_size=32,
+        seed=7,
+        checkpoint_dir=str(ckpt),
+        augment=True,
+        **QUIET,
+        **kw,
     )
 
 
@@ -62,7 +93,9 @@ def test_resume_after_interruption_gives_the_same_weights(digits_dir: Path, tmp_
     resumed = _fit_two_stage(digits_dir, tmp_path / "b", resume=True)
     for (k, a), (_, b) in zip(full.state_dict().items(), resumed.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, msg=f"{k} differs after resume")
-    assert [r["epoch"] for r in resumed.info["history"]] == [r["epoch"] for r in full.info["history"]]
+    assert [r["epoch"] for r in resumed.info["history"]] == [
+        r["epoch"] for r in full.info["history"]
+    ]
 
 
 def test_resume_without_checkpoint_is_a_clear_error(digits_dir: Path, tmp_path: Path) -> None:
@@ -70,18 +103,32 @@ def test_resume_without_checkpoint_is_a_clear_error(digits_dir: Path, tmp_path: 
         _fit_two_stage(digits_dir, tmp_path / "none", resume=True)
 
 
-def test_nan_loss_stops_with_a_clear_message(digits_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nan_loss_stops_with_a_clear_message(
+    digits_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from graft.heads import Classification
 
-    monkeypatch.setattr(Classification, "loss", lambda self, o, t: (o.sum() * float("nan")))
-    with pytest.raises(TrainingError, match=r"loss became nan in stage 'head', epoch 1, step 0.*--lr"):
-        graft.fit(digits_dir, backbone=tiny_backbone(), strategy="feature_extraction", epochs=1, **QUIET)
+    monkeypatch.setattr(Classification, "loss", lambda self, o, t: o.sum() * float("nan"))
+    with pytest.raises(
+        TrainingError, match=r"loss became nan in stage 'head', epoch 1, step 0.*--lr"
+    ):
+        graft.fit(
+            digits_dir, backbone=tiny_backbone(), strategy="feature_extraction", epochs=1, **QUIET
+        )
 
 
 @pytest.mark.parametrize("monitor", ["val_accuracy", "macro_f1", "val_loss"])
 def test_early_stopping_on_any_metric_restores_best(digits_dir: Path, monitor: str) -> None:
-    model = graft.fit(digits_dir, backbone=tiny_backbone(), strategy="feature_extraction",
-                      strategy_options={"patience": 2}, epochs=8, lr=0.5, monitor=monitor, **QUIET)
+    model = graft.fit(
+        digits_dir,
+        backbone=tiny_backbone(),
+        strategy="feature_extraction",
+        strategy_options={"patience": 2},
+        epochs=8,
+        lr=0.5,
+        monitor=monitor,
+        **QUIET,
+    )
     rows = model.info["history"]
     key = monitor if monitor.startswith("val_") else f"val_{monitor}"
     best = [r for r in rows if r["best"]]
@@ -92,15 +139,32 @@ def test_early_stopping_on_any_metric_restores_best(digits_dir: Path, monitor: s
 
 def test_unknown_monitor_lists_measured_metrics(digits_dir: Path) -> None:
     with pytest.raises(ConfigError, match="val_accuracy"):
-        graft.fit(digits_dir, backbone=tiny_backbone(), strategy="feature_extraction", epochs=1,
-                  monitor="val_bleu", **QUIET)
+        graft.fit(
+            digits_dir,
+            backbone=tiny_backbone(),
+            strategy="feature_extraction",
+            epochs=1,
+            monitor="val_bleu",
+            **QUIET,
+        )
 
 
 def test_class_weights_sampler_csv_log_and_schedule(digits_dir: Path, tmp_path: Path) -> None:
     log = tmp_path / "log.csv"
-    model = graft.fit(digits_dir, backbone=tiny_backbone(), strategy="feature_extraction", epochs=3,
-                      class_weights="balanced", sampler="weighted", log_csv=str(log),
-                      schedule="linear", warmup=0.2, grad_clip=1.0, grad_accum=2, **QUIET)
+    model = graft.fit(
+        digits_dir,
+        backbone=tiny_backbone(),
+        strategy="feature_extraction",
+        epochs=3,
+        class_weights="balanced",
+        sampler="weighted",
+        log_csv=str(log),
+        schedule="linear",
+        warmup=0.2,
+        grad_clip=1.0,
+        grad_accum=2,
+        **QUIET,
+    )
     rows = list(csv.DictReader(log.open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"train_loss", "val_loss", "val_accuracy", "lr"} <= set(rows[0])

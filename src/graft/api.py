@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from graft.backbones.base import Backbone
 from graft.data.base import Dataset
+from graft.errors import ConfigError
 from graft.heads import Classification, Regression, TaskSpec
 from graft.model import GraftModel
-from graft.strategies.base import Plan, Strategy, create_strategy
-from graft.errors import ConfigError
 from graft.schedules import ScheduleConfig
+from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.train import Callback, TrainConfig, train
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -139,15 +140,25 @@ def fit(
         >>> model.predict(["photos/cat/1.jpg"])  # doctest: +SKIP
     """
     started = time.perf_counter()
+    main_process = is_main_process()
+    if not main_process:
+        log = _quiet  # one process speaks and writes in a distributed run
     seed = int(train_options.get("seed", 0))
     dataset = load_data(
-        data, task=task, label_column=label_column, target_columns=target_columns,
-        path_column=path_column, val_fraction=val_fraction, test_fraction=test_fraction,
-        seed=seed, strict=strict,
+        data,
+        task=task,
+        label_column=label_column,
+        target_columns=target_columns,
+        path_column=path_column,
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        seed=seed,
+        strict=strict,
     )
     if out is not None and train_options.get("checkpoint_dir") is None:
         train_options["checkpoint_dir"] = f"{out}.ckpt"
     cfg = train_config(**train_options)
+    torch.manual_seed(seed)  # a randomly initialised backbone and the new head are reproducible
     bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
     model = GraftModel(bb, task_spec_for(dataset, dropout=dropout))
     plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
@@ -167,26 +178,44 @@ def fit(
         train_config=cfg.to_dict(),
         seconds=round(time.perf_counter() - started, 2),
     )
-    if out is not None:
+    if out is not None and main_process:
         model.save(out)
         if cfg.checkpoint_dir == f"{out}.ckpt":
             shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
     return model
 
 
+def is_main_process() -> bool:
+    """False in every process but the first of a distributed run (torchrun, accelerate launch)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
 def train_config(**options: Any) -> TrainConfig:
     """A TrainConfig from flat keyword options (schedule options included)."""
     sched_keys = {f.name for f in fields(ScheduleConfig)}
-    sched = {("name" if k == "schedule" else k): v for k, v in options.items()
-             if k in sched_keys - {"name"} or k == "schedule"}
+    sched = {
+        ("name" if k == "schedule" else k): v
+        for k, v in options.items()
+        if k in sched_keys - {"name"} or k == "schedule"
+    }
     rest = {k: v for k, v in options.items() if k not in sched_keys and k != "schedule"}
     valid = {f.name for f in fields(TrainConfig)}
     unknown = sorted(set(rest) - valid)
     if unknown:
         known = sorted(valid - {"schedule"} | sched_keys - {"name"} | {"schedule"})
-        raise ConfigError(f"unknown option {', '.join(unknown)}; training options: {', '.join(known)}")
-    return TrainConfig(schedule=ScheduleConfig(**{k: v for k, v in sched.items() if v is not None}),
-                       **{k: v for k, v in rest.items() if v is not None})
+        raise ConfigError(
+            f"unknown option {', '.join(unknown)}; training options: {', '.join(known)}"
+        )
+    return TrainConfig(
+        schedule=ScheduleConfig(**{k: v for k, v in sched.items() if v is not None}),
+        **{k: v for k, v in rest.items() if v is not None},
+    )
 
 
 def trainable_counts(model: GraftModel, plan: Plan) -> list[int]:
@@ -221,3 +250,46 @@ def describe_data(data: Dataset) -> str:
         else f"targets {', '.join(data.target_names or [])}"
     )
     return f"data: {data.source} ({data.task}, {what}; {parts})"
+
+
+def lr_find(
+    data: str | Path | Dataset,
+    *,
+    task: str | None = None,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    weights: str | Path | None = None,
+    pretrained: bool = True,
+    strategy: str | Strategy = DEFAULT_STRATEGY,
+    stage: int = 0,
+    lr: float = 1e-3,
+    image_size: int | None = None,
+    start_lr: float = 1e-7,
+    end_lr: float = 10.0,
+    steps: int = 100,
+    plot: str | Path | None = None,
+    strategy_options: dict[str, Any] | None = None,
+    **train_options: Any,
+) -> Any:
+    """Learning-rate range test on one stage of a strategy's plan; returns an LRFindResult.
+
+    Args:
+        stage: which stage of the plan to test (0 = the first, usually the head).
+        plot: write the loss-vs-rate plot there (PNG).
+    """
+    from graft.lr_find import lr_find as run
+
+    seed = int(train_options.get("seed", 0))
+    dataset = load_data(data, task=task, seed=seed)
+    cfg = train_config(**train_options)
+    torch.manual_seed(seed)
+    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
+    model = GraftModel(bb, task_spec_for(dataset))
+    plan = make_plan(model, strategy, epochs=1, lr=lr, **(strategy_options or {}))
+    if not 0 <= stage < len(plan.stages):
+        raise ConfigError(f"--stage {stage}: the plan has stages 0..{len(plan.stages) - 1}")
+    result = run(
+        model, plan, dataset, cfg, stage_index=stage, start_lr=start_lr, end_lr=end_lr, steps=steps
+    )
+    if plot is not None:
+        result.plot(plot)
+    return result

@@ -113,6 +113,14 @@ def _fit_parser(sub: Any) -> None:
     p.add_argument("--dropout", type=float, default=0.0, help="dropout before the head")
     p.add_argument("--out", default="graft-runs/model", help="where to save the trained model")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    d = p.add_argument_group("scale-out (DDP through Accelerate; see the README)")
+    d.add_argument(
+        "--devices", type=int, default=1, help="processes (GPUs, or CPU workers) on this machine"
+    )
+    d.add_argument("--num-nodes", type=int, default=1, help="machines taking part")
+    d.add_argument("--node-rank", type=int, default=0, help="this machine's rank (multi-node)")
+    d.add_argument("--master-addr", default="127.0.0.1", help="address of the rank-0 machine")
+    d.add_argument("--master-port", type=int, default=29500, help="port on the rank-0 machine")
 
 
 def docstring_args(obj: Any) -> dict[str, str]:
@@ -149,12 +157,19 @@ def _add_dataclass_options(group: Any, module: str, name: str) -> None:
         dest = "schedule" if (name == "ScheduleConfig" and f.name == "name") else f.name
         flag = "--" + dest.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = helps.get(f.name, "") + (f" (default: {default})" if default not in (None, False) else "")
+        help_text = helps.get(f.name, "") + (
+            f" (default: {default})" if default not in (None, False) else ""
+        )
         TRAIN_DESTS.append(dest)
         if isinstance(default, bool):
             negated = "--no-" + dest.replace("_", "-")
             if default:
-                group.add_argument(negated, dest=dest, action="store_false", help="turn off: " + helps.get(f.name, ""))
+                group.add_argument(
+                    negated,
+                    dest=dest,
+                    action="store_false",
+                    help="turn off: " + helps.get(f.name, ""),
+                )
             else:
                 group.add_argument(flag, dest=dest, action="store_true", help=help_text)
             continue
@@ -162,6 +177,40 @@ def _add_dataclass_options(group: Any, module: str, name: str) -> None:
         if "float | None" in str(f.type):
             kind = float
         group.add_argument(flag, dest=dest, type=kind, default=None, help=help_text)
+
+
+def launch_distributed(args: argparse.Namespace, argv: Sequence[str]) -> int | None:
+    """Re-run this command under torchrun when more than one process is asked for."""
+    import os
+    import subprocess
+
+    if args.devices * args.num_nodes <= 1 or "LOCAL_RANK" in os.environ:
+        return None
+    drop = {"--devices", "--num-nodes", "--node-rank", "--master-addr", "--master-port"}
+    rest: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+            continue
+        if a.split("=", 1)[0] in drop:
+            skip = "=" not in a
+            continue
+        rest.append(a)
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc-per-node={args.devices}",
+        f"--nnodes={args.num_nodes}",
+        f"--node-rank={args.node_rank}",
+        f"--master-addr={args.master_addr}",
+        f"--master-port={args.master_port}",
+        "-m",
+        "graft.cli",
+        *rest,
+    ]
+    return subprocess.call(cmd)
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
@@ -228,6 +277,12 @@ def _predict_parser(sub: Any) -> None:
         "--format", choices=["csv", "json"], help="output format (default from --output's suffix)"
     )
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument(
+        "--mc-samples",
+        type=int,
+        default=0,
+        help="MC dropout: predict each file N times with dropout on; report mean and spread",
+    )
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -235,7 +290,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from graft.io import write_records
 
     model = graft.load(args.model)
-    rows = model.predict(args.files, batch_size=args.batch_size)
+    rows = model.predict(args.files, batch_size=args.batch_size, mc_samples=args.mc_samples)
     write_records(rows, args.output, fmt=args.format)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
@@ -293,11 +348,54 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lr_find_parser(sub: Any) -> None:
+    p = sub.add_parser("lr-find", help="learning-rate range test with a suggested rate and a plot")
+    p.add_argument("data", help="image folder or table")
+    p.add_argument("--task", choices=["classification", "regression"])
+    _add_backbone_options(p)
+    p.add_argument("--strategy", default="two_stage", help="whose plan to test")
+    p.add_argument("--stage", type=int, default=0, help="stage of the plan to test (0 = first)")
+    p.add_argument("--start-lr", type=float, default=1e-7)
+    p.add_argument("--end-lr", type=float, default=10.0)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--plot", default="lr-find.png", help="where to write the plot (PNG)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache-dir", help="feature store folder")
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from graft.api import lr_find
+
+    result = lr_find(
+        args.data,
+        task=args.task,
+        backbone=args.backbone,
+        weights=args.weights,
+        pretrained=args.pretrained,
+        image_size=args.image_size,
+        strategy=args.strategy,
+        stage=args.stage,
+        start_lr=args.start_lr,
+        end_lr=args.end_lr,
+        steps=args.steps,
+        plot=args.plot,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        cache_dir=args.cache_dir,
+        progress=False,
+    )
+    print(f"suggested learning rate: {result.suggestion:.2e}  (tested {len(result.lrs)} rates)")
+    print(f"plot: {args.plot}")
+    return 0
+
+
 COMMANDS = {
     "fit": cmd_fit,
     "predict": cmd_predict,
     "evaluate": cmd_evaluate,
     "models": cmd_models,
+    "lr-find": cmd_lr_find,
     "demo": cmd_demo,
 }
 
@@ -313,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     sub.add_parser("models", help="list bundled backbones and how to use any timm model")
     _demo_parser(sub)
+    _lr_find_parser(sub)
     return parser
 
 
@@ -320,7 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from graft._registry import UnknownNameError
     from graft.errors import GraftError
 
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command == "fit":
+        launched = launch_distributed(args, argv)
+        if launched is not None:
+            return launched
     try:
         return COMMANDS[args.command](args)
     except (GraftError, UnknownNameError) as e:

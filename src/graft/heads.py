@@ -30,6 +30,10 @@ class TaskSpec:
         target_mean: per-target mean used to standardise regression targets.
         target_std: per-target standard deviation used to standardise regression targets.
         dropout: dropout before the head's linear layer (MC dropout samples it at predict).
+        name: the task's name inside a multi-task model (prefixes its metrics and columns).
+        subtasks: the tasks of a multi-task head, in output order.
+        loss_weight: weight of this task's loss inside a multi-task model.
+        threshold: multi-label decision threshold on each class probability.
     """
 
     kind: str
@@ -39,6 +43,19 @@ class TaskSpec:
     target_mean: tuple[float, ...] | None = None
     target_std: tuple[float, ...] | None = None
     dropout: float = 0.0
+    name: str | None = None
+    subtasks: tuple[TaskSpec, ...] | None = None
+    loss_weight: float = 1.0
+    threshold: float = 0.5
+
+    @property
+    def target_width(self) -> int:
+        """Columns this task takes in a multi-task target matrix."""
+        if self.kind == "classification":
+            return 1
+        if self.kind == "multitask":
+            return sum(t.target_width for t in self.subtasks or ())
+        return self.num_outputs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,6 +66,8 @@ class TaskSpec:
         for k in ("class_names", "target_names", "target_mean", "target_std"):
             if d.get(k) is not None:
                 d[k] = tuple(d[k])
+        if d.get("subtasks") is not None:
+            d["subtasks"] = tuple(cls.from_dict(t) for t in d["subtasks"])
         return cls(**d)
 
 
@@ -100,8 +119,8 @@ class Task:
     def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
         raise NotImplementedError
 
-    def rows(self, decoded: np.ndarray) -> list[dict[str, Any]]:
-        """One prediction record per sample, for CSV/JSON output."""
+    def rows(self, decoded: np.ndarray, std: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """One prediction record per sample, for CSV/JSON output (with spreads when given)."""
         raise NotImplementedError
 
 
@@ -136,13 +155,15 @@ class Classification(Task):
         names = list(self.spec.class_names or [])
         return classification_metrics(np.asarray(targets), decoded, class_names=names)
 
-    def rows(self, decoded: np.ndarray) -> list[dict[str, Any]]:
+    def rows(self, decoded: np.ndarray, std: np.ndarray | None = None) -> list[dict[str, Any]]:
         names = self.spec.class_names or tuple(str(i) for i in range(decoded.shape[1]))
-        idx = decoded.argmax(axis=1)
-        return [
-            {"prediction": names[i], "probability": float(p[i])}
-            for i, p in zip(idx, decoded, strict=True)
-        ]
+        out = []
+        for n, i in enumerate(decoded.argmax(axis=1)):
+            row: dict[str, Any] = {"prediction": names[i], "probability": float(decoded[n, i])}
+            if std is not None:
+                row["probability_std"] = float(std[n, i])
+            out.append(row)
+        return out
 
 
 @TASKS.register("regression")
@@ -193,10 +214,18 @@ class Regression(Task):
         names = list(self.spec.target_names or [])
         return regression_metrics(t, decoded, target_names=names)
 
-    def rows(self, decoded: np.ndarray) -> list[dict[str, Any]]:
+    def rows(self, decoded: np.ndarray, std: np.ndarray | None = None) -> list[dict[str, Any]]:
         names = self.spec.target_names or tuple(f"y{i}" for i in range(decoded.shape[1]))
-        return [{n: float(v) for n, v in zip(names, row, strict=True)} for row in decoded]
+        out = []
+        for n, values in enumerate(decoded):
+            row: dict[str, Any] = {k: float(v) for k, v in zip(names, values, strict=True)}
+            if std is not None:
+                row.update({f"{k}_std": float(v) for k, v in zip(names, std[n], strict=True)})
+            out.append(row)
+        return out
 
 
 def create_task(spec: TaskSpec) -> Task:
+    import graft.multitask  # noqa: F401  (registers multilabel and multitask)
+
     return TASKS.get(spec.kind)(spec)

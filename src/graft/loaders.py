@@ -30,20 +30,27 @@ class FileLoader:
         return self.transform(load_image(path, self.channels))  # type: ignore[no-any-return]
 
 
-class FeatureBatches(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """Batches of stored features read from memory-mapped shards, indexed by a list of rows."""
+class FeatureRows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Rows of stored features with their targets.
+
+    Small feature sets (under ``IN_MEMORY_BYTES``) are read into memory once; larger ones are
+    read row by row from the memory-mapped shards, so memory stays bounded.
+    """
+
+    IN_MEMORY_BYTES = 512 * 2**20
 
     def __init__(self, features: Any, targets: np.ndarray) -> None:
-        self.features = features
-        self.targets = targets
+        small = len(features) * features.dim * 4 <= self.IN_MEMORY_BYTES
+        self.features = torch.as_tensor(features.to_array()) if small else features
+        self.targets = torch.as_tensor(targets)
 
     def __len__(self) -> int:
         return len(self.targets)
 
-    def __getitem__(self, rows: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = np.asarray(rows, dtype=np.int64)
-        x = torch.as_tensor(np.ascontiguousarray(self.features[idx]), dtype=torch.float32)
-        return x, torch.as_tensor(self.targets[idx])
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = self.features[i]
+        x = row if isinstance(row, torch.Tensor) else torch.as_tensor(np.array(row))
+        return x.float(), self.targets[i]
 
 
 def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
@@ -82,10 +89,9 @@ def feature_loaders(
         with accelerator.main_process_first():
             feats = stored_features(model, samples, cfg)
         targets = model.task.encode(samples.targets).numpy()
-        base: Any = train_sampler(samples.targets, cfg) if shuffle else range(len(targets))
-        sampler = torch.utils.data.BatchSampler(base, cfg.batch_size, drop_last=False)
-        ds = FeatureBatches(feats, targets)
-        out.append(torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=None))
+        sampler = train_sampler(samples.targets, cfg) if shuffle else None
+        ds = FeatureRows(feats, targets)
+        out.append(torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=cfg.batch_size))
     return out[0], out[1]
 
 

@@ -19,7 +19,9 @@ class EpochLogger:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
-                raise ConfigError("--tensorboard needs the tensorboard package: pip install tensorboard") from e
+                raise ConfigError(
+                    "--tensorboard needs the tensorboard package: pip install tensorboard"
+                ) from e
             self.writer = SummaryWriter(tensorboard)
         self.step = 0
 

@@ -58,8 +58,33 @@ class GraftModel(nn.Module):
         *,
         batch_size: int = 64,
         progress: bool = False,
+        mc_samples: int = 0,
     ) -> np.ndarray:
-        """Decoded outputs (class probabilities or values in original units), one row per file."""
+        """Decoded outputs (class probabilities or values in original units), one row per file.
+
+        With ``mc_samples > 0`` the result is the mean over that many MC-dropout passes; see
+        :meth:`predict_distribution` for the spread.
+        """
+        mean, _ = self.predict_distribution(
+            samples, batch_size=batch_size, progress=progress, mc_samples=mc_samples
+        )
+        return mean
+
+    @torch.inference_mode()
+    def predict_distribution(
+        self,
+        samples: Samples | Sequence[str | Path],
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+        mc_samples: int = 0,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean and standard deviation of decoded outputs over MC-dropout passes.
+
+        MC dropout (Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016): dropout
+        stays active at prediction (BatchNorm stays in inference mode) and each file is
+        predicted ``mc_samples`` times. Without ``mc_samples`` the spread is None.
+        """
         from graft.data import ImageDataset, build_transform
 
         if not isinstance(samples, Samples):
@@ -69,19 +94,59 @@ class GraftModel(nn.Module):
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
         device = next(self.parameters()).device
         self.eval()
-        outs = []
-        for x, _ in _progress(loader, progress, "predict"):
-            outs.append(self(x.to(device)).float().cpu().numpy())
-        raw = np.concatenate(outs) if outs else np.zeros((0, self.task_spec.num_outputs))
-        return self.task.decode(raw)
+        dropouts = self._enable_mc_dropout() if mc_samples > 0 else []
+        means, stds = [], []
+        try:
+            for x, _ in _progress(loader, progress, "predict"):
+                x = x.to(device)
+                if not dropouts:
+                    means.append(self.task.decode(self(x).float().cpu().numpy()))
+                    continue
+                feats = self.backbone(x)  # dropout sits in the head: one backbone pass suffices
+                draws = np.stack(
+                    [
+                        self.task.decode(self.head(feats).float().cpu().numpy())
+                        for _ in range(mc_samples)
+                    ]
+                )
+                means.append(draws.mean(axis=0))
+                stds.append(draws.std(axis=0))
+        finally:
+            self.eval()
+        width = self.task_spec.num_outputs
+        mean = np.concatenate(means) if means else np.zeros((0, width))
+        return mean, (np.concatenate(stds) if stds else None) if dropouts else None
+
+    def _enable_mc_dropout(self) -> list[torch.nn.Module]:
+        from graft.errors import ConfigError
+
+        layers = [m for m in self.head.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+        if not layers:
+            raise ConfigError(
+                "--mc-samples needs dropout in the head, and this model was trained without it; "
+                "fit again with --dropout 0.2 (or another rate)"
+            )
+        for m in layers:
+            m.train()
+        return layers
 
     def predict(
-        self, files: Iterable[str | Path], *, batch_size: int = 64, progress: bool = False
+        self,
+        files: Iterable[str | Path],
+        *,
+        batch_size: int = 64,
+        progress: bool = False,
+        mc_samples: int = 0,
     ) -> list[dict[str, Any]]:
-        """Predict files: one record per file (``path``, ``prediction``, ``probability`` or values)."""
+        """Predict files: one record per file (``path``, ``prediction``, ``probability`` or values).
+
+        With ``mc_samples`` each record also has the spread (``*_std``) over MC-dropout passes.
+        """
         paths = _expand(files)
-        decoded = self.predict_outputs(paths, batch_size=batch_size, progress=progress)
-        rows = self.task.rows(decoded)
+        mean, std = self.predict_distribution(
+            paths, batch_size=batch_size, progress=progress, mc_samples=mc_samples
+        )
+        rows = self.task.rows(mean, std)
         return [{"path": str(p), **r} for p, r in zip(paths, rows, strict=True)]
 
     def evaluate(

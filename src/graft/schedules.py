@@ -37,9 +37,13 @@ class ScheduleConfig:
 
     def __post_init__(self) -> None:
         if SCHEDULES.normalize(self.name) not in SCHEDULES:
-            raise ConfigError(SCHEDULES.unknown_message(self.name).replace("unknown", "--schedule: unknown"))
+            raise ConfigError(
+                SCHEDULES.unknown_message(self.name).replace("unknown", "--schedule: unknown")
+            )
         if not 0 <= self.warmup <= 0.5:
-            raise ConfigError(f"--warmup must be a fraction of the stage in [0, 0.5], got {self.warmup}")
+            raise ConfigError(
+                f"--warmup must be a fraction of the stage in [0, 0.5], got {self.warmup}"
+            )
         if not 0 <= self.min_lr_ratio < 1:
             raise ConfigError(f"--min-lr-ratio must be in [0, 1), got {self.min_lr_ratio}")
 
@@ -66,13 +70,17 @@ def _warmup_then(decay: str, total: int, warmup: int, floor: float) -> Any:
 @SCHEDULES.register("cosine")
 def cosine(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
     warm = int(cfg.warmup * total)
-    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_then("cosine", total, warm, cfg.min_lr_ratio))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, _warmup_then("cosine", total, warm, cfg.min_lr_ratio)
+    )
 
 
 @SCHEDULES.register("linear")
 def linear(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
     warm = int(cfg.warmup * total)
-    return torch.optim.lr_scheduler.LambdaLR(opt, _warmup_then("linear", total, warm, cfg.min_lr_ratio))
+    return torch.optim.lr_scheduler.LambdaLR(
+        opt, _warmup_then("linear", total, warm, cfg.min_lr_ratio)
+    )
 
 
 @SCHEDULES.register("constant")
@@ -86,7 +94,9 @@ def one_cycle(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> An
     """Smith & Topin, "Super-Convergence", 2019: up to the stage rate, then far below it."""
     max_lrs = [g["lr"] for g in opt.param_groups]
     pct = cfg.warmup if cfg.warmup > 0 else 0.3
-    return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lrs, total_steps=max(total, 2), pct_start=pct)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=max_lrs, total_steps=max(total, 2), pct_start=pct
+    )
 
 
 @SCHEDULES.register("plateau")

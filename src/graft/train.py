@@ -142,13 +142,17 @@ def train(
         trainable = apply_trainable(model, stage)
         on_features = cfg.use_cache and stage.backbone_frozen
         where = "stored features" if on_features else "images"
-        log(f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}")
+        log(
+            f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}"
+        )
         if on_features:
             loaders = feature_loaders(model, data, cfg, accelerator)
         else:
             loaders = image_loaders(model, data, cfg)
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features)
-        rows = runner.run(*loaders, state=state, history=history, log=log, hooks=[logger.log, *callbacks])
+        rows = runner.run(
+            *loaders, state=state, history=history, log=log, hooks=[logger.log, *callbacks]
+        )
         history += rows
         accelerator.free_memory()
     logger.close()
@@ -157,6 +161,8 @@ def train(
 
 
 def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> None:
+    if cfg.sampler == "weighted" and data.task != "classification":
+        raise ConfigError("--sampler weighted applies to classification only")
     if cfg.class_weights != "balanced":
         return
     if data.task != "classification":
@@ -178,7 +184,9 @@ def _load_resume(model: GraftModel, cfg: TrainConfig, log: Callable[[str], None]
     assert cfg.checkpoint_dir is not None
     state = load_checkpoint(Path(cfg.checkpoint_dir) / "last")
     model.load_state_dict(state["model"])
-    log(f"resumed from {cfg.checkpoint_dir}: stage {state['stage'] + 1}, epoch {state['epoch']} done")
+    log(
+        f"resumed from {cfg.checkpoint_dir}: stage {state['stage'] + 1}, epoch {state['epoch']} done"
+    )
     return state
 
 
@@ -186,9 +194,21 @@ class _StageRunner:
     """Epochs of one stage: train, validate, early stopping, checkpoints, best weights restored."""
 
     def __init__(
-        self, model: GraftModel, stage: Stage, index: int, accelerator: Any, cfg: TrainConfig, on_features: bool
+        self,
+        model: GraftModel,
+        stage: Stage,
+        index: int,
+        accelerator: Any,
+        cfg: TrainConfig,
+        on_features: bool,
     ) -> None:
-        self.model, self.stage, self.index, self.acc, self.cfg = model, stage, index, accelerator, cfg
+        self.model, self.stage, self.index, self.acc, self.cfg = (
+            model,
+            stage,
+            index,
+            accelerator,
+            cfg,
+        )
         self.module: torch.nn.Module = model.head if on_features else model
         self.monitor, self.sign = _monitor(cfg.monitor)
 
@@ -202,7 +222,11 @@ class _StageRunner:
         log: Callable[[str], None],
         hooks: Sequence[Callback],
     ) -> list[dict[str, Any]]:
-        optimizer = torch.optim.AdamW(param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay))
+        from accelerate.utils import set_seed
+
+        optimizer = torch.optim.AdamW(
+            param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
+        )
         steps = self.stage.epochs * math.ceil(len(train_loader) / self.cfg.grad_accum)
         scheduler = build_scheduler(optimizer, steps, self.cfg.schedule)
         if "optimizer" in state:
@@ -215,15 +239,23 @@ class _StageRunner:
         best_state = state.get("best_state")
         bad = state.get("bad", 0)
         for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
-            torch.manual_seed(epoch_seed(self.cfg.seed, self.index, epoch))
-            np.random.seed(epoch_seed(self.cfg.seed, self.index, epoch))
+            set_seed(epoch_seed(self.cfg.seed, self.index, epoch))  # python, numpy, torch
             start = time.perf_counter()
             train_loss = self._train_epoch(module, optimizer, scheduler, train_loader, epoch)
-            row = {"stage": self.stage.name, "stage_index": self.index, "epoch": epoch, "train_loss": train_loss}
+            row = {
+                "stage": self.stage.name,
+                "stage_index": self.index,
+                "epoch": epoch,
+                "train_loss": train_loss,
+            }
             row.update(self._validate(module, val_loader))
-            row.update(lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3))
+            row.update(
+                lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3)
+            )
             if self.monitor not in row:
-                raise ConfigError(f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}")
+                raise ConfigError(
+                    f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}"
+                )
             rows.append(row)
             log(_epoch_line(row))
             value = self.sign * row[self.monitor]
@@ -235,7 +267,9 @@ class _StageRunner:
             else:
                 bad += 1
             stop = self.stage.patience is not None and bad >= self.stage.patience
-            self._checkpoint(optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop)
+            self._checkpoint(
+                optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop
+            )
             for hook in hooks:
                 hook(row)
             if stop:
@@ -248,8 +282,18 @@ class _StageRunner:
                 r["best"] = r is best_row
         return rows
 
-    def _checkpoint(self, optimizer: Any, scheduler: Any, epoch: int, rows: list[dict[str, Any]],
-                    history: list[dict[str, Any]], best: float, best_state: Any, bad: int, stop: bool) -> None:
+    def _checkpoint(
+        self,
+        optimizer: Any,
+        scheduler: Any,
+        epoch: int,
+        rows: list[dict[str, Any]],
+        history: list[dict[str, Any]],
+        best: float,
+        best_state: Any,
+        bad: int,
+        stop: bool,
+    ) -> None:
         if not self.cfg.checkpoint_dir or not self.acc.is_main_process:
             return
         from graft.checkpoint import save_checkpoint
@@ -269,15 +313,22 @@ class _StageRunner:
             state.update(
                 optimizer=optimizer.state_dict(),
                 scheduler=scheduler.state_dict(),
-                rows=rows, best=best, bad=bad, best_state=best_state,
+                rows=rows,
+                best=best,
+                bad=bad,
+                best_state=best_state,
             )
         save_checkpoint(Path(self.cfg.checkpoint_dir) / "last", state)
 
-    def _train_epoch(self, module: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int) -> float:
+    def _train_epoch(
+        self, module: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int
+    ) -> float:
         module.train()
         freeze_batchnorm(self.model, self.stage)
         total, count = 0.0, 0
-        for step, (x, y) in enumerate(_bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")):
+        for step, (x, y) in enumerate(
+            _bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")
+        ):
             with self.acc.accumulate(module):
                 loss = self.model.task.loss(module(x), y)
                 if not torch.isfinite(loss):
@@ -329,8 +380,10 @@ def _monitor(name: str) -> tuple[str, int]:
 def _epoch_line(row: dict[str, Any]) -> str:
     keys = [k for k in row if k.startswith("val_") and k != "val_loss"][:3]
     extra = "  ".join(f"{k[4:]} {row[k]:.4f}" for k in keys)
-    return (f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
-            f"val_loss {row['val_loss']:.4f}  {extra}  ({row['seconds']:.1f}s)")
+    return (
+        f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
+        f"val_loss {row['val_loss']:.4f}  {extra}  ({row['seconds']:.1f}s)"
+    )
 
 
 def _bar(it: Any, enabled: bool, desc: str) -> Any:
