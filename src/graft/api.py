@@ -22,7 +22,7 @@ from graft.heads import Classification, Regression, TaskSpec
 from graft.model import GraftModel
 from graft.schedules import ScheduleConfig
 from graft.strategies.base import Plan, Strategy, create_strategy
-from graft.train import Callback, TrainConfig, train
+from graft.train import Callback, LossTerm, TrainConfig, train
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_STRATEGY = "two_stage"
@@ -114,6 +114,7 @@ def fit(
     log: Callable[[str], None] = print,
     strategy_options: dict[str, Any] | None = None,
     callbacks: Sequence[Callback] = (),
+    terms: Sequence[LossTerm] = (),
     **train_options: Any,
 ) -> GraftModel:
     """Transfer a pretrained backbone to ``data`` and return the trained model.
@@ -131,6 +132,7 @@ def fit(
         dry_run: build everything and log the plan, but do not train.
         strategy_options: options of the strategy (e.g. ``{"top": 3, "lr_factor": 0.01}``).
         callbacks: functions called with each epoch's metrics row.
+        terms: extra losses (regularizers, domain adaptation) in stages that run the backbone.
         **train_options: options of the loop, see :class:`~graft.train.TrainConfig`
             (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
             ``resume``, ...).
@@ -167,7 +169,7 @@ def fit(
     model.info["plan"] = plan.to_dict()
     if dry_run:
         return model
-    history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks)
+    history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks, terms=terms)
     metrics = {"val": model.evaluate(dataset.val)}
     if dataset.test is not None and len(dataset.test):
         metrics["test"] = model.evaluate(dataset.test)

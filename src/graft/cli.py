@@ -412,6 +412,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("models", help="list bundled backbones and how to use any timm model")
     _demo_parser(sub)
     _lr_find_parser(sub)
+    from graft.commands import register_all
+
+    COMMANDS.update(register_all(sub))
     return parser
 
 

@@ -47,8 +47,11 @@ class GraftModel(nn.Module):
         self.data_config = data_config or backbone.data_config
         self.info: dict[str, Any] = {}
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x))
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> Any:
+        """Head outputs; with ``return_features`` also the backbone's pooled features."""
+        features = self.backbone(x)
+        outputs = self.head(features)
+        return (outputs, features) if return_features else outputs
 
     # ---------------------------------------------------------------- inference
     @torch.inference_mode()

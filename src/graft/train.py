@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -30,6 +30,25 @@ from graft.schedules import ScheduleConfig, build_scheduler
 from graft.strategies.base import Plan, Stage
 
 Callback = Callable[[dict[str, Any]], None]
+
+
+class LossTerm(Protocol):
+    """An extra loss added in stages that run the backbone (regularizers, domain adaptation).
+
+    ``setup`` runs at the start of each such stage; ``__call__`` runs every step with the
+    batch's inputs, backbone features and head outputs, and the stage's progress (0 -> 1), and
+    returns the term's loss (already weighted) and its metrics (averaged per epoch and logged as
+    ``train_<name>``). A term owns whatever else it needs (a teacher, unlabeled target batches).
+    """
+
+    name: str
+
+    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> None: ...
+
+    def __call__(
+        self, model: GraftModel, x: torch.Tensor, features: torch.Tensor, outputs: torch.Tensor,
+        progress: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,8 +144,13 @@ def train(
     *,
     log: Callable[[str], None] = print,
     callbacks: Sequence[Callback] = (),
+    terms: Sequence[LossTerm] = (),
 ) -> list[dict[str, Any]]:
-    """Run every stage of ``plan`` on ``data``; return the per-epoch history."""
+    """Run every stage of ``plan`` on ``data``; return the per-epoch history.
+
+    ``terms`` are extra losses (regularizers, domain adaptation) active in the stages that run
+    the backbone; stages on stored features train the head alone.
+    """
     from graft.logs import EpochLogger
 
     accelerator = make_accelerator(cfg)
@@ -149,7 +173,10 @@ def train(
             loaders = feature_loaders(model, data, cfg, accelerator)
         else:
             loaders = image_loaders(model, data, cfg)
-        runner = _StageRunner(model, stage, index, accelerator, cfg, on_features)
+        active = [] if on_features else list(terms)
+        for term in active:
+            term.setup(model, stage, accelerator)
+        runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active)
         rows = runner.run(
             *loaders, state=state, history=history, log=log, hooks=[logger.log, *callbacks]
         )
@@ -201,6 +228,7 @@ class _StageRunner:
         accelerator: Any,
         cfg: TrainConfig,
         on_features: bool,
+        terms: Sequence[LossTerm] = (),
     ) -> None:
         self.model, self.stage, self.index, self.acc, self.cfg = (
             model,
@@ -210,6 +238,7 @@ class _StageRunner:
             cfg,
         )
         self.module: torch.nn.Module = model.head if on_features else model
+        self.terms = list(terms)
         self.monitor, self.sign = _monitor(cfg.monitor)
 
     def run(
@@ -241,12 +270,15 @@ class _StageRunner:
         for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
             set_seed(epoch_seed(self.cfg.seed, self.index, epoch))  # python, numpy, torch
             start = time.perf_counter()
-            train_loss = self._train_epoch(module, optimizer, scheduler, train_loader, epoch)
+            train_loss, term_metrics = self._train_epoch(
+                module, optimizer, scheduler, train_loader, epoch
+            )
             row = {
                 "stage": self.stage.name,
                 "stage_index": self.index,
                 "epoch": epoch,
                 "train_loss": train_loss,
+                **term_metrics,
             }
             row.update(self._validate(module, val_loader))
             row.update(
@@ -322,15 +354,18 @@ class _StageRunner:
 
     def _train_epoch(
         self, module: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int
-    ) -> float:
+    ) -> tuple[float, dict[str, float]]:
         module.train()
         freeze_batchnorm(self.model, self.stage)
         total, count = 0.0, 0
+        sums: dict[str, float] = {}
+        steps = max(1, self.stage.epochs * len(loader))
         for step, (x, y) in enumerate(
             _bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")
         ):
             with self.acc.accumulate(module):
-                loss = self.model.task.loss(module(x), y)
+                progress = ((epoch - 1) * len(loader) + step) / steps
+                loss, metrics = self._loss(module, x, y, progress)
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"loss became {loss.item()} in stage {self.stage.name!r}, epoch {epoch}, step {step}; "
@@ -346,7 +381,26 @@ class _StageRunner:
                 optimizer.zero_grad(set_to_none=True)
             total += loss.item() * len(y)
             count += len(y)
-        return total / max(count, 1)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v * len(y)
+        n = max(count, 1)
+        return total / n, {f"train_{k}": v / n for k, v in sums.items()}
+
+    def _loss(
+        self, module: Any, x: torch.Tensor, y: torch.Tensor, progress: float
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The task's loss plus every extra term's, and their metrics."""
+        if not self.terms:
+            return self.model.task.loss(module(x), y), {}
+        outputs, features = module(x, return_features=True)
+        task_loss = self.model.task.loss(outputs, y)
+        loss, metrics = task_loss, {"task_loss": task_loss.item()}
+        for term in self.terms:
+            extra, term_metrics = term(self.model, x, features, outputs, progress)
+            loss = loss + extra
+            metrics[f"{term.name}_loss"] = extra.item()
+            metrics.update({f"{term.name}_{k}": v for k, v in term_metrics.items()})
+        return loss, metrics
 
     @torch.no_grad()
     def _validate(self, module: Any, loader: Any) -> dict[str, float]:
