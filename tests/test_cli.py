@@ -70,7 +70,7 @@ def test_user_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert err.startswith("graft: error:") and "nope" in err
     assert main(["predict", str(tmp_path), "x.png"]) == 2
-    assert "not a graft model" in capsys.readouterr().err
+    assert "not a saved graft model" in capsys.readouterr().err
 
 
 def test_unknown_strategy_suggests(digits_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -39,12 +39,14 @@ def load_data(
     test_fraction: float = 0.15,
     seed: int = 0,
     strict: bool = False,
+    label_separator: str | None = None,
 ) -> Dataset:
     """A :class:`Dataset` from a folder or table path (a Dataset passes through)."""
     if isinstance(data, Dataset):
         return data
     from graft.data import load
 
+    extra = {} if label_separator is None else {"label_separator": label_separator}
     return load(
         data,
         task=task,
@@ -55,6 +57,7 @@ def load_data(
         test_fraction=test_fraction,
         seed=seed,
         strict=strict,
+        **extra,
     )
 
 
@@ -75,11 +78,54 @@ def make_backbone(
     return create(backbone, pretrained=pretrained, weights=weights, image_size=image_size)
 
 
-def task_spec_for(data: Dataset, *, dropout: float = 0.0) -> TaskSpec:
-    """The head's task spec from a dataset (regression scaling from the training split only)."""
+def task_spec_for(
+    data: Dataset, *, dropout: float = 0.0, loss_weights: dict[str, float] | None = None
+) -> TaskSpec:
+    """The head's task spec from a dataset (regression scaling from the training split only).
+
+    Args:
+        loss_weights: multi-task only: weight of each subtask's loss by name (default 1.0).
+    """
+    from graft.multitask import MultiLabel, MultiTask
+
     if data.task == "classification":
         return Classification.spec_for(list(data.class_names or []), dropout=dropout)
-    return Regression.spec_for(data.train.targets, list(data.target_names or []), dropout=dropout)
+    if data.task == "regression":
+        return Regression.spec_for(
+            data.train.targets, list(data.target_names or []), dropout=dropout
+        )
+    if data.task == "multilabel":
+        return MultiLabel.spec_for(list(data.class_names or []), dropout=dropout)
+    if data.task == "multitask":
+        return MultiTask.spec_for(_subtask_specs(data, loss_weights or {}), dropout=dropout)
+    raise ConfigError(f"unknown task {data.task!r}")
+
+
+def _subtask_specs(data: Dataset, weights: dict[str, float]) -> list[TaskSpec]:
+    from dataclasses import replace
+
+    from graft.multitask import MultiLabel
+
+    subtasks = getattr(data, "subtasks", None) or []
+    unknown = sorted(set(weights) - {str(t["name"]) for t in subtasks})
+    if unknown:
+        names = ", ".join(str(t["name"]) for t in subtasks)
+        raise ConfigError(f"--loss-weights: no task named {', '.join(unknown)}; tasks: {names}")
+    specs, col = [], 0
+    train = data.train.targets.reshape(len(data.train.targets), -1)
+    for t in subtasks:
+        width = int(t.get("columns", 1))
+        if t["kind"] == "classification":
+            spec = Classification.spec_for(list(t["class_names"]))
+        elif t["kind"] == "regression":
+            spec = Regression.spec_for(train[:, col : col + width], list(t["target_names"]))
+        else:
+            spec = MultiLabel.spec_for(list(t["class_names"]))
+        specs.append(
+            replace(spec, name=str(t["name"]), loss_weight=float(weights.get(t["name"], 1.0)))
+        )
+        col += width
+    return specs
 
 
 def make_plan(
@@ -109,6 +155,8 @@ def fit(
     test_fraction: float = 0.15,
     dropout: float = 0.0,
     strict: bool = False,
+    label_separator: str | None = None,
+    loss_weights: dict[str, float] | None = None,
     out: str | Path | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] = print,
@@ -156,14 +204,21 @@ def fit(
         test_fraction=test_fraction,
         seed=seed,
         strict=strict,
+        label_separator=label_separator,
     )
     if out is not None and train_options.get("checkpoint_dir") is None:
         train_options["checkpoint_dir"] = f"{out}.ckpt"
     cfg = train_config(**train_options)
     torch.manual_seed(seed)  # a randomly initialised backbone and the new head are reproducible
     bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
-    model = GraftModel(bb, task_spec_for(dataset, dropout=dropout))
+    model = GraftModel(bb, task_spec_for(dataset, dropout=dropout, loss_weights=loss_weights))
     plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
+    model.info["data_options"] = {
+        "label_column": label_column,
+        "target_columns": target_columns,
+        "path_column": path_column,
+        "label_separator": label_separator,
+    }
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
     model.info["plan"] = plan.to_dict()

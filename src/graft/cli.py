@@ -30,8 +30,20 @@ STRATEGY_OPTIONS = (
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--task", choices=["classification", "regression"], help="inferred when omitted")
+    g.add_argument(
+        "--task",
+        choices=["classification", "regression", "multilabel", "multitask"],
+        help="inferred when omitted (folders: classification)",
+    )
     g.add_argument("--label-column", help="table column holding class labels")
+    g.add_argument(
+        "--label-separator", help="multilabel: separator of labels in a cell (default ;)"
+    )
+    g.add_argument(
+        "--loss-weights",
+        type=_parse_weights,
+        help="multitask: loss weight per task, e.g. species=1,weight=0.5",
+    )
     g.add_argument(
         "--target-columns", type=lambda s: s.split(","), help="regression columns, comma-separated"
     )
@@ -48,6 +60,13 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--strict", action="store_true", help="stop at an unreadable image instead of skipping it"
     )
+
+
+def _parse_weights(text: str) -> dict[str, float]:
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected name=weight,... got {text!r}") from None
 
 
 def _add_backbone_options(p: argparse.ArgumentParser) -> None:
@@ -219,35 +238,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
     opts = {k: getattr(args, k) for k in STRATEGY_OPTIONS if getattr(args, k, None) is not None}
     if "freeze_patterns" in opts:
         opts["freeze_patterns"] = tuple(opts["freeze_patterns"])
-    keys = (
-        "task",
-        "backbone",
-        "weights",
-        "pretrained",
-        "strategy",
-        "epochs",
-        "lr",
-        "image_size",
-        "label_column",
-        "target_columns",
-        "path_column",
-        "val_fraction",
-        "test_fraction",
-        "dropout",
-        "strict",
-        "dry_run",
-        "batch_size",
-        "weight_decay",
-        "seed",
-        "num_workers",
-        "augment",
-        "cpu",
-        "mixed_precision",
-        "use_cache",
-        "cache_dir",
-        "progress",
-    )
+    keys = ("task", "backbone", "weights", "pretrained", "strategy", "epochs", "lr", "image_size",
+            "label_column", "target_columns", "path_column", "val_fraction", "test_fraction",
+            "dropout", "strict", "dry_run", "label_separator", "loss_weights")  # fmt: skip
     kwargs = {k: getattr(args, k) for k in keys}
+    kwargs.update({k: getattr(args, k) for k in TRAIN_DESTS if getattr(args, k) is not None})
     model = graft.fit(
         args.data, out=None if args.dry_run else args.out, strategy_options=opts, **kwargs
     )
@@ -318,18 +313,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from graft.backbones import list_bundled
+    from graft.backbones import USAGE, list_bundled
 
     print("bundled backbones (work offline):")
     for entry in list_bundled():
         print(f"  {entry['name']:<22} {entry.get('description', '')}")
-    print(
-        "\nany timm model: --backbone timm:<name> (weights fetched by timm when a hub is reachable)"
-    )
-    print(
-        "local weights for a timm architecture: --backbone timm:<name> --weights PATH (.safetensors or state dict)"
-    )
-    print("random initialisation: --no-pretrained")
+    print()
+    print(USAGE)
     return 0
 
 

@@ -170,7 +170,10 @@ class GraftModel(nn.Module):
         if isinstance(data, Samples):
             return data
         if not isinstance(data, Dataset):
-            data = load(data, task=self.task_spec.kind, val_fraction=0.0, test_fraction=0.0)
+            options = {k: v for k, v in self.info.get("data_options", {}).items() if v is not None}
+            data = load(
+                data, task=self.task_spec.kind, val_fraction=0.0, test_fraction=0.0, **options
+            )
         parts = data.splits()
         if split is not None:
             if split not in parts:

@@ -66,7 +66,7 @@ class DataConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DataConfig:
         return cls(
-            input_size=tuple(d["input_size"]),  # type: ignore[arg-type]
+            input_size=tuple(d["input_size"]),
             mean=tuple(d["mean"]),
             std=tuple(d["std"]),
             interpolation=str(d.get("interpolation", "bicubic")),
@@ -84,7 +84,7 @@ class BackboneSpec:
     """Everything needed to rebuild a backbone's architecture (and, if pretrained, its weights).
 
     Saved in a model artifact's JSON. ``source`` is one of ``bundled``, ``timm``, ``local``,
-    ``graft`` (a saved graft model used as a source).
+    ``graft`` (a saved graft model used as a source), ``random`` (``pretrained=False``).
     """
 
     name: str
@@ -141,7 +141,7 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.model.forward_features(x)  # type: ignore[operator]
-        return self.model.forward_head(feats, pre_logits=True)  # type: ignore[operator,no-any-return]
+        return self.model.forward_head(feats, pre_logits=True)  # type: ignore[operator]
 
     @property
     def source_head(self) -> nn.Module | None:
@@ -150,14 +150,14 @@ class Backbone(nn.Module):
         head = get() if callable(get) else None
         if head is None or isinstance(head, nn.Identity):
             return None
-        return head  # type: ignore[no-any-return]
+        return head
 
     def source_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of the original task (for LEEP, LwF and the ImageNet sanity check)."""
         head = self.source_head
         if head is None:
             raise ValueError(f"backbone {self.spec.name!r} has no source classifier")
-        return head(self(x))  # type: ignore[no-any-return]
+        return head(self(x))
 
     @property
     def group_names(self) -> list[str]:
@@ -191,7 +191,7 @@ class Backbone(nn.Module):
         h = hashlib.sha256(self.spec.arch.encode())
         for name, tensor in sorted(self.model.state_dict().items()):
             h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+            h.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()[:16]
 
 

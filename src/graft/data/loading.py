@@ -1,0 +1,205 @@
+"""``load``: a folder or a table into a :class:`Dataset` with train/val/test splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from graft.data.base import Dataset, Samples, Task
+from graft.data.images import read_folder
+from graft.data.images import verify_images as check_images
+from graft.data.splits import check_fractions, make_splits
+from graft.data.tables import TABLE_EXTENSIONS, Rows, read_rows
+from graft.errors import ConfigError, DataError
+
+
+def load(
+    source: str | Path,
+    *,
+    task: str | None = None,
+    path_column: str | None = None,
+    label_column: str | None = None,
+    target_columns: list[str] | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 0,
+    strict: bool = False,
+    verify_images: bool = True,
+) -> Dataset:
+    """Load an image folder or a CSV/TSV/Parquet table into train/val/test splits.
+
+    A folder holds ``<class>/`` folders of images, optionally inside ``train/``, ``val/`` (or
+    ``valid/``, ``validation/``) and ``test/``. A table has a path column (paths relative to the
+    table's folder), a label column or numeric target columns, and optionally a ``split`` column.
+    Splits that are not given are carved out of the training data: stratified by class for
+    classification, shuffled for regression, the same for the same ``seed``.
+
+    Args:
+        source: the folder or table.
+        task: ``classification`` or ``regression``; inferred when None (folders classify; see
+            :mod:`graft.data.tables` for tables).
+        path_column: table column with image paths (default: path, file, filename, image,
+            filepath).
+        label_column: table column with class labels (default: label, class, target).
+        target_columns: table columns with regression targets (default: the numeric columns).
+        val_fraction: share of the data for validation when no val split is given.
+        test_fraction: share for testing when no test split is given (0 → ``test`` is None).
+        seed: random seed of the split.
+        strict: raise at an unreadable image instead of skipping it with a warning.
+        verify_images: check that every image decodes (once, at load).
+
+    Returns:
+        The :class:`Dataset`; skipped files are listed in ``Dataset.skipped``.
+
+    Raises:
+        DataError: a missing source, missing or unreadable files (with ``strict``), bad rows,
+            fewer than two classes, or no images at all.
+    """
+    check_fractions(val_fraction, test_fraction)
+    path = Path(source).expanduser()
+    rows = _read(path, task, path_column, label_column, target_columns)
+    skipped = check_images(rows.paths, strict=strict) if verify_images else []
+    if skipped:
+        rows = _without(rows, {p for p, _ in skipped})
+    if not rows.paths:
+        raise DataError(f"{path}: no usable images (all {len(skipped)} were unreadable)")
+    if rows.task == "classification":
+        assert rows.labels is not None
+        class_names, y = _encode_classes(rows.labels, rows.splits, str(path))
+    else:
+        assert rows.targets is not None
+        class_names, y = None, rows.targets
+    train, val, test = _split(
+        Samples(rows.paths, y),
+        rows.splits,
+        rows.task,
+        val_fraction,
+        test_fraction,
+        seed,
+        str(path),
+        class_names,
+    )
+    data = Dataset(rows.task, train, val, test, class_names, rows.target_names, str(path), skipped)
+    if class_names is not None:
+        _check_train_classes(data)
+    return data
+
+
+def _read(
+    path: Path,
+    task: str | None,
+    path_column: str | None,
+    label_column: str | None,
+    target_columns: list[str] | None,
+) -> Rows:
+    if not path.exists():
+        raise DataError(
+            f"{path}: no such file or folder; pass an image folder or a CSV/Parquet table"
+        )
+    if path.is_dir():
+        if task not in (None, "classification"):
+            raise ConfigError(
+                f"{path}: a folder of class folders is a classification dataset; for "
+                f"task={task!r} pass a table with target columns"
+            )
+        files, labels, splits = read_folder(path)
+        return Rows("classification", files, labels, None, splits, None)
+    if path.suffix.lower() in TABLE_EXTENSIONS:
+        return read_rows(
+            path,
+            task=task,
+            path_column=path_column,
+            label_column=label_column,
+            target_columns=target_columns,
+        )
+    raise DataError(
+        f"{path}: not a folder or a table; pass an image folder or a file ending in "
+        f"{', '.join(sorted(TABLE_EXTENSIONS))}"
+    )
+
+
+def _without(rows: Rows, bad: set[Path]) -> Rows:
+    keep = [i for i, p in enumerate(rows.paths) if p not in bad]
+    return Rows(
+        rows.task,
+        [rows.paths[i] for i in keep],
+        None if rows.labels is None else [rows.labels[i] for i in keep],
+        None if rows.targets is None else rows.targets[keep],
+        [rows.splits[i] for i in keep],
+        rows.target_names,
+    )
+
+
+def _class_sort_key(names: list[str]) -> list[str]:
+    """Sorted class names; all-numeric names sort by value (2 before 10)."""
+    try:
+        return sorted(names, key=float)
+    except ValueError:
+        return sorted(names)
+
+
+def _encode_classes(
+    labels: list[str], splits: list[str | None], source: str
+) -> tuple[list[str], np.ndarray]:
+    names = _class_sort_key(sorted(set(labels)))
+    in_train = {lab for lab, s in zip(labels, splits, strict=True) if s in (None, "train")}
+    only_eval = [n for n in names if n not in in_train]
+    if only_eval:
+        raise DataError(
+            f"{source}: classes {only_eval} appear only in val/test, never in train; "
+            "add training images for them or remove them"
+        )
+    if len(names) < 2:
+        found = f"only {names[0]!r}" if names else "none"
+        raise DataError(
+            f"need at least 2 classes; found {found} in {source}; add a folder (or label) per class"
+        )
+    index = {n: i for i, n in enumerate(names)}
+    return names, np.array([index[lab] for lab in labels], dtype=np.int64)
+
+
+def _split(
+    samples: Samples,
+    splits: list[str | None],
+    task: Task,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    source: str,
+    class_names: list[str] | None,
+) -> tuple[Samples, Samples, Samples | None]:
+    given = {s for s in splits if s is not None}
+    if given and "train" not in given:
+        raise DataError(f"{source}: a {sorted(given)} split is given but no train split")
+    pick = np.array([s or "train" for s in splits])
+    part = {name: samples.subset(np.flatnonzero(pick == name)) for name in ("train", "val", "test")}
+    train, val, test = make_splits(
+        part["train"],
+        stratify=task == "classification",
+        val_fraction=val_fraction,
+        test_fraction=test_fraction,
+        need_val="val" not in given,
+        need_test="test" not in given,
+        seed=seed,
+        class_names=class_names,
+    )
+    val = part["val"] if val is None else val
+    if test is None:
+        test = part["test"] if "test" in given else None
+    elif len(test) == 0:
+        test = None
+    if len(train) == 0:
+        raise DataError(f"{source}: no images left for training; lower val/test fractions")
+    return train, val, test
+
+
+def _check_train_classes(data: Dataset) -> None:
+    assert data.class_names is not None
+    counts = np.bincount(data.train.targets, minlength=len(data.class_names))
+    missing = [n for n, c in zip(data.class_names, counts, strict=True) if c == 0]
+    if missing:
+        raise DataError(
+            f"{data.source}: classes {missing} have no training images after the split; "
+            "add images or lower val_fraction/test_fraction"
+        )

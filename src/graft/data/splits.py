@@ -1,0 +1,124 @@
+"""Train/validation/test splits: stratified for classes, reproducible by seed, never crashing.
+
+scikit-learn's stratified ``train_test_split`` is tried first; when a class is too small to be
+stratified (fewer than two images, or fewer test slots than classes) the split falls back to a
+per-class allocation that keeps at least one image of every class in training, with one warning.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from graft.data.base import Samples
+from graft.errors import ConfigError
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raise :class:`ConfigError` unless both shares are in [0, 1) and sum below 1."""
+    for name, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{name} must be in [0, 1), got {value}")
+    if val_fraction + test_fraction >= 1.0:
+        raise ConfigError(
+            f"val_fraction + test_fraction must be below 1 (got {val_fraction} + {test_fraction}); "
+            "nothing would be left to train on"
+        )
+
+
+def split_indices(
+    n: int,
+    labels: np.ndarray | None,
+    fraction: float,
+    seed: int,
+    class_names: list[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``range(n)`` into (kept, held_out) with about ``fraction`` held out.
+
+    Args:
+        n: number of samples.
+        labels: class indices ``(n,)`` to stratify by, or None for a plain shuffle (regression).
+        fraction: share to hold out, in [0, 1).
+        seed: random seed; the same seed gives the same split.
+        class_names: names of the class indices, for the warning about tiny classes.
+
+    Returns:
+        Sorted index arrays ``kept`` and ``held_out``.
+    """
+    idx = np.arange(n)
+    n_out = math.floor(n * fraction + 0.5)  # round half up: 22.5 images -> 23
+    if n_out == 0 or n < 2:
+        return idx, idx[:0]
+    n_out = min(n_out, n - 1)
+    if labels is None:
+        perm = np.random.default_rng(seed).permutation(n)
+        return np.sort(perm[n_out:]), np.sort(perm[:n_out])
+    counts = np.bincount(labels)
+    tiny = [c for c in np.flatnonzero(counts) if counts[c] < 2]
+    if tiny:
+        named = [str(class_names[c]) if class_names else str(c) for c in tiny]
+        warnings.warn(
+            f"classes {named} have a single image, too few to stratify the split; it stays in "
+            "training and the split is made class by class",
+            stacklevel=4,
+        )
+        kept, out = _per_class_split(labels, fraction, seed)
+    else:
+        from sklearn.model_selection import train_test_split
+
+        try:
+            kept, out = train_test_split(idx, test_size=n_out, random_state=seed, stratify=labels)
+        except ValueError:  # fewer held-out slots than classes: allocate class by class
+            kept, out = _per_class_split(labels, fraction, seed)
+    return np.sort(np.asarray(kept)), np.sort(np.asarray(out))
+
+
+def _per_class_split(
+    labels: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    kept: list[np.ndarray] = []
+    out: list[np.ndarray] = []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        # A class's only image must train; small classes give up at most n - 1 images.
+        k = min(math.floor(len(members) * fraction + 0.5), len(members) - 1)
+        out.append(members[:k])
+        kept.append(members[k:])
+    return np.concatenate(kept), np.concatenate(out)
+
+
+def make_splits(
+    pool: Samples,
+    *,
+    stratify: bool,
+    val_fraction: float,
+    test_fraction: float,
+    need_val: bool,
+    need_test: bool,
+    seed: int,
+    class_names: list[str] | None = None,
+) -> tuple[Samples, Samples | None, Samples | None]:
+    """Carve the missing validation and test splits out of ``pool``.
+
+    Fractions are shares of the whole pool: test is taken first, then validation from the rest.
+
+    Returns:
+        ``(train, val, test)``; ``val``/``test`` are None where not needed (given elsewhere),
+        and empty :class:`Samples` where needed but the fraction is 0.
+    """
+    labels = pool.targets if stratify else None
+    rest, test = np.arange(len(pool)), None
+    if need_test:
+        rest, test_idx = split_indices(len(pool), labels, test_fraction, seed, class_names)
+        test = pool.subset(test_idx)
+    val = None
+    if need_val:
+        remaining = 1.0 - (test_fraction if need_test else 0.0)
+        sub_labels = None if labels is None else labels[rest]
+        share = val_fraction / remaining
+        keep, val_idx = split_indices(len(rest), sub_labels, share, seed + 1, class_names)
+        val, rest = pool.subset(rest[val_idx]), rest[keep]
+    return pool.subset(rest), val, test

@@ -1,0 +1,256 @@
+"""CSV/TSV and Parquet tables: one row per image, a path column and label or target columns.
+
+Paths are relative to the table's folder (absolute paths also work). Rows are numbered from 1
+in messages, not counting the header (so CSV row ``n`` is on line ``n + 1``).
+
+Task inference when ``task`` is None (pass it to be explicit):
+
+* ``label_column`` given → classification; ``target_columns`` given → regression;
+* else a ``label``/``class``/``target`` column that is non-numeric → classification; that holds
+  fractional numbers → regression; that holds whole numbers → classification when it is named
+  ``label`` or ``class``, otherwise ambiguous (pass ``task``);
+* no such column: regression on the remaining numeric columns when any holds fractional numbers.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from graft.data.base import Task
+from graft.data.images import SPLIT_NAMES
+from graft.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+TABLE_EXTENSIONS = frozenset({".csv", ".tsv", ".parquet", ".pq"})
+PATH_COLUMNS = ("path", "file", "filename", "image", "filepath")
+LABEL_COLUMNS = ("label", "class", "target")
+
+
+@dataclass
+class Rows:
+    """What a folder or table holds, before images are checked and splits are made."""
+
+    task: Task
+    paths: list[Path]
+    labels: list[str] | None
+    targets: np.ndarray | None
+    splits: list[str | None]
+    target_names: list[str] | None
+
+
+def read_table(table: Path) -> pd.DataFrame:
+    """The table as a DataFrame; :class:`DataError` if it cannot be read or has no rows."""
+    import pandas as pd
+
+    suffix = table.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(table)
+        else:
+            df = pd.read_csv(table, sep="\t" if suffix == ".tsv" else ",")
+    except Exception as e:  # pandas/pyarrow raise many types for a damaged file
+        raise DataError(f"{table}: cannot read the table ({type(e).__name__}: {e})") from e
+    if len(df) == 0:
+        raise DataError(f"{table}: the table has no rows; add one row per image")
+    return df
+
+
+def find_column(df: pd.DataFrame, name: str, table: Path, option: str) -> str:
+    """The column called ``name`` (case-insensitive), or :class:`DataError` with close matches."""
+    cols = [str(c) for c in df.columns]
+    for c in cols:
+        if c == name or c.lower() == name.lower():
+            return c
+    close = difflib.get_close_matches(name, cols, n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise DataError(
+        f"{table}: no column {name!r} ({option}).{hint} Available columns: {', '.join(cols)}"
+    )
+
+
+def _default_column(df: pd.DataFrame, candidates: tuple[str, ...]) -> str | None:
+    lower = {str(c).lower(): str(c) for c in df.columns}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    import pandas as pd
+
+    return bool(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
+
+
+def _whole_numbers(s: pd.Series) -> bool:
+    v = s.dropna().to_numpy(dtype=np.float64)
+    return bool(np.all(v == np.round(v)))
+
+
+def _row(table: Path, i: int) -> str:
+    return f"{table} row {i + 1}"
+
+
+def infer_task(
+    df: pd.DataFrame,
+    table: Path,
+    *,
+    task: str | None,
+    label_column: str | None,
+    target_columns: list[str] | None,
+    reserved: set[str],
+) -> tuple[Task, list[str]]:
+    """The task and its columns: ``[label]`` for classification, the targets for regression."""
+    if task not in (None, "classification", "regression"):
+        raise ConfigError(f"task must be 'classification' or 'regression', got {task!r}")
+    if label_column and target_columns:
+        raise ConfigError("pass label_column (classification) or target_columns (regression)")
+    if label_column or task == "classification":
+        if task == "regression":
+            raise ConfigError("label_column is for classification; use target_columns")
+        name = label_column or _default_column(df, LABEL_COLUMNS)
+        if name is None:
+            cols = ", ".join(str(c) for c in df.columns)
+            raise DataError(
+                f"{table}: no label column ({', '.join(LABEL_COLUMNS)}); "
+                f"pass --label-column NAME. Available columns: {cols}"
+            )
+        return "classification", [find_column(df, name, table, "label_column")]
+    if target_columns or task == "regression":
+        names = target_columns or _numeric_columns(df, reserved)
+        if not names:
+            raise DataError(f"{table}: no numeric columns to regress on; pass --target-columns")
+        return "regression", [find_column(df, n, table, "target_columns") for n in names]
+    return _guess_task(df, table, reserved)
+
+
+def _numeric_columns(df: pd.DataFrame, reserved: set[str]) -> list[str]:
+    return [str(c) for c in df.columns if str(c) not in reserved and _is_numeric(df[c])]
+
+
+def _guess_task(df: pd.DataFrame, table: Path, reserved: set[str]) -> tuple[Task, list[str]]:
+    name = _default_column(df, LABEL_COLUMNS)
+    if name is not None:
+        col = df[name]
+        if not _is_numeric(col) or (_whole_numbers(col) and name.lower() != "target"):
+            return "classification", [name]
+        if not _whole_numbers(col):
+            return "regression", [name]
+        raise DataError(
+            f"{table}: column {name!r} holds whole numbers, which may be classes or values; "
+            "pass --task classification or --task regression"
+        )
+    numeric = _numeric_columns(df, reserved)
+    if numeric and not all(_whole_numbers(df[c]) for c in numeric):
+        return "regression", numeric
+    raise DataError(
+        f"{table}: cannot tell the task; pass --label-column NAME (classification) or "
+        f"--target-columns A,B (regression). Columns: {', '.join(str(c) for c in df.columns)}"
+    )
+
+
+def _paths(df: pd.DataFrame, column: str, table: Path) -> list[Path]:
+    out: list[Path] = []
+    missing: list[str] = []
+    for i, value in enumerate(df[column].tolist()):
+        if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == "":
+            raise DataError(f"{_row(table, i)}: column {column!r} is empty; give an image path")
+        p = Path(str(value)).expanduser()
+        p = p if p.is_absolute() else table.parent / p
+        if not p.is_file():
+            missing.append(f"{_row(table, i)}: {value} not found (looked for {p})")
+        out.append(p)
+    if missing:
+        more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise DataError(
+            f"{len(missing)} image files named in the table are missing "
+            "(paths are relative to the table's folder):\n  " + "\n  ".join(missing[:5]) + more
+        )
+    return out
+
+
+def _labels(df: pd.DataFrame, column: str, table: Path) -> list[str]:
+    out: list[str] = []
+    for i, v in enumerate(df[column].tolist()):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
+            raise DataError(
+                f"{_row(table, i)}: column {column!r} has no label; fill it or drop the row"
+            )
+        if isinstance(v, float) and v == round(v):
+            v = int(v)  # a label column with blanks elsewhere reads as float: 3.0 means "3"
+        out.append(str(v).strip())
+    return out
+
+
+def _targets(df: pd.DataFrame, columns: list[str], table: Path) -> np.ndarray:
+    import pandas as pd
+
+    out = np.empty((len(df), len(columns)), dtype=np.float32)
+    for j, c in enumerate(columns):
+        values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            i = int(bad[0])
+            raw: Any = df[c].iloc[i]
+            what = "is empty" if pd.isna(raw) else f"is not a finite number ({raw!r})"
+            raise DataError(
+                f"{_row(table, i)}: column {c!r} {what} ({len(bad)} such rows); "
+                "regression targets must be numbers"
+            )
+        out[:, j] = values
+    return out
+
+
+def _splits(df: pd.DataFrame, table: Path) -> list[str | None]:
+    column = _default_column(df, ("split",))
+    if column is None:
+        return [None] * len(df)
+    out: list[str | None] = []
+    for i, v in enumerate(df[column].tolist()):
+        key = str(v).strip().lower()
+        if key not in SPLIT_NAMES:
+            raise DataError(
+                f"{_row(table, i)}: split {v!r} is not one of train, val (valid, validation), test"
+            )
+        out.append(SPLIT_NAMES[key])
+    return out
+
+
+def read_rows(
+    table: Path,
+    *,
+    task: str | None = None,
+    path_column: str | None = None,
+    label_column: str | None = None,
+    target_columns: list[str] | None = None,
+) -> Rows:
+    """Read ``table`` into paths, labels or targets, and splits (an optional ``split`` column)."""
+    df = read_table(table)
+    if path_column is None:
+        path_column = _default_column(df, PATH_COLUMNS)
+        if path_column is None:
+            cols = ", ".join(str(c) for c in df.columns)
+            raise DataError(
+                f"{table}: no path column ({', '.join(PATH_COLUMNS)}); "
+                f"pass --path-column NAME. Available columns: {cols}"
+            )
+    path_column = find_column(df, path_column, table, "path_column")
+    split_column = _default_column(df, ("split",))
+    reserved = {path_column} | ({split_column} if split_column else set())
+    kind, columns = infer_task(
+        df,
+        table,
+        task=task,
+        label_column=label_column,
+        target_columns=target_columns,
+        reserved=reserved,
+    )
+    paths = _paths(df, path_column, table)
+    splits = _splits(df, table)
+    if kind == "classification":
+        return Rows(kind, paths, _labels(df, columns[0], table), None, splits, None)
+    return Rows(kind, paths, None, _targets(df, columns, table), splits, columns)

@@ -1,0 +1,486 @@
+"""FeatureStore: a frozen backbone's output for each file, computed once and kept on disk.
+
+Layout under the store root (``$GRAFT_CACHE_DIR/features`` or ``~/.cache/graft/features``)::
+
+    <backbone identity>-<transform hash>/
+        meta.json                 backbone spec, transform id, dim, graft version
+        shard-<hash>.npy          float32 (rows, dim)
+        shard-<hash>.json         the content key (sha256 of the file's bytes) of each row
+
+A shard counts only once its ``.json`` exists; both files are written under a unique temporary
+name and renamed into place, ``.npy`` first. A crash or a second process writing the same entry
+can therefore leave an unused ``.npy`` (ignored, cleaned later) but never a wrong row. Shard
+names hash their keys rather than count up, so two processes never claim the same name for
+different rows.
+
+Example::
+
+    store = FeatureStore()
+    feats = store.extract(backbone, paths, load=load_one, transform_id="resize224-imagenet")
+    X = feats.to_array()          # (len(paths), backbone.num_features)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from graft.backbones.base import Backbone
+from graft.errors import ConfigError, DataError
+from graft.io import atomic_write_text
+
+Loader = Callable[[Path], torch.Tensor]
+
+# An orphan .npy (no .json) older than this was left by a crash: the rename gap is microseconds.
+_ORPHAN_AGE_S = 60.0
+# A temporary file older than this belongs to no live writer.
+_TMP_AGE_S = 3600.0
+_MEMO_LIMIT = 1 << 20
+# (device, inode, size, mtime, ctime) -> sha256: repeated calls in one process skip re-hashing.
+_KEY_MEMO: dict[tuple[int, ...], str] = {}
+
+
+def default_root() -> Path:
+    """``$GRAFT_CACHE_DIR/features``, else ``$XDG_CACHE_HOME/graft/features`` or ``~/.cache/...``."""
+    if os.environ.get("GRAFT_CACHE_DIR"):
+        return Path(os.environ["GRAFT_CACHE_DIR"]).expanduser() / "features"
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser() / "graft" / "features"
+
+
+def content_key(path: str | Path) -> str:
+    """The sha256 of a file's bytes (memoised per process on inode, size and timestamps).
+
+    Raises:
+        DataError: the file is missing or unreadable.
+    """
+    try:
+        st = os.stat(path)
+        stamp = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        if stamp in _KEY_MEMO:
+            return _KEY_MEMO[stamp]
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e}); check the path") from None
+    if len(_KEY_MEMO) >= _MEMO_LIMIT:
+        _KEY_MEMO.clear()
+    _KEY_MEMO[stamp] = key = h.hexdigest()
+    return key
+
+
+def content_keys(paths: Sequence[Path]) -> list[str]:
+    """:func:`content_key` for many files; threads overlap the reads (hashlib drops the GIL)."""
+    if len(paths) < 64:
+        return [content_key(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return list(pool.map(content_key, paths, chunksize=64))
+
+
+class Features:
+    """Stored features in the order of the requested paths, read from memory-mapped shards.
+
+    Rows are copied out of the shards only when indexed, so a view over millions of files costs
+    two integers per row. ``computed`` and ``reused`` count distinct file contents that ran
+    through the backbone in this call and that were already on disk.
+
+    Shape:
+        - ``features[i]``: ``(dim,)``; ``features[index_array]``: ``(len(index_array), dim)``.
+    """
+
+    def __init__(
+        self,
+        shards: list[Path],
+        shard_index: np.ndarray,
+        row_index: np.ndarray,
+        dim: int,
+        *,
+        computed: int = 0,
+        reused: int = 0,
+    ) -> None:
+        self.shards = shards
+        self.shard_index = shard_index
+        self.row_index = row_index
+        self.dim = dim
+        self.computed = computed
+        self.reused = reused
+        self._maps: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.row_index)
+
+    def __getstate__(self) -> dict[str, Any]:  # open maps do not cross to DataLoader workers
+        return {**self.__dict__, "_maps": {}}
+
+    def _map(self, s: int) -> np.ndarray:
+        if s not in self._maps:
+            self._maps[s] = np.load(self.shards[s], mmap_mode="r")
+        return self._maps[s]
+
+    def __getitem__(self, index: int | slice | Sequence[int] | np.ndarray) -> np.ndarray:
+        if isinstance(index, (int, np.integer)):
+            i = int(index)
+            return np.array(self._map(int(self.shard_index[i]))[self.row_index[i]])
+        idx = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        shard, row = self.shard_index[idx], self.row_index[idx]
+        out = np.empty((len(idx), self.dim), dtype=np.float32)
+        order = np.argsort(shard, kind="stable")  # one fancy read per shard
+        stems, starts = np.unique(shard[order], return_index=True)
+        for s, a, b in zip(stems, starts, [*starts[1:], len(order)], strict=True):
+            sel = order[a:b]
+            out[sel] = self._map(int(s))[row[sel]]
+        return out
+
+    def iter_batches(
+        self, batch_size: int, indices: Sequence[int] | np.ndarray | None = None
+    ) -> Iterator[np.ndarray]:
+        """Yield ``(batch, dim)`` arrays over ``indices`` (default: all rows, in order)."""
+        idx = np.arange(len(self)) if indices is None else np.asarray(indices)
+        for start in range(0, len(idx), batch_size):
+            yield self[idx[start : start + batch_size]]
+
+    def to_array(self) -> np.ndarray:
+        """All rows as one in-memory ``(len, dim)`` float32 array."""
+        return self[np.arange(len(self))]
+
+
+class _Entry:
+    """One folder of shards: one backbone (weights included) with one preprocessing."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        # shard stem -> (stat of its .npy, row keys): a shard's keys are parsed once per process
+        self._keys: dict[str, tuple[tuple[int, ...], list[str]]] = {}
+
+    def meta(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def ensure_meta(self, meta: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        file = self.path / "meta.json"
+        if not file.exists():
+            atomic_write_text(file, json.dumps(meta, indent=1, sort_keys=True))
+        os.utime(file)  # its mtime is the entry's "last used"
+
+    def index(self, dim: int | None = None) -> dict[str, tuple[str, int]]:
+        """Content key -> (shard stem, row) over every complete, valid shard."""
+        known, self._keys = self._keys, {}
+        for stem in sorted(p.stem for p in self.path.glob("shard-*.json")):
+            try:
+                st = (self.path / f"{stem}.npy").stat()
+            except FileNotFoundError:
+                continue  # removed by a concurrent clear()
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if stem in known and known[stem][0] == stamp:
+                self._keys[stem] = known[stem]
+            elif (keys := self._read_shard(stem, dim)) is not None:
+                self._keys[stem] = (stamp, keys)
+        out: dict[str, tuple[str, int]] = {}
+        for stem, (_, keys) in self._keys.items():
+            for row, key in enumerate(keys):
+                out.setdefault(key, (stem, row))
+        return out
+
+    def _read_shard(self, stem: str, dim: int | None) -> list[str] | None:
+        try:
+            keys = json.loads((self.path / f"{stem}.json").read_text())
+            arr = np.load(self.path / f"{stem}.npy", mmap_mode="r")
+            ok = arr.ndim == 2 and arr.shape[0] == len(keys) and dim in (None, arr.shape[1])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            ok = False
+        if not ok:  # damaged (e.g. truncated by a power cut): drop it, its rows get recomputed
+            for suffix in (".json", ".npy"):
+                (self.path / f"{stem}{suffix}").unlink(missing_ok=True)
+            return None
+        return list(keys)
+
+    def write_shard(self, array: np.ndarray, keys: list[str]) -> None:
+        stem = "shard-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".npy.tmp", dir=self.path)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, np.ascontiguousarray(array, dtype=np.float32))
+            os.replace(tmp, self.path / f"{stem}.npy")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        atomic_write_text(self.path / f"{stem}.json", json.dumps(keys))
+
+    def clean(self) -> None:
+        """Remove orphan ``.npy`` files and temporary files left by crashed writers."""
+        now = time.time()
+        for p in self.path.iterdir():
+            try:
+                age = now - p.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            orphan = p.suffix == ".npy" and not p.with_suffix(".json").exists()
+            if (orphan and age > _ORPHAN_AGE_S) or (p.name.endswith(".tmp") and age > _TMP_AGE_S):
+                p.unlink(missing_ok=True)
+
+    def size(self) -> int:
+        return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
+
+
+class _Files(torch.utils.data.Dataset[torch.Tensor]):
+    def __init__(self, paths: list[Path], load: Loader) -> None:
+        self.paths, self.load = paths, load
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        try:
+            return self.load(self.paths[i])
+        except DataError:
+            raise
+        except Exception as e:
+            raise DataError(
+                f"{self.paths[i]}: cannot load ({type(e).__name__}: {e}); "
+                "fix or remove the file (finished feature shards are kept)"
+            ) from e
+
+
+_ENTRIES: dict[Path, _Entry] = {}  # per process, so a shard's key list is parsed once
+
+
+def _entry(path: Path) -> _Entry:
+    return _ENTRIES.setdefault(path, _Entry(path))
+
+
+class _ShardWriter:
+    """Fills one shard-sized buffer and persists it when full: memory stays one shard."""
+
+    def __init__(self, entry: _Entry, keys: list[str], dim: int, shard_size: int) -> None:
+        self.entry, self.keys = entry, keys
+        self.buf = np.empty((max(1, min(shard_size, len(keys))), dim), dtype=np.float32)
+        self.filled = self.done = 0
+
+    def add(self, out: np.ndarray) -> None:
+        start = 0
+        while start < len(out):
+            take = min(len(out) - start, len(self.buf) - self.filled)
+            self.buf[self.filled : self.filled + take] = out[start : start + take]
+            self.filled += take
+            start += take
+            if self.filled == len(self.buf):
+                self.flush()
+
+    def flush(self) -> None:
+        if self.filled:
+            keys = self.keys[self.done : self.done + self.filled]
+            self.entry.write_shard(self.buf[: self.filled], keys)
+            self.done += self.filled
+            self.filled = 0
+
+
+class FeatureStore:
+    """Frozen-backbone features on disk, keyed by weights, preprocessing and file content.
+
+    Args:
+        root: store folder; default ``$GRAFT_CACHE_DIR/features``, else
+            ``~/.cache/graft/features`` (``$XDG_CACHE_HOME`` respected).
+    """
+
+    def __init__(self, root: str | Path | None = None) -> None:
+        self.root = (Path(root).expanduser() if root is not None else default_root()).absolute()
+
+    def entry_path(self, backbone_identity: str, transform_id: str) -> Path:
+        """The folder holding one backbone's features under one preprocessing."""
+        transform_hash = hashlib.sha256(transform_id.encode()).hexdigest()[:16]
+        return self.root / f"{backbone_identity}-{transform_hash}"
+
+    def extract(
+        self,
+        backbone: Backbone,
+        paths: Sequence[str | Path],
+        *,
+        load: Loader,
+        transform_id: str,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        shard_size: int = 2048,
+        progress: bool = True,
+    ) -> Features:
+        """Features of ``paths`` in their order, running the backbone only on files not stored.
+
+        Files are read by content, so a renamed file reuses its features and an edited one gets
+        new ones. Shards are persisted as they fill; an interrupted call loses at most one shard
+        of work and the next call resumes from there.
+
+        Args:
+            backbone: the frozen network (put in eval mode for the pass, then restored).
+            paths: files to extract; duplicates are fine.
+            load: decodes and preprocesses one file to a ``(C, H, W)`` tensor; picklable when
+                ``num_workers > 0``.
+            transform_id: names the preprocessing ``load`` applies; change it when that changes.
+            batch_size: images per backbone forward.
+            num_workers: DataLoader processes decoding files in parallel.
+            shard_size: rows per shard file (the resume granularity and the memory bound).
+            progress: show a progress bar.
+
+        Raises:
+            DataError: a file is missing or ``load`` fails on it (the message names the file).
+        """
+        _check_args(batch_size, shard_size, num_workers)
+        files = [Path(p) for p in paths]
+        keys = content_keys(files)
+        identity = backbone.identity()
+        entry = _entry(self.entry_path(identity, transform_id))
+        dim = int(backbone.num_features)
+        entry.ensure_meta(_meta(backbone, identity, transform_id, dim))
+        index = entry.index(dim)
+        missing: dict[str, Path] = {}
+        for key, path in zip(keys, files, strict=True):
+            if key not in index:
+                missing.setdefault(key, path)
+        reused = len(set(keys)) - len(missing)
+        if missing:
+            entry.clean()
+            _compute(
+                backbone, entry, missing, load, dim, batch_size, num_workers, shard_size, progress
+            )
+            index = entry.index(dim)
+        return _view(entry, index, keys, dim, computed=len(missing), reused=reused)
+
+    def info(self) -> list[dict[str, Any]]:
+        """One record per entry: backbone, transform id, rows, bytes on disk, last use."""
+        out = []
+        for path in self._entry_dirs():
+            entry = _entry(path)
+            meta = entry.meta()
+            spec = meta.get("backbone", {})
+            used = time.localtime((path / "meta.json").stat().st_mtime) if meta else None
+            out.append(
+                {
+                    "entry": path.name,
+                    "identity": meta.get("identity", path.name.split("-")[0]),
+                    "backbone": spec.get("name"),
+                    "arch": spec.get("arch"),
+                    "transform_id": meta.get("transform_id"),
+                    "dim": meta.get("dim"),
+                    "rows": len(entry.index(meta.get("dim"))),
+                    "bytes": entry.size(),
+                    "last_used": time.strftime("%Y-%m-%dT%H:%M:%S", used) if used else None,
+                    "path": str(path),
+                }
+            )
+        return out
+
+    def clear(self, backbone_identity: str | None = None) -> int:
+        """Delete entries (all, or those of one backbone) and return the bytes freed.
+
+        Args:
+            backbone_identity: a ``Backbone.identity()``, an entry folder name, or a backbone
+                name or architecture (clears every weight version of it); None clears all.
+        """
+        freed = 0
+        for path in self._entry_dirs():
+            meta = _Entry(path).meta()
+            spec = meta.get("backbone", {})
+            names = {path.name, path.name.split("-")[0], spec.get("name"), spec.get("arch")}
+            if backbone_identity is not None and backbone_identity not in names:
+                continue
+            freed += _Entry(path).size()
+            # Rename first: a concurrent reader sees the whole entry or none of it.
+            trash = path.with_name(f".trash-{path.name}-{os.getpid()}-{time.time_ns()}")
+            os.replace(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+            _ENTRIES.pop(path, None)
+        return freed
+
+    def _entry_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _check_args(batch_size: int, shard_size: int, num_workers: int) -> None:
+    for name, value, least in (
+        ("batch_size", batch_size, 1),
+        ("shard_size", shard_size, 1),
+        ("num_workers", num_workers, 0),
+    ):
+        if value < least:
+            raise ConfigError(f"{name} must be at least {least}, got {value}")
+
+
+def _meta(backbone: Backbone, identity: str, transform_id: str, dim: int) -> dict[str, Any]:
+    from graft import __version__
+
+    return {
+        "backbone": json.loads(json.dumps(backbone.spec.to_dict(), default=str)),
+        "data_config": backbone.data_config.to_dict(),
+        "identity": identity,
+        "transform_id": transform_id,
+        "dim": dim,
+        "graft_version": __version__,
+    }
+
+
+def _compute(
+    backbone: Backbone,
+    entry: _Entry,
+    missing: dict[str, Path],
+    load: Loader,
+    dim: int,
+    batch_size: int,
+    num_workers: int,
+    shard_size: int,
+    progress: bool,
+) -> None:
+    from tqdm.auto import tqdm
+
+    device = next(backbone.parameters()).device
+    loader = torch.utils.data.DataLoader(
+        _Files(list(missing.values()), load),
+        batch_size=batch_size,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+    )
+    writer = _ShardWriter(entry, list(missing), dim, shard_size)
+    was_training = backbone.training
+    backbone.eval()
+    bar = tqdm(total=len(missing), desc="features", unit="file", disable=not progress)
+    try:
+        with torch.inference_mode():
+            for batch in loader:
+                out = backbone(batch.to(device, non_blocking=True)).float().cpu().numpy()
+                if out.shape[1:] != (dim,):
+                    raise ValueError(f"backbone output {out.shape} is not (batch, {dim})")
+                writer.add(out)
+                bar.update(len(out))
+        writer.flush()
+    finally:
+        backbone.train(was_training)
+        bar.close()
+
+
+def _view(
+    entry: _Entry, index: dict[str, tuple[str, int]], keys: list[str], dim: int, **counts: int
+) -> Features:
+    stems = sorted({index[k][0] for k in keys})
+    position = {stem: i for i, stem in enumerate(stems)}
+    shard_index = np.fromiter((position[index[k][0]] for k in keys), np.int32, len(keys))
+    row_index = np.fromiter((index[k][1] for k in keys), np.int64, len(keys))
+    shards = [entry.path / f"{stem}.npy" for stem in stems]
+    return Features(shards, shard_index, row_index, dim, **counts)
