@@ -46,7 +46,7 @@ def load_data(
         return data
     from graft.data import load
 
-    extra = {} if label_separator is None else {"label_separator": label_separator}
+    extra: dict[str, Any] = {} if label_separator is None else {"label_separator": label_separator}
     return load(
         data,
         task=task,

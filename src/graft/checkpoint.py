@@ -83,7 +83,7 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
         ) from None
     except (json.JSONDecodeError, SafetensorError, OSError) as e:
         raise ArtifactError(f"{path}: damaged checkpoint ({e}); remove it to start fresh") from e
-    return unflatten(skeleton, tensors)  # type: ignore[no-any-return]
+    return unflatten(skeleton, tensors)
 
 
 def _default(o: Any) -> Any:

@@ -85,7 +85,7 @@ class Head(nn.Module):
         self.fc = nn.Linear(in_features, num_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x))  # type: ignore[no-any-return]
+        return self.fc(self.dropout(x))
 
 
 class Task:
@@ -147,7 +147,7 @@ class Classification(Task):
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         z = outputs - outputs.max(axis=1, keepdims=True)
         e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)  # type: ignore[no-any-return]
+        return e / e.sum(axis=1, keepdims=True)
 
     def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
         from graft.evaluate.metrics import classification_metrics
@@ -202,7 +202,7 @@ class Regression(Task):
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:
         mean, std = self._scale()
-        return outputs * std + mean  # type: ignore[no-any-return]
+        return outputs * std + mean
 
     def decode_targets(self, encoded: np.ndarray) -> np.ndarray:
         return self.decode(encoded)

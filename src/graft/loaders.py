@@ -27,7 +27,7 @@ class FileLoader:
     def __call__(self, path: Path) -> torch.Tensor:
         from graft.data import load_image
 
-        return self.transform(load_image(path, self.channels))  # type: ignore[no-any-return]
+        return self.transform(load_image(path, self.channels))
 
 
 class FeatureRows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -74,9 +74,7 @@ def train_sampler(targets: np.ndarray, cfg: TrainConfig) -> torch.utils.data.Sam
     if cfg.sampler == "weighted":
         counts = np.bincount(targets)
         weights = 1.0 / counts[targets]
-        return torch.utils.data.WeightedRandomSampler(
-            torch.as_tensor(weights, dtype=torch.double), len(targets)
-        )
+        return torch.utils.data.WeightedRandomSampler(weights.tolist(), len(targets))
     return torch.utils.data.RandomSampler(range(len(targets)))
 
 

@@ -123,7 +123,9 @@ class GraftModel(nn.Module):
     def _enable_mc_dropout(self) -> list[torch.nn.Module]:
         from graft.errors import ConfigError
 
-        layers = [m for m in self.head.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0]
+        layers: list[torch.nn.Module] = [
+            m for m in self.head.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0
+        ]
         if not layers:
             raise ConfigError(
                 "--mc-samples needs dropout in the head, and this model was trained without it; "

@@ -46,7 +46,11 @@ class LossTerm(Protocol):
     def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> None: ...
 
     def __call__(
-        self, model: GraftModel, x: torch.Tensor, features: torch.Tensor, outputs: torch.Tensor,
+        self,
+        model: GraftModel,
+        x: torch.Tensor,
+        features: torch.Tensor,
+        outputs: torch.Tensor,
         progress: float,
     ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
@@ -273,7 +277,7 @@ class _StageRunner:
             train_loss, term_metrics = self._train_epoch(
                 module, optimizer, scheduler, train_loader, epoch
             )
-            row = {
+            row: dict[str, Any] = {
                 "stage": self.stage.name,
                 "stage_index": self.index,
                 "epoch": epoch,
