@@ -315,7 +315,7 @@ def _progress(it: Any, enabled: bool, desc: str) -> Any:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc=desc, leave=False)
+    return tqdm(it, desc=desc, leave=False, disable=None)  # None: off when not a terminal
 
 
 def json_default(o: Any) -> Any:

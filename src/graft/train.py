@@ -449,4 +449,4 @@ def _bar(it: Any, enabled: bool, desc: str) -> Any:
         return it
     from tqdm.auto import tqdm
 
-    return tqdm(it, desc=f"  {desc}", leave=False)
+    return tqdm(it, desc=f"  {desc}", leave=False, disable=None)  # off when not a TTY
