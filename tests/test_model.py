@@ -115,3 +115,24 @@ def test_evaluate_maps_class_names(
     model, _ = trained
     metrics = model.evaluate(digits_dir)
     assert 0.0 <= metrics["accuracy"] <= 1.0
+
+
+def test_mc_dropout_reports_a_spread(
+    digits_dir: Path, trained: tuple[graft.GraftModel, Path]
+) -> None:
+    from graft.errors import ConfigError
+
+    model, _ = trained
+    files = sorted((digits_dir / "1").iterdir())[:3]
+    with pytest.raises(ConfigError, match="--dropout"):
+        model.predict(files, mc_samples=5)
+    noisy = graft.fit(
+        digits_dir, backbone=tiny_backbone(image_size=32), strategy="feature_extraction",
+        epochs=2, dropout=0.5, progress=False, log=lambda s: None,
+    )  # fmt: skip
+    rows = noisy.predict(files, mc_samples=8)
+    assert all(r["probability_std"] > 0 for r in rows)
+    plain = noisy.predict(files)
+    assert "probability_std" not in plain[0]
+    again = noisy.predict(files)
+    assert plain == again, "without --mc-samples dropout stays off: predictions are deterministic"

@@ -108,7 +108,7 @@ def lr_find(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            avg = smoothing * loss.item() + (1 - smoothing) * avg if step else loss.item()
+            avg = smoothing * loss.item() + (1 - smoothing) * avg  # debiased below (starts at 0)
             debiased = avg / (1 - (1 - smoothing) ** (step + 1))
             result.lrs.append(start_lr * gamma**step)
             result.losses.append(debiased)
