@@ -246,7 +246,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     model = graft.fit(
         args.data, out=None if args.dry_run else args.out, strategy_options=opts, **kwargs
     )
-    if args.dry_run:
+    from graft.api import is_main_process
+
+    if args.dry_run or not is_main_process():
         return 0
     _print_metrics(model.info.get("metrics", {}))
     print(f"saved: {args.out}  ({model.info.get('seconds', 0):.1f}s)")

@@ -69,17 +69,25 @@ def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> An
     )
 
 
-def train_sampler(targets: np.ndarray, cfg: TrainConfig) -> torch.utils.data.Sampler[int]:
-    """Random order, or inverse-class-frequency sampling with ``sampler="weighted"``."""
+def train_sampler(
+    targets: np.ndarray, cfg: TrainConfig, generator: torch.Generator
+) -> torch.utils.data.Sampler[int]:
+    """Random order, or inverse-class-frequency sampling with ``sampler="weighted"``.
+
+    The loop re-seeds ``generator`` at every epoch, so the order is the same in a resumed run
+    and in every process of a distributed one.
+    """
     if cfg.sampler == "weighted":
         counts = np.bincount(targets)
         weights = 1.0 / counts[targets]
-        return torch.utils.data.WeightedRandomSampler(weights.tolist(), len(targets))
-    return torch.utils.data.RandomSampler(range(len(targets)))
+        return torch.utils.data.WeightedRandomSampler(
+            weights.tolist(), len(targets), generator=generator
+        )
+    return torch.utils.data.RandomSampler(range(len(targets)), generator=generator)
 
 
 def feature_loaders(
-    model: GraftModel, data: Dataset, cfg: TrainConfig, accelerator: Any
+    model: GraftModel, data: Dataset, cfg: TrainConfig, accelerator: Any, generator: torch.Generator
 ) -> tuple[Any, Any]:
     """Train and validation loaders over stored features (extracted once, read by mmap)."""
     out = []
@@ -87,13 +95,15 @@ def feature_loaders(
         with accelerator.main_process_first():
             feats = stored_features(model, samples, cfg)
         targets = model.task.encode(samples.targets).numpy()
-        sampler = train_sampler(samples.targets, cfg) if shuffle else None
+        sampler = train_sampler(samples.targets, cfg, generator) if shuffle else None
         ds = FeatureRows(feats, targets)
         out.append(torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=cfg.batch_size))
     return out[0], out[1]
 
 
-def image_loaders(model: GraftModel, data: Dataset, cfg: TrainConfig) -> tuple[Any, Any]:
+def image_loaders(
+    model: GraftModel, data: Dataset, cfg: TrainConfig, generator: torch.Generator
+) -> tuple[Any, Any]:
     """Train (augmented) and validation loaders that decode images."""
     from graft.data import ImageDataset, build_transform
 
@@ -105,8 +115,7 @@ def image_loaders(model: GraftModel, data: Dataset, cfg: TrainConfig) -> tuple[A
     train = torch.utils.data.DataLoader(
         ImageDataset(encoded(data.train), train_tf),
         batch_size=cfg.batch_size,
-        sampler=train_sampler(data.train.targets, cfg) if data.task == "classification" else None,
-        shuffle=None if data.task == "classification" else True,
+        sampler=train_sampler(data.train.targets, cfg, generator),
         num_workers=cfg.num_workers,
         drop_last=len(data.train) > cfg.batch_size,  # BatchNorm dislikes a final batch of one
     )

@@ -85,10 +85,11 @@ def lr_find(
     model.to(accelerator.device)
     apply_trainable(model, stage)
     on_features = cfg.use_cache and stage.backbone_frozen
+    gen = torch.Generator().manual_seed(cfg.seed)
     loaders = (
-        feature_loaders(model, data, cfg, accelerator)
+        feature_loaders(model, data, cfg, accelerator, gen)
         if on_features
-        else image_loaders(model, data, cfg)
+        else image_loaders(model, data, cfg, gen)
     )
     module = model.head if on_features else model
     optimizer = torch.optim.AdamW(param_groups(model, stage, weight_decay=cfg.weight_decay))

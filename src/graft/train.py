@@ -126,8 +126,12 @@ def make_accelerator(cfg: TrainConfig) -> Any:
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
 
+    import os
+
+    # Accelerate runs multi-process CPU training (gloo) only when told the device is the CPU.
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return Accelerator(
-        cpu=cfg.cpu,
+        cpu=cfg.cpu or (distributed and not torch.cuda.is_available()),
         mixed_precision=cfg.mixed_precision,
         gradient_accumulation_steps=cfg.grad_accum,
         # Each global batch is split across processes, so N processes compute the gradient of
@@ -158,6 +162,8 @@ def train(
     from graft.logs import EpochLogger
 
     accelerator = make_accelerator(cfg)
+    if accelerator.num_processes > 1:
+        log(f"distributed: {accelerator.num_processes} processes ({accelerator.distributed_type})")
     model.to(accelerator.device)
     _setup_class_weights(model, data, cfg)
     resume = _load_resume(model, cfg, log)
@@ -173,14 +179,15 @@ def train(
         log(
             f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}"
         )
+        generator = torch.Generator()
         if on_features:
-            loaders = feature_loaders(model, data, cfg, accelerator)
+            loaders = feature_loaders(model, data, cfg, accelerator, generator)
         else:
-            loaders = image_loaders(model, data, cfg)
+            loaders = image_loaders(model, data, cfg, generator)
         active = [] if on_features else list(terms)
         for term in active:
             term.setup(model, stage, accelerator)
-        runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active)
+        runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
         rows = runner.run(
             *loaders, state=state, history=history, log=log, hooks=[logger.log, *callbacks]
         )
@@ -233,6 +240,7 @@ class _StageRunner:
         cfg: TrainConfig,
         on_features: bool,
         terms: Sequence[LossTerm] = (),
+        generator: torch.Generator | None = None,
     ) -> None:
         self.model, self.stage, self.index, self.acc, self.cfg = (
             model,
@@ -243,6 +251,7 @@ class _StageRunner:
         )
         self.module: torch.nn.Module = model.head if on_features else model
         self.terms = list(terms)
+        self.generator = generator or torch.Generator()
         self.monitor, self.sign = _monitor(cfg.monitor)
 
     def run(
@@ -272,7 +281,9 @@ class _StageRunner:
         best_state = state.get("best_state")
         bad = state.get("bad", 0)
         for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
-            set_seed(epoch_seed(self.cfg.seed, self.index, epoch))  # python, numpy, torch
+            seed = epoch_seed(self.cfg.seed, self.index, epoch)
+            set_seed(seed)  # python, numpy, torch: augmentation and dropout
+            self.generator.manual_seed(seed)  # the sampling order
             start = time.perf_counter()
             train_loss, term_metrics = self._train_epoch(
                 module, optimizer, scheduler, train_loader, epoch
@@ -387,8 +398,12 @@ class _StageRunner:
             count += len(y)
             for k, v in metrics.items():
                 sums[k] = sums.get(k, 0.0) + v * len(y)
-        n = max(count, 1)
-        return total / n, {f"train_{k}": v / n for k, v in sums.items()}
+        # Every process saw its share of each batch: sum over processes for the epoch's means.
+        keys = sorted(sums)
+        local = torch.tensor([total, count, *(sums[k] for k in keys)], dtype=torch.float64)
+        summed = self.acc.reduce(local.to(self.acc.device), reduction="sum").cpu().tolist()
+        n = max(summed[1], 1.0)
+        return summed[0] / n, {f"train_{k}": v / n for k, v in zip(keys, summed[2:], strict=True)}
 
     def _loss(
         self, module: Any, x: torch.Tensor, y: torch.Tensor, progress: float
