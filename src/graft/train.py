@@ -123,10 +123,10 @@ class TrainConfig:
 
 
 def make_accelerator(cfg: TrainConfig) -> Any:
+    import os
+
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
-
-    import os
 
     # Accelerate runs multi-process CPU training (gloo) only when told the device is the CPU.
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
