@@ -159,7 +159,9 @@ class GraftModel(nn.Module):
     ) -> dict[str, float]:
         """Metrics on a dataset (a path, a :class:`~graft.data.Dataset` or :class:`Samples`).
 
-        A dataset's ``test`` split is used when it has one (else ``split`` or all files).
+        A dataset's ``test`` split is used when it has one (else ``split`` or all files). The
+        folder or table the model was trained on is split as it was in training, so its
+        default is the held-out test split, never files the model trained on.
         """
         samples = self.samples_for(data, split=split)
         decoded = self.predict_outputs(samples, batch_size=batch_size, progress=progress)
@@ -173,9 +175,8 @@ class GraftModel(nn.Module):
             return data
         if not isinstance(data, Dataset):
             options = {k: v for k, v in self.info.get("data_options", {}).items() if v is not None}
-            data = load(
-                data, task=self.task_spec.kind, val_fraction=0.0, test_fraction=0.0, **options
-            )
+            options.update(self._training_split(data))
+            data = load(data, task=self.task_spec.kind, **options)
         parts = data.splits()
         if split is not None:
             if split not in parts:
@@ -189,6 +190,18 @@ class GraftModel(nn.Module):
             [p for s in chosen for p in s.paths], np.concatenate([s.targets for s in chosen])
         )
         return self._remap_classes(merged, data.class_names)
+
+    def _training_split(self, source: str | Path) -> dict[str, Any]:
+        """The split settings this model was trained with, when ``source`` is its training data.
+
+        Evaluating on the training folder then scores the held-out test split it never saw;
+        other data is evaluated whole (no split carved out).
+        """
+        recorded = self.info.get("split")
+        trained_on = self.info.get("data", {}).get("source")
+        if recorded and trained_on and Path(trained_on).resolve() == Path(source).resolve():
+            return dict(recorded)
+        return {"val_fraction": 0.0, "test_fraction": 0.0}
 
     def _remap_classes(self, samples: Samples, names: list[str] | None) -> Samples:
         mine = self.task_spec.class_names
