@@ -219,6 +219,11 @@ def fit(
         "path_column": path_column,
         "label_separator": label_separator,
     }
+    model.info["split"] = {
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+        "seed": seed,
+    }
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
     model.info["plan"] = plan.to_dict()

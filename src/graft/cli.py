@@ -298,7 +298,9 @@ def _evaluate_parser(sub: Any) -> None:
     p = sub.add_parser("evaluate", help="metrics of a saved model on labelled data")
     p.add_argument("model", help="a saved model folder")
     p.add_argument(
-        "data", help="image folder or table (its test split when it has one, else all files)"
+        "data",
+        help="image folder or table: its test split (the training data is split as in "
+        "training), else all files",
     )
     p.add_argument("--split", choices=["train", "val", "test"], help="evaluate this split only")
     p.add_argument("--batch-size", type=int, default=64)
