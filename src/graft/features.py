@@ -460,7 +460,8 @@ def _compute(
     writer = _ShardWriter(entry, list(missing), dim, shard_size)
     was_training = backbone.training
     backbone.eval()
-    bar = tqdm(total=len(missing), desc="features", unit="file", disable=not progress)
+    # disable=None: no bar when the output is not a terminal (logs, CI).
+    bar = tqdm(total=len(missing), desc="features", unit="file", disable=None if progress else True)
     try:
         with torch.inference_mode():
             for batch in loader:
