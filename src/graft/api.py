@@ -157,6 +157,10 @@ def fit(
     strict: bool = False,
     label_separator: str | None = None,
     loss_weights: dict[str, float] | None = None,
+    unlabeled: str | Path | None = None,
+    adapt: str | None = None,
+    adapt_options: dict[str, Any] | None = None,
+    target_eval: str | Path | None = None,
     out: str | Path | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] = print,
@@ -181,6 +185,11 @@ def fit(
         strategy_options: options of the strategy (e.g. ``{"top": 3, "lr_factor": 0.01}``).
         callbacks: functions called with each epoch's metrics row.
         terms: extra losses (regularizers, domain adaptation) in stages that run the backbone.
+        unlabeled: unlabeled target images (a folder, class folders ignored, or a table of
+            paths) for domain adaptation; see :mod:`graft.adapt.session`.
+        adapt: ``dann`` (the default with ``unlabeled``), ``coral``, ``mmd`` or ``rotation``.
+        adapt_options: the method's options (e.g. ``{"weight": 0.5, "hidden": 256}``).
+        target_eval: labeled target images used only to report target metrics.
         **train_options: options of the loop, see :class:`~graft.train.TrainConfig`
             (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
             ``resume``, ...).
@@ -227,8 +236,16 @@ def fit(
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
     model.info["plan"] = plan.to_dict()
+    from graft.adapt.session import start_adaptation
+
+    adaptation = start_adaptation(
+        model, plan, cfg, unlabeled=unlabeled, adapt=adapt, adapt_options=adapt_options,
+        target_eval=target_eval, log=log,
+    )  # fmt: skip
     if dry_run:
         return model
+    if adaptation is not None:
+        terms, callbacks = adaptation.before_training(model, cfg, terms, callbacks)
     history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks, terms=terms)
     metrics = {"val": model.evaluate(dataset.val)}
     if dataset.test is not None and len(dataset.test):
@@ -240,6 +257,8 @@ def fit(
         train_config=cfg.to_dict(),
         seconds=round(time.perf_counter() - started, 2),
     )
+    if adaptation is not None:
+        adaptation.finish(model)
     if out is not None and main_process:
         model.save(out)
         if cfg.checkpoint_dir == f"{out}.ckpt":

@@ -39,6 +39,8 @@ class LossTerm(Protocol):
     batch's inputs, backbone features and head outputs, and the stage's progress (0 -> 1), and
     returns the term's loss (already weighted) and its metrics (averaged per epoch and logged as
     ``train_<name>``). A term owns whatever else it needs (a teacher, unlabeled target batches).
+    A term with trainable parameters of its own also defines ``parameter_groups(stage)``: the
+    stage's fresh optimizer then trains them too (see :func:`term_groups`).
     """
 
     name: str
@@ -266,9 +268,8 @@ class _StageRunner:
     ) -> list[dict[str, Any]]:
         from accelerate.utils import set_seed
 
-        optimizer = torch.optim.AdamW(
-            param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
-        )
+        groups = param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
+        optimizer = torch.optim.AdamW(groups + term_groups(self.terms, self.stage, self.cfg))
         steps = self.stage.epochs * math.ceil(len(train_loader) / self.cfg.grad_accum)
         scheduler = build_scheduler(optimizer, steps, self.cfg.schedule)
         if "optimizer" in state:
@@ -434,6 +435,19 @@ class _StageRunner:
         raw_targets = self.model.task.decode_targets(targets.numpy())
         metrics = self.model.task.metrics(raw_targets, self.model.task.decode(outputs.numpy()))
         return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
+
+
+def term_groups(terms: Sequence[LossTerm], stage: Stage, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Optimizer groups of the terms' own parameters (e.g. a DANN discriminator).
+
+    A term that owns parameters exposes ``parameter_groups(stage) -> list[dict]``; groups
+    without a ``weight_decay`` get the loop's.
+    """
+    out: list[dict[str, Any]] = []
+    for term in terms:
+        get = getattr(term, "parameter_groups", None)
+        out += [{"weight_decay": cfg.weight_decay, **g} for g in (get(stage) if get else [])]
+    return out
 
 
 def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any]) -> dict[str, Any]:

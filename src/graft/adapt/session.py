@@ -1,0 +1,229 @@
+"""Domain adaptation inside ``graft.fit``: labeled source data, unlabeled target images.
+
+:func:`start_adaptation` checks the request and loads the target images (before a dry run
+returns); :meth:`Adaptation.before_training` runs rotation pre-training or adds the alignment
+loss term, and the target report; :meth:`Adaptation.finish` records what was done in
+``model.info["adaptation"]``. A labeled target set (``target_eval``) is only ever evaluated:
+its accuracy is reported per epoch and at the end, never used to train or to select weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graft.errors import ConfigError
+
+if TYPE_CHECKING:
+    from graft.adapt.base import Adapter
+    from graft.data.base import Samples
+    from graft.model import GraftModel
+    from graft.strategies.base import Plan
+    from graft.train import Callback, LossTerm, TrainConfig
+
+DEFAULT_METHOD = "dann"
+#: Options of rotation pre-training (keywords of :func:`~graft.adapt.pretrain_rotation`).
+ROTATION_OPTIONS = ("epochs", "lr", "weight_decay")
+
+
+@dataclass(eq=False)
+class Adaptation:
+    """A checked adaptation request for one fit: the method, its target images, its report set."""
+
+    method: str | None
+    adapter: Adapter | None
+    options: dict[str, Any]
+    unlabeled: str
+    paths: list[Path]
+    active_stages: list[str]
+    target_eval: Samples | None = None
+    log: Callable[[str], None] = print
+    done: dict[str, Any] = field(default_factory=dict)
+
+    def before_training(
+        self,
+        model: GraftModel,
+        cfg: TrainConfig,
+        terms: Sequence[LossTerm],
+        callbacks: Sequence[Callback],
+    ) -> tuple[list[LossTerm], list[Callback]]:
+        """Rotation pre-training now, or the alignment term; the target report callback."""
+        terms, callbacks = list(terms), list(callbacks)
+        if self.adapter is not None and self.adapter.stage == "pretrain":
+            self.done["rotation"] = _pretrain(self, model, cfg)
+        elif self.adapter is not None:
+            from graft.adapt.term import AlignmentTerm
+
+            terms.append(
+                AlignmentTerm(
+                    self.adapter,
+                    self.paths,
+                    batch_size=cfg.batch_size,
+                    seed=cfg.seed,
+                    augment=cfg.augment,
+                    num_workers=cfg.num_workers,
+                )
+            )
+        if self.target_eval is not None:
+            callbacks.append(TargetReport(model, self.target_eval, self.log))
+        return terms, callbacks
+
+    def finish(self, model: GraftModel) -> dict[str, Any]:
+        """Store what was done in ``model.info["adaptation"]`` (and the final target metrics)."""
+        info: dict[str, Any] = {
+            "method": self.method,
+            "options": self.options,
+            "unlabeled": self.unlabeled,
+            "n_unlabeled": len(self.paths),
+            "active_stages": self.active_stages,
+            **self.done,
+        }
+        if self.target_eval is not None:
+            from graft.evaluate.metrics import format_metrics
+
+            metrics = model.evaluate(self.target_eval)
+            info["target_eval"] = {"n": len(self.target_eval), "metrics": metrics}
+            self.log("target metrics (labels used only to report):\n" + format_metrics(metrics))
+        model.info["adaptation"] = info
+        return info
+
+
+class TargetReport:
+    """A per-epoch callback: the labeled target set's metrics, added to the row as ``target_*``.
+
+    Only reads the model (in inference mode); the loop re-seeds every epoch, so a run with the
+    report trains exactly like a run without it.
+    """
+
+    def __init__(self, model: GraftModel, samples: Samples, log: Callable[[str], None]) -> None:
+        self.model, self.samples, self.log = model, samples, log
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        metrics = self.model.evaluate(self.samples)
+        row.update({f"target_{k}": v for k, v in metrics.items()})
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in list(metrics.items())[:2])
+        self.log(f"  target (report only): {shown}")
+
+
+def start_adaptation(
+    model: GraftModel,
+    plan: Plan,
+    cfg: TrainConfig,
+    *,
+    unlabeled: str | Path | None,
+    adapt: str | None,
+    adapt_options: dict[str, Any] | None,
+    target_eval: str | Path | None,
+    log: Callable[[str], None] = print,
+) -> Adaptation | None:
+    """Check an adaptation request against the plan and load its target images.
+
+    Returns None when nothing is asked; with ``target_eval`` alone, only the report runs.
+
+    Raises:
+        ConfigError: no target images, an unknown method or option, or a plan in which an
+            alignment method would never run (every stage keeps the backbone frozen).
+    """
+    from graft.adapt.base import create_adapter
+    from graft.data.unlabeled import load_unlabeled
+
+    if unlabeled is None and adapt is None:
+        return None if target_eval is None else _report_only(model, target_eval, log)
+    method, options = _method(unlabeled, adapt), dict(adapt_options or {})
+    assert unlabeled is not None
+    if method == "rotation":
+        adapter = create_adapter(method, model.backbone.num_features)
+        _check_rotation_options(options)
+        active = ["rotation pre-training (before every stage)"]
+    else:
+        adapter = create_adapter(method, model.backbone.num_features, **options)
+        active = _active_stages(plan, method)
+    paths = load_unlabeled(unlabeled)
+    report = None if target_eval is None else model.samples_for(target_eval)
+    log(
+        f"adaptation: {method} with {len(paths)} unlabeled target images from {unlabeled}; "
+        f"active in: {', '.join(active)}"
+        + (f"; {len(report)} labeled target images only to report" if report is not None else "")
+    )
+    return Adaptation(
+        method, adapter, adapter.options() | options, str(unlabeled), paths, active, report, log
+    )
+
+
+def _report_only(
+    model: GraftModel, target_eval: str | Path, log: Callable[[str], None]
+) -> Adaptation:
+    report = model.samples_for(target_eval)
+    log(f"target report: {len(report)} labeled target images, used only to report")
+    return Adaptation(None, None, {}, "", [], [], report, log)
+
+
+def _method(unlabeled: str | Path | None, adapt: str | None) -> str:
+    from graft.adapt.base import ADAPTERS
+
+    if unlabeled is None:
+        raise ConfigError(
+            f"adapt={adapt!r} needs unlabeled target images: pass unlabeled=FOLDER_OR_TABLE "
+            "(--unlabeled, or `graft adapt SOURCE TARGET`)"
+        )
+    return ADAPTERS.normalize(adapt or DEFAULT_METHOD)
+
+
+def _check_rotation_options(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - set(ROTATION_OPTIONS))
+    if unknown:
+        raise ConfigError(
+            f"adapter 'rotation' has no option {', '.join(unknown)}; "
+            f"its options: {', '.join(ROTATION_OPTIONS)}"
+        )
+
+
+def _active_stages(plan: Plan, method: str) -> list[str]:
+    """Stages that train the backbone: the only ones where feature alignment can act."""
+    active = [s.name for s in plan.stages if s.epochs > 0 and not s.backbone_frozen]
+    if not active:
+        raise ConfigError(
+            f"adapt={method!r} aligns backbone features, but strategy {plan.strategy!r} keeps "
+            "the backbone frozen in every stage, so adaptation would do nothing; choose a "
+            "strategy that fine-tunes it (two_stage, fine_tune_top, full, progressive) or "
+            "adapt='rotation'"
+        )
+    return active
+
+
+def _pretrain(adaptation: Adaptation, model: GraftModel, cfg: TrainConfig) -> dict[str, Any]:
+    """Rotation pre-training of the backbone on the target images, before the stages."""
+    import torch
+
+    from graft.data import ImageDataset, build_transform
+    from graft.data.unlabeled import unlabeled_samples
+
+    device = torch.device("cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu")
+    model.to(device)
+    dataset = ImageDataset(
+        unlabeled_samples(adaptation.paths), build_transform(model.data_config, train=cfg.augment)
+    )
+    batch = max(2, cfg.batch_size // 4)  # every image is seen at four rotations
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(cfg.seed),
+        num_workers=cfg.num_workers,
+        drop_last=len(dataset) > batch,
+    )
+    result = adaptation.adapter.pretrain(  # type: ignore[union-attr,operator]
+        model.backbone,
+        loader,
+        device=device,
+        progress=cfg.progress,
+        **{k: v for k, v in adaptation.options.items() if k in ROTATION_OPTIONS},
+    )
+    for row in result["history"]:
+        adaptation.log(
+            f"  rotation epoch {int(row['epoch'])}: loss {row['rotation_loss']:.4f}  "
+            f"accuracy {row['rotation_acc']:.4f}"
+        )
+    return result
