@@ -12,9 +12,11 @@ from typing import Any
 
 from torch import nn
 
+from graft.backbones import graft_source
 from graft.backbones.base import Backbone, BackboneSpec, DataConfig
 from graft.backbones.bundled import BUNDLED, BundledBackbone
 from graft.backbones.groups import layer_groups
+from graft.backbones.small_cnn import build_small_cnn, is_small_cnn, no_pretrained_error
 from graft.backbones.weights import (
     file_sha256,
     load_checked,
@@ -31,7 +33,10 @@ any timm architecture: --backbone timm:<name> (or the bare name), e.g. timm:resn
   timm fetches its pretrained weights when a model hub is reachable.
 local weights for a timm architecture: --backbone timm:<name> --weights PATH
   (.safetensors, or a state dict saved with torch.save; "module."/"state_dict" wrappers are fine).
-random initialisation: --no-pretrained (pretrained=False)."""
+random initialisation: --no-pretrained (pretrained=False).
+a small CNN for small images, trained from scratch: --backbone small_cnn --no-pretrained
+  (small_cnn_gray for 1-channel images).
+a saved graft model as the source: --backbone path/to/model (its backbone and its head)."""
 
 _FIXES = (
     "pass weights=PATH (CLI --weights PATH) with a local .safetensors or state-dict file for "
@@ -62,9 +67,13 @@ def create(
     """
     if weights is not None and not pretrained:
         raise ConfigError("weights= (--weights) and pretrained=False (--no-pretrained) conflict")
+    if graft_source.is_graft_model(name):
+        return graft_source.create(
+            name, pretrained=pretrained, weights=weights, image_size=image_size
+        )
     arch, entry = _resolve(name)
     kwargs = dict(entry.arch_kwargs) if entry else {}
-    canonical = entry.name if entry else f"timm:{arch}"
+    canonical = entry.name if entry else (arch if is_small_cnn(arch) else f"timm:{arch}")
     if weights is not None:
         model, spec = _from_local(canonical, arch, kwargs, Path(weights))
     elif not pretrained:
@@ -88,6 +97,8 @@ def from_spec(spec: BackboneSpec, *, load_weights: bool) -> Backbone:
             artifact that loads its own state dict.
     """
     entry = BUNDLED.get(spec.name) if spec.name in BUNDLED else None
+    if spec.source == "graft":
+        return graft_source.from_spec(spec, load_weights=load_weights)
     if not load_weights or spec.source == "random":
         return _assemble(_build(spec.arch, spec.kwargs), spec, entry, None)
     if spec.source == "bundled" and entry is not None:
@@ -122,6 +133,8 @@ def _resolve(name: str) -> tuple[str, BundledBackbone | None]:
     if raw in BUNDLED:
         entry = BUNDLED.get(raw)
         return entry.arch, entry
+    if is_small_cnn(raw):
+        return raw, None
     if timm.is_model(raw):
         return raw, None
     raise BackboneError(_unknown_message(name, raw))
@@ -134,6 +147,8 @@ def _unknown_message(name: str, arch: str) -> str:
     hint = f" Close timm models: {', '.join(close)}." if close else ""
     return (
         f"unknown backbone {name!r}.{hint} Bundled (offline): {', '.join(BUNDLED)}. "
+        "From scratch: small_cnn, small_cnn_gray (with --no-pretrained). A saved graft model: "
+        "its folder. "
         "Any timm model works as timm:<name>; list them with timm.list_models('pattern*')."
     )
 
@@ -141,6 +156,8 @@ def _unknown_message(name: str, arch: str) -> str:
 def _build(arch: str, kwargs: dict[str, Any]) -> nn.Module:
     import timm
 
+    if is_small_cnn(arch):
+        return build_small_cnn(arch, kwargs)
     return timm.create_model(arch, pretrained=False, **kwargs)
 
 
@@ -164,6 +181,8 @@ def _from_hub(name: str, arch: str) -> tuple[nn.Module, BackboneSpec]:
     import timm
     from timm.models import get_pretrained_cfg
 
+    if is_small_cnn(arch):
+        raise no_pretrained_error(name)
     cfg = get_pretrained_cfg(arch)
     where = cfg and (cfg.hf_hub_id or cfg.url or cfg.file)
     if not where:
