@@ -19,17 +19,23 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from graft.api import fit as fit
     from graft.api import make_backbone as backbone
+    from graft.measure import rank as rank
+    from graft.measure import similarity as similarity
     from graft.model import GraftModel as GraftModel
     from graft.model import load as load
+    from graft.strategies.auto import advise as advise
 
 _LAZY = {
     "fit": ("graft.api", "fit"),
     "backbone": ("graft.api", "make_backbone"),
     "load": ("graft.model", "load"),
     "GraftModel": ("graft.model", "GraftModel"),
+    "rank": ("graft.measure", "rank"),
+    "similarity": ("graft.measure", "similarity"),
+    "advise": ("graft.strategies.auto", "advise"),
 }
 
-__all__ = ["GraftModel", "__version__", "backbone", "fit", "load"]
+__all__ = ["GraftModel", "__version__", "advise", "backbone", "fit", "load", "rank", "similarity"]
 
 
 def __getattr__(name: str) -> Any:

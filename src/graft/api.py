@@ -25,7 +25,7 @@ from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.train import Callback, LossTerm, TrainConfig, train
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
-DEFAULT_STRATEGY = "two_stage"
+DEFAULT_STRATEGY = "auto"  # the advisor measures the data, then picks (strategies/auto.py)
 
 
 def load_data(
@@ -221,6 +221,10 @@ def fit(
     torch.manual_seed(seed)  # a randomly initialised backbone and the new head are reproducible
     bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
     model = GraftModel(bb, task_spec_for(dataset, dropout=dropout, loss_weights=loss_weights))
+    if isinstance(strategy, str) and strategy.replace("-", "_") == "auto":
+        from graft.strategies.auto import resolve_auto  # measures on stored features
+
+        strategy = resolve_auto(model, dataset, cfg, options=strategy_options, log=log, seed=seed)
     plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
     model.info["data_options"] = {
         "label_column": label_column,

@@ -96,8 +96,9 @@ def _fit_parser(sub: Any) -> None:
     g = p.add_argument_group("strategy")
     g.add_argument(
         "--strategy",
-        default="two_stage",
-        help="feature-extraction, fine-tune-top, full, two-stage, progressive",
+        default="auto",
+        help="auto (the advisor measures your data and picks; the default), "
+        "feature-extraction, fine-tune-top, full, two-stage, progressive",
     )
     g.add_argument("--epochs", type=int, default=5, help="epochs per stage")
     g.add_argument("--lr", type=float, default=1e-3, help="base learning rate (the head's)")
