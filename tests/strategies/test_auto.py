@@ -1,0 +1,130 @@
+"""The advisor: the decision matrix on measured facts, the guard, and the fit hook."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from graft.strategies import create_strategy
+from graft.strategies.auto import Auto, Facts, advise, as_strategy, decide
+
+GROUPS = ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "final", "head"]
+SMALL_NEAR = Facts(
+    task="classification",
+    n_train=200,
+    n_outputs=10,
+    gap="near",
+    gap_values={"mmd": 0.0, "proxy_a_distance": 0.2, "coral": 0.0},
+    gap_note="66 crops",
+    score_name="logme",
+    score=1.0,
+    pixel_score=0.5,
+    probe=0.9,
+    pixel_probe=0.6,
+)
+
+
+def _depth(facts: Facts) -> int:
+    """Backbone groups the advice unfreezes (0 = feature extraction)."""
+    advice = decide(facts)
+    plan = as_strategy(advice, None, print).plan(GROUPS, epochs=1, lr=1e-3)
+    return max(sum(m > 0 for m in s.multipliers[:-1]) for s in plan.stages)
+
+
+def test_small_near_data_gets_feature_extraction() -> None:
+    advice = decide(SMALL_NEAR)
+    assert advice.strategy == "feature_extraction" and not advice.guard
+    assert any("small" in r for r in advice.reasons) and _depth(SMALL_NEAR) == 0
+
+
+def test_more_data_or_a_farther_gap_unfreezes_deeper() -> None:
+    large = replace(SMALL_NEAR, n_train=5000)
+    moderate, far = replace(SMALL_NEAR, gap="moderate"), replace(SMALL_NEAR, gap="far")
+    large_far = replace(large, gap="far")
+    depths = [_depth(f) for f in (SMALL_NEAR, large, moderate, far, large_far)]
+    assert depths[0] < depths[1] and depths[0] < depths[2] < depths[3] < depths[4]
+    assert decide(large).strategy == "two_stage", "head first before unfreezing"
+    assert decide(large_far).options["layer_decay"] < 1, "discriminative rates when deep"
+
+
+def test_a_score_below_the_pixels_goes_one_step_deeper() -> None:
+    weak = replace(SMALL_NEAR, score=0.1, pixel_score=0.5)
+    assert _depth(weak) > _depth(SMALL_NEAR)
+
+
+def test_an_unmeasured_gap_is_assumed_moderate_and_said() -> None:
+    advice = decide(replace(SMALL_NEAR, gap=None, gap_values=None, gap_note="no reference"))
+    assert "not measured (no reference)" in "\n".join(advice.lines())
+    assert advice.strategy != "feature_extraction"
+
+
+@pytest.mark.parametrize("facts", [
+    replace(SMALL_NEAR, probe=0.5, pixel_probe=0.8),
+    replace(SMALL_NEAR, probe=None, pixel_probe=None, constant_features=True),
+])  # fmt: skip
+def test_guard_never_settles_on_feature_extraction(facts: Facts) -> None:
+    advice = decide(facts)
+    assert advice.guard and advice.strategy != "feature_extraction"
+    assert "negative-transfer guard" in advice.summary() and _depth(facts) == len(GROUPS) - 1
+
+
+def test_user_options_override_the_advice() -> None:
+    advice = decide(replace(SMALL_NEAR, gap="far"))
+    auto = as_strategy(advice, {"top": 1, "patience": 5}, print)
+    opts = dict(auto.choice_options)
+    assert opts["top"] == 1 and "fraction" not in opts and opts["patience"] == 5
+    dropped: list[str] = []
+    as_strategy(decide(SMALL_NEAR), {"top": 3}, dropped.append)
+    assert dropped and "top" in dropped[0]
+
+
+def test_auto_without_data_plans_the_default_and_says_so() -> None:
+    plan = create_strategy("auto").plan(GROUPS, epochs=2, lr=1e-3)
+    assert plan.strategy == "two_stage" and "nothing measured" in plan.notes[-1]
+    assert isinstance(create_strategy("auto"), Auto)
+
+
+def test_guard_fires_when_pretrained_features_lose_to_pixels(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    # Built deliberately: 8x8 digits blown up to 64 px are far from ImageNet, and a linear
+    # probe on 16x16 pixels beats one on the bundled backbone's features there.
+    advice = advise(digits_dir, image_size=64, cache_dir=str(tmp_path))
+    f = advice.facts
+    assert f.probe is not None and f.pixel_probe is not None and f.probe < f.pixel_probe
+    assert advice.guard and advice.strategy != "feature_extraction"
+    assert f.gap == "far" and "FEATURES LOSE" in "\n".join(advice.lines())
+
+
+def test_a_random_backbone_has_no_reference_sample(digits_dir: Path, tmp_path: Path) -> None:
+    advice = advise(
+        digits_dir,
+        backbone="timm:test_efficientnet",
+        pretrained=False,
+        image_size=32,
+        cache_dir=str(tmp_path),
+    )
+    assert advice.facts.gap is None and "not measured" in advice.lines()[2]
+    assert advice.facts.score is not None and advice.facts.probe is not None
+
+
+def test_fit_defaults_to_auto_and_records_the_advice(digits_dir: Path, tmp_path: Path) -> None:
+    import graft
+
+    lines: list[str] = []
+    model = graft.fit(
+        digits_dir,
+        backbone="timm:test_efficientnet",
+        pretrained=False,
+        image_size=32,
+        dry_run=True,
+        cache_dir=str(tmp_path),
+        progress=False,
+        log=lines.append,
+    )
+    advice = model.info["advice"]
+    assert advice["lines"][0].startswith("advice: ") and advice["lines"][0] in lines
+    assert model.info["plan"]["strategy"] == advice["strategy"]
+    assert "chosen by --strategy auto" in model.info["plan"]["notes"][-1]
