@@ -20,6 +20,7 @@ from graft.data.base import Dataset
 from graft.errors import ConfigError
 from graft.heads import Classification, Regression, TaskSpec
 from graft.model import GraftModel
+from graft.regularize.base import Regularizer
 from graft.schedules import ScheduleConfig
 from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.train import Callback, LossTerm, TrainConfig, train
@@ -161,6 +162,12 @@ def fit(
     adapt: str | None = None,
     adapt_options: dict[str, Any] | None = None,
     target_eval: str | Path | None = None,
+    regularize: str | Regularizer | None = None,
+    regularize_strength: float | None = None,
+    regularize_options: dict[str, Any] | None = None,
+    ewc_data: str | Path | None = None,
+    retention: bool = True,
+    retention_data: str | Path | None = None,
     out: str | Path | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] = print,
@@ -192,6 +199,14 @@ def fit(
         target_eval: labeled target images used only to report target metrics.
         **train_options: options of the loop, see :class:`~graft.train.TrainConfig`
             (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
+        regularize: keep what the backbone knew: ``ewc``, ``l2sp``, ``lwf`` or a Regularizer,
+            active in stages that train the backbone; see :mod:`graft.regularize.session`.
+        regularize_strength: its main strength (EWC/LwF ``lam``, L2-SP ``alpha``).
+        regularize_options: its other options (e.g. ``{"temperature": 2}`` for LwF).
+        ewc_data: source-like images for EWC's Fisher (default: the target training images).
+        retention: after training, measure agreement with the original model when the
+            backbone keeps its original classifier; stored in ``model.info["retention"]``.
+        retention_data: reference images for retention (default: the test, else val split).
             ``resume``, ...).
 
     Example:
@@ -242,6 +257,14 @@ def fit(
     model.info["plan"] = plan.to_dict()
     from graft.adapt.session import start_adaptation
 
+    from graft.regularize.session import start_forgetting
+
+    forgetting = start_forgetting(
+        model, plan, dataset, regularize=regularize, regularize_strength=regularize_strength,
+        regularize_options=regularize_options, ewc_data=ewc_data, retention_data=retention_data,
+        retention=retention and not dry_run, use_cache=cfg.use_cache, log=log,
+    )  # fmt: skip
+    cfg = forgetting.train_config(cfg, weight_decay_given="weight_decay" in train_options)
     adaptation = start_adaptation(
         model, plan, cfg, unlabeled=unlabeled, adapt=adapt, adapt_options=adapt_options,
         target_eval=target_eval, log=log,
@@ -252,6 +275,7 @@ def fit(
         terms, callbacks = adaptation.before_training(model, cfg, terms, callbacks)
     history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks, terms=terms)
     metrics = {"val": model.evaluate(dataset.val)}
+    terms = forgetting.before_training(terms)
     if dataset.test is not None and len(dataset.test):
         metrics["test"] = model.evaluate(dataset.test)
     model.info.update(
@@ -265,6 +289,7 @@ def fit(
         adaptation.finish(model)
     if out is not None and main_process:
         model.save(out)
+    forgetting.finish(model, dataset, cfg.batch_size)
         if cfg.checkpoint_dir == f"{out}.ckpt":
             shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
     return model

@@ -24,7 +24,9 @@ def test_backbone_contract(name: str) -> None:
     assert bb.data_config.input_size == (channels, 32, 32)
     assert len(bb.data_config.mean) == channels
     assert bb.spec.source == "random" and bb.spec.name == name
-    assert bb.group_names[0] == "stem" and len(bb.group_names) == 1 + len(SMALL_CNNS[name]["widths"])
+    assert bb.group_names[0] == "stem" and len(bb.group_names) == 1 + len(
+        SMALL_CNNS[name]["widths"]
+    )
     assert any(isinstance(m, nn.BatchNorm2d) for m in bb.modules())
     grouped = [n for g in bb.groups for n in g.param_names]
     assert sorted(grouped) == sorted(n for n, _ in bb.model.named_parameters())

@@ -57,9 +57,17 @@ def build_small_cnn(arch: str, kwargs: dict[str, Any]) -> SmallCNN:
     return SmallCNN(**options)
 
 
-def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+#: BatchNorm momentum. A from-scratch run on a small dataset takes few steps (10-50), and with
+#: PyTorch's 0.1 the running statistics still mostly reflect the initialisation when training
+#: ends: on 200 digits 0-4 the trained network scored 23% in eval mode and 97% in train mode.
+BN_MOMENTUM = 0.3
+
+
+def _conv_bn_relu(cin: int, cout: int, momentum: float) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout, momentum=momentum),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -71,6 +79,7 @@ class SmallCNN(nn.Module):
         widths: output channels of each stage; the stem has ``widths[0]``.
         num_classes: size of an own classifier (0 = none; graft adds its own head).
         image_size: default square input size, recorded in ``pretrained_cfg``.
+        bn_momentum: BatchNorm running-statistics momentum (see ``BN_MOMENTUM``).
 
     Shape:
         - Input: ``(batch, in_chans, height, width)``, any size of at least ``2**len(widths)``.
@@ -84,14 +93,21 @@ class SmallCNN(nn.Module):
         widths: Sequence[int] = (32, 64, 128),
         num_classes: int = 0,
         image_size: int = DEFAULT_IMAGE_SIZE,
+        bn_momentum: float = BN_MOMENTUM,
     ) -> None:
         super().__init__()
         if not widths:
             raise BackboneError("small_cnn needs at least one stage width")
-        self.stem = _conv_bn_relu(in_chans, widths[0])
+        self.stem = _conv_bn_relu(in_chans, widths[0], bn_momentum)
         stages, cin = [], widths[0]
         for w in widths:
-            stages.append(nn.Sequential(_conv_bn_relu(cin, w), _conv_bn_relu(w, w), nn.MaxPool2d(2)))
+            stages.append(
+                nn.Sequential(
+                    _conv_bn_relu(cin, w, bn_momentum),
+                    _conv_bn_relu(w, w, bn_momentum),
+                    nn.MaxPool2d(2),
+                )
+            )
             cin = w
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)

@@ -38,6 +38,8 @@ class Regularizer:
     """
 
     needs_inputs: ClassVar[bool] = False
+    #: The option that ``regularize_strength`` (CLI ``--regularize-strength``) sets.
+    strength: ClassVar[str] = "lam"
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -44,6 +44,8 @@ class L2SP(Regularizer):
         >>> loss = task_loss + reg.penalty(model)[0]  # doctest: +SKIP
     """
 
+    strength = "alpha"
+
     alpha: float = 0.1
     beta: float = 0.01
 
