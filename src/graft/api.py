@@ -197,8 +197,6 @@ def fit(
         adapt: ``dann`` (the default with ``unlabeled``), ``coral``, ``mmd`` or ``rotation``.
         adapt_options: the method's options (e.g. ``{"weight": 0.5, "hidden": 256}``).
         target_eval: labeled target images used only to report target metrics.
-        **train_options: options of the loop, see :class:`~graft.train.TrainConfig`
-            (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
         regularize: keep what the backbone knew: ``ewc``, ``l2sp``, ``lwf`` or a Regularizer,
             active in stages that train the backbone; see :mod:`graft.regularize.session`.
         regularize_strength: its main strength (EWC/LwF ``lam``, L2-SP ``alpha``).
@@ -207,6 +205,8 @@ def fit(
         retention: after training, measure agreement with the original model when the
             backbone keeps its original classifier; stored in ``model.info["retention"]``.
         retention_data: reference images for retention (default: the test, else val split).
+        **train_options: options of the loop, see :class:`~graft.train.TrainConfig`
+            (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
             ``resume``, ...).
 
     Example:
@@ -255,8 +255,6 @@ def fit(
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
     model.info["plan"] = plan.to_dict()
-    from graft.adapt.session import start_adaptation
-
     from graft.regularize.session import start_forgetting
 
     forgetting = start_forgetting(
@@ -265,6 +263,8 @@ def fit(
         retention=retention and not dry_run, use_cache=cfg.use_cache, log=log,
     )  # fmt: skip
     cfg = forgetting.train_config(cfg, weight_decay_given="weight_decay" in train_options)
+    from graft.adapt.session import start_adaptation
+
     adaptation = start_adaptation(
         model, plan, cfg, unlabeled=unlabeled, adapt=adapt, adapt_options=adapt_options,
         target_eval=target_eval, log=log,
@@ -273,9 +273,9 @@ def fit(
         return model
     if adaptation is not None:
         terms, callbacks = adaptation.before_training(model, cfg, terms, callbacks)
+    terms = forgetting.before_training(terms)
     history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks, terms=terms)
     metrics = {"val": model.evaluate(dataset.val)}
-    terms = forgetting.before_training(terms)
     if dataset.test is not None and len(dataset.test):
         metrics["test"] = model.evaluate(dataset.test)
     model.info.update(
@@ -287,9 +287,9 @@ def fit(
     )
     if adaptation is not None:
         adaptation.finish(model)
+    forgetting.finish(model, dataset, cfg.batch_size)
     if out is not None and main_process:
         model.save(out)
-    forgetting.finish(model, dataset, cfg.batch_size)
         if cfg.checkpoint_dir == f"{out}.ckpt":
             shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
     return model
