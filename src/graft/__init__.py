@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:
     from graft.api import fit as fit
     from graft.api import make_backbone as backbone
+    from graft.evaluate.compare import compare as compare
     from graft.measure import rank as rank
     from graft.measure import similarity as similarity
     from graft.model import GraftModel as GraftModel
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 _LAZY = {
     "fit": ("graft.api", "fit"),
+    "compare": ("graft.evaluate.compare", "compare"),
     "backbone": ("graft.api", "make_backbone"),
     "load": ("graft.model", "load"),
     "GraftModel": ("graft.model", "GraftModel"),
@@ -35,7 +37,17 @@ _LAZY = {
     "advise": ("graft.strategies.auto", "advise"),
 }
 
-__all__ = ["GraftModel", "__version__", "advise", "backbone", "fit", "load", "rank", "similarity"]
+__all__ = [
+    "GraftModel",
+    "__version__",
+    "advise",
+    "backbone",
+    "compare",
+    "fit",
+    "load",
+    "rank",
+    "similarity",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -169,6 +169,7 @@ def fit(
     retention: bool = True,
     retention_data: str | Path | None = None,
     out: str | Path | None = None,
+    report: str | Path | None = None,
     dry_run: bool = False,
     log: Callable[[str], None] = print,
     strategy_options: dict[str, Any] | None = None,
@@ -188,6 +189,7 @@ def fit(
         lr: base learning rate (the head's).
         out: save the trained model there (atomic); checkpoints go to ``<out>.ckpt`` while
             training and are removed once the model is saved.
+        report: write an HTML report there (plan, advisor, metrics, curves, plots).
         dry_run: build everything and log the plan, but do not train.
         strategy_options: options of the strategy (e.g. ``{"top": 3, "lr_factor": 0.01}``).
         callbacks: functions called with each epoch's metrics row.
@@ -292,6 +294,10 @@ def fit(
         model.save(out)
         if cfg.checkpoint_dir == f"{out}.ckpt":
             shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
+    if report is not None and main_process:
+        from graft.evaluate.run_report import write_fit_report
+
+        log(f"report: {write_fit_report(model, dataset, report)}")
     return model
 
 

@@ -1,0 +1,179 @@
+"""The contenders of ``graft compare`` (arms) and the training budget they share.
+
+An :class:`Arm` is one way to train a model on the user's data: from scratch (the compared
+backbone randomly initialised, or a small CNN sized for the data) or by transfer (feature
+extraction, two-stage or progressive fine-tuning of the pretrained backbone). Every arm is run
+through :func:`graft.fit` on the same :class:`~graft.data.Dataset` with the same seed.
+
+A :class:`Budget` is the same number of epochs (passes over the training set) for every arm,
+split among the arm's stages, so no arm wins by training longer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from graft._registry import Registry
+from graft.errors import ConfigError
+
+Kind = Literal["scratch", "transfer"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arm:
+    """One contender of a comparison.
+
+    Args:
+        strategy: the registered strategy it trains with.
+        kind: ``scratch`` (random initialisation) or ``transfer`` (pretrained weights).
+        backbone: a fixed backbone (``small_cnn``); None trains the compared backbone.
+        options: strategy options besides the epoch split (e.g. ``{"lr_factor": 1.0}``).
+        stages: how many stages share the epochs (two-stage: 2, progressive: 1 + max_groups).
+        description: one line for the table's legend and the report.
+    """
+
+    strategy: str
+    kind: Kind
+    backbone: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    stages: int = 1
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("scratch", "transfer"):
+            raise ValueError(f"arm kind must be 'scratch' or 'transfer', got {self.kind!r}")
+        if self.stages < 1:
+            raise ValueError(f"an arm has at least one stage, got {self.stages}")
+
+    @property
+    def pretrained(self) -> bool:
+        return self.kind == "transfer"
+
+    def fit_options(self, epochs: int) -> tuple[int, dict[str, Any]]:
+        """``epochs`` and ``strategy_options`` for :func:`graft.fit` from the arm's total epochs.
+
+        The total is split evenly among the stages, never exceeding it: two-stage gives the
+        head the remainder (its stages add up to the total exactly), progressive unfreezes
+        fewer groups when there are fewer epochs than stages.
+        """
+        stages = max(1, min(self.stages, epochs))
+        per = max(1, epochs // stages)
+        options = dict(self.options)
+        if self.strategy == "two_stage":
+            options["head_epochs"] = epochs - per
+        elif self.strategy == "progressive":
+            options["stage_epochs"] = per
+            options["max_groups"] = stages - 1
+        return per, options
+
+
+ARMS: Registry[Arm] = Registry("comparison arm")
+
+ARMS.register("scratch")(
+    Arm(
+        strategy="full",
+        kind="scratch",
+        options={"lr_factor": 1.0},
+        description="the compared architecture, randomly initialised, every layer trained",
+    )
+)
+ARMS.register("small_cnn")(
+    Arm(
+        strategy="full",
+        kind="scratch",
+        backbone="small_cnn",
+        options={"lr_factor": 1.0},
+        description="a small VGG-style CNN at the data's own image size, trained from scratch",
+    )
+)
+ARMS.register("feature_extraction")(
+    Arm(
+        strategy="feature_extraction",
+        kind="transfer",
+        description="pretrained backbone frozen, new head trained on stored features",
+    )
+)
+ARMS.register("two_stage")(
+    Arm(
+        strategy="two_stage",
+        kind="transfer",
+        options={"top": 2, "lr_factor": 0.1},
+        stages=2,
+        description="head first on a frozen backbone, then the top 2 groups at lr x 0.1",
+    )
+)
+ARMS.register("progressive")(
+    Arm(
+        strategy="progressive",
+        kind="transfer",
+        options={"max_groups": 2, "lr_decay": 0.5},
+        stages=3,
+        description="head, then one more group per stage (2 groups), lr halved each stage",
+    )
+)
+
+DEFAULT_ARMS = ("scratch", "small_cnn", "feature_extraction", "two_stage", "progressive")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Budget:
+    """What every arm of a comparison gets.
+
+    Args:
+        epochs: epochs per arm, all its stages together (the same for every arm).
+        lr: base learning rate (the head's; fine-tuning stages scale it by their factor).
+        batch_size: samples per step.
+        image_size: input side in pixels for the compared backbone (None: its own).
+        arms: the contenders, names in ``ARMS``.
+        fractions: training-set fractions of the data-efficiency curve (empty: no curve).
+        seeds: random subsets (and training seeds) per fraction.
+        curve_arms: arms trained for the curve (empty: every arm).
+    """
+
+    epochs: int = 12
+    lr: float = 3e-3
+    batch_size: int = 64
+    image_size: int | None = None
+    arms: tuple[str, ...] = DEFAULT_ARMS
+    fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    seeds: int = 2
+    curve_arms: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"--epochs must be >= 1 for a comparison, got {self.epochs}")
+        if not self.arms:
+            raise ConfigError("--arms: give at least one arm; known: " + ", ".join(ARMS.names()))
+        for name in (*self.arms, *self.curve_arms):
+            ARMS.get(name)  # an unknown name lists the known ones
+        bad = [f for f in self.fractions if not 0 < f <= 1]
+        if bad:
+            raise ConfigError(f"--fractions must be in (0, 1], got {', '.join(map(str, bad))}")
+        if self.seeds < 1:
+            raise ConfigError(f"--seeds must be >= 1, got {self.seeds}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+#: ``--budget`` presets. ``quick`` fits a laptop CPU in minutes; ``standard`` is the default.
+BUDGETS: dict[str, Budget] = {
+    "quick": Budget(epochs=4, image_size=64, fractions=(), seeds=1),
+    "standard": Budget(),
+}
+
+
+def resolve_budget(budget: str | Budget, **overrides: Any) -> Budget:
+    """A preset by name (or a Budget) with the non-None ``overrides`` applied."""
+    from dataclasses import replace
+
+    if isinstance(budget, str):
+        if budget not in BUDGETS:
+            raise ConfigError(f"--budget {budget!r}: known budgets are {', '.join(BUDGETS)}")
+        budget = BUDGETS[budget]
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    for key in ("arms", "fractions", "curve_arms"):
+        if key in changes:
+            changes[key] = tuple(changes[key])
+    return replace(budget, **changes)

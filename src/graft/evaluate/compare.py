@@ -1,0 +1,344 @@
+"""``graft compare``: is transfer learning helping here? Baselines, transfer arms, one verdict.
+
+Every arm (see :mod:`graft.evaluate.arms`) trains through :func:`graft.fit` on the same
+:class:`~graft.data.Dataset` object (identical splits), with the same seed and budget, and a
+shared feature cache (frozen stages of different arms reuse one backbone pass). The result is
+a table (test metrics, training time, epochs to best, trainable parameters), a plain verdict,
+optionally data-efficiency curves, and an HTML report. The printed table and the report's are
+built from the same rows by the same function.
+
+Example::
+
+    result = graft.compare("digits/", budget="quick", report="compare.html")
+    print(result.table())
+    print(result.verdict)
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
+from graft.evaluate.metrics import format_value, metric_direction
+
+if TYPE_CHECKING:
+    from graft.backbones.base import Backbone
+    from graft.data.base import Dataset
+    from graft.model import GraftModel
+
+#: Metrics shown per task, the first decides the verdict.
+TABLE_METRICS = {
+    "classification": ("accuracy", "macro_f1"),
+    "regression": ("rmse", "r2"),
+    "multilabel": ("micro_f1", "macro_f1"),
+}
+#: Metrics on a 0..1 scale, whose differences read as percentage points.
+_FRACTIONS = {"accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "subset_accuracy"}
+
+
+@dataclass
+class Comparison:
+    """The outcome of :func:`compare`: rows, verdict, models, curves and the data they share."""
+
+    rows: list[dict[str, Any]]
+    verdict: str
+    recommended: str
+    metric: str
+    budget: Budget
+    dataset: Dataset
+    models: dict[str, GraftModel]
+    curve_runs: list[dict[str, Any]] = field(default_factory=list)
+    importance: dict[str, float] | None = None
+    seconds: float = 0.0
+    backbone: str = ""
+
+    def table_rows(self) -> list[dict[str, str]]:
+        """The rows as printed: every cell formatted once, for the terminal and the report."""
+        return table_rows(self.rows)
+
+    def table(self) -> str:
+        return format_table(self.table_rows())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "verdict": self.verdict,
+            "recommended": self.recommended,
+            "metric": self.metric,
+            "budget": self.budget.to_dict(),
+            "curve_runs": self.curve_runs,
+            "importance": self.importance,
+            "seconds": self.seconds,
+        }
+
+
+def compare(
+    data: str | Path | Dataset,
+    *,
+    task: str | None = None,
+    backbone: str | Backbone = "efficientnet_lite0",
+    weights: str | Path | None = None,
+    budget: str | Budget = "standard",
+    epochs: int | None = None,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    arms: list[str] | None = None,
+    fractions: list[float] | None = None,
+    seeds: int | None = None,
+    curve_arms: list[str] | None = None,
+    seed: int = 0,
+    cache_dir: str | None = None,
+    report: str | Path | None = None,
+    fitted: Mapping[str, GraftModel] | None = None,
+    importance: bool = True,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+    **data_options: Any,
+) -> Comparison:
+    """Train from-scratch baselines and transfer arms on the same splits; compare them.
+
+    Args:
+        data: an image folder or table, or a loaded Dataset (its splits are used as they are).
+        task: ``classification`` or ``regression`` (inferred when None).
+        backbone: the pretrained backbone compared (also the architecture of ``scratch``).
+        weights: local weights file for a timm architecture.
+        budget: a preset (``quick``, ``standard``) or a Budget; the options below override it.
+        epochs: epochs per arm, all its stages together.
+        lr: base learning rate.
+        batch_size: samples per step.
+        image_size: input size of the compared backbone.
+        arms: contenders (default: scratch, small_cnn, feature_extraction, two_stage,
+            progressive).
+        fractions: training-set fractions for the data-efficiency curve (e.g. 0.1,0.25,0.5,1).
+        seeds: subsets and training seeds per fraction.
+        curve_arms: arms trained for the curve (default: every arm).
+        seed: seed of the splits and of every fit.
+        cache_dir: feature store shared by the arms.
+        report: write the HTML report there.
+        fitted: arms already trained on this very Dataset object (name -> model), reused.
+        importance: measure layer-group importance for the report.
+        progress: progress bars.
+        log: where progress lines go.
+        **data_options: passed to :func:`graft.api.load_data` (``label_column``, ...).
+    """
+    from graft.api import load_data
+
+    started = time.perf_counter()
+    plan = resolve_budget(
+        budget, epochs=epochs, lr=lr, batch_size=batch_size, image_size=image_size, arms=arms,
+        fractions=fractions, seeds=seeds, curve_arms=curve_arms,
+    )  # fmt: skip
+    dataset = load_data(data, task=task, seed=seed, **data_options)
+    runner = _ArmRunner(dataset, backbone, weights, plan, seed, cache_dir, progress)
+    models = dict(fitted or {})
+    for name in plan.arms:
+        if name not in models:
+            log(f"arm {name}: {ARMS.get(name).description}")
+            models[name] = runner.fit(name, dataset, seed)
+    metric = TABLE_METRICS.get(dataset.task, ("loss",))[0]
+    rows = [arm_row(name, ARMS.get(name), models[name], dataset.task) for name in plan.arms]
+    verdict, best = make_verdict(rows, metric)
+    result = Comparison(
+        rows, verdict, best, metric, plan, dataset, models, backbone=_name(backbone)
+    )
+    if plan.fractions:
+        from graft.evaluate.efficiency import efficiency_runs
+
+        result.curve_runs = efficiency_runs(
+            dataset, plan.curve_arms or plan.arms, plan.fractions, plan.seeds, runner.fit,
+            metric=metric, done=models, log=log,
+        )  # fmt: skip
+    if importance:
+        result.importance = _importance(models, dataset)
+    result.seconds = round(time.perf_counter() - started, 1)
+    if report is not None:
+        from graft.evaluate.run_report import write_compare_report
+
+        write_compare_report(result, report)
+    return result
+
+
+class _ArmRunner:
+    """Fits arms with everything they share: budget, seed, backbone, cache."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        backbone: str | Backbone,
+        weights: str | Path | None,
+        budget: Budget,
+        seed: int,
+        cache_dir: str | None,
+        progress: bool,
+    ) -> None:
+        self.backbone, self.weights, self.budget = backbone, weights, budget
+        self.seed, self.cache_dir, self.progress = seed, cache_dir, progress
+        self.small_size = native_image_size(dataset)
+
+    def fit(self, name: str, data: Dataset, seed: int) -> GraftModel:
+        from graft.api import fit
+
+        arm = ARMS.get(name)
+        epochs, options = arm.fit_options(self.budget.epochs)
+        bb, pretrained, weights, size = self._backbone(arm)
+        return fit(
+            data, backbone=bb, pretrained=pretrained, weights=weights, image_size=size,
+            strategy=arm.strategy, strategy_options=options, epochs=epochs,
+            lr=self.budget.lr, batch_size=self.budget.batch_size, seed=self.seed + seed,
+            cache_dir=self.cache_dir, progress=self.progress, log=_quiet,
+        )  # fmt: skip
+
+    def _backbone(self, arm: Arm) -> tuple[Any, bool, Any, int | None]:
+        """(backbone, pretrained, weights, image_size) for one arm's fit."""
+        size = self.budget.image_size
+        if arm.backbone is not None:
+            return arm.backbone, False, None, self.small_size
+        if isinstance(self.backbone, str):
+            return self.backbone, arm.pretrained, self.weights if arm.pretrained else None, size
+        # A Backbone object: every arm gets its own copy (fine-tuning changes weights in place).
+        if arm.pretrained:
+            return copy.deepcopy(self.backbone), True, None, size
+        return _random_copy(self.backbone, self.seed), False, None, size
+
+
+def _random_copy(backbone: Backbone, seed: int) -> Backbone:
+    import torch
+
+    from graft.backbones import from_spec
+
+    torch.manual_seed(seed)
+    fresh = from_spec(backbone.spec, load_weights=False)
+    fresh.data_config = backbone.data_config
+    return fresh
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+def _name(backbone: Any) -> str:
+    return backbone if isinstance(backbone, str) else str(backbone.spec.name)
+
+
+def native_image_size(data: Dataset, sample: int = 16) -> int:
+    """The small CNN's input side: the median short side of a few training images, 32..128."""
+    from PIL import Image
+
+    sides = []
+    for path in data.train.paths[:sample]:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except OSError:
+            continue
+    if not sides:
+        return 32
+    sides.sort()
+    return int(min(128, max(32, sides[len(sides) // 2])))
+
+
+def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]:
+    """One row of the table from a fitted model's recorded info (the stored numbers)."""
+    from graft.api import trainable_counts
+    from graft.strategies.base import Plan
+
+    info = model.info
+    metrics: dict[str, dict[str, float]] = info.get("metrics", {})
+    split = "test" if "test" in metrics else "val"
+    history: list[dict[str, Any]] = info.get("history", [])
+    best = [i + 1 for i, r in enumerate(history) if r.get("best")]
+    trainable = max(trainable_counts(model, Plan.from_dict(info["plan"])))
+    row: dict[str, Any] = {"arm": name, "kind": "transfer" if arm.pretrained else "scratch"}
+    for m in TABLE_METRICS.get(task, ()):
+        row[f"{split} {m}"] = metrics.get(split, {}).get(m)
+    row.update(
+        {
+            "time (s)": float(info.get("seconds", 0.0)),
+            "epochs to best": best[-1] if best else len(history),
+            "epochs run": len(history),
+            "trainable params": int(trainable),
+        }
+    )
+    return row
+
+
+def make_verdict(rows: list[dict[str, Any]], metric: str) -> tuple[str, str]:
+    """The plain-language verdict and the recommended arm, from the table's rows."""
+    key = next(k for k in rows[0] if k.endswith(f" {metric}"))
+    sign = 1.0 if metric_direction(metric) == "max" else -1.0
+    scored = [r for r in rows if r.get(key) is not None]
+    best = max(scored, key=lambda r: sign * r[key])
+    transfer = [r for r in scored if r["kind"] == "transfer"]
+    scratch = [r for r in scored if r["kind"] == "scratch"]
+    if not transfer or not scratch:
+        missing = "from-scratch baseline" if not scratch else "transfer arm"
+        text = f"No {missing} compared. Best: {best['arm']} ({key} {format_value(best[key])})."
+        return text, str(best["arm"])
+    t = max(transfer, key=lambda r: sign * r[key])
+    s = max(scratch, key=lambda r: sign * r[key])
+    gain = sign * (t[key] - s[key])
+    amount = _amount(gain, metric)
+    if gain > 0:
+        text = (
+            f"Transfer helps: {t['arm']} beats the best from-scratch baseline ({s['arm']}) by "
+            f"{amount} ({key} {format_value(t[key])} vs {format_value(s[key])}). Use {t['arm']}."
+        )
+        return text, str(t["arm"])
+    how = "matches" if gain == 0 else f"beats by {amount}"
+    text = (
+        f"Transfer does not help here: the best from-scratch baseline ({s['arm']}) {how} the "
+        f"best transfer arm ({t['arm']}) ({key} {format_value(s[key])} vs "
+        f"{format_value(t[key])}). Use {s['arm']} (from scratch), or try another backbone."
+    )
+    return text, str(s["arm"])
+
+
+def _amount(gain: float, metric: str) -> str:
+    size = abs(gain)
+    if metric in _FRACTIONS:
+        return f"{100 * size:.1f} points of {metric}"
+    return f"{format_value(size)} {metric}"
+
+
+def table_rows(rows: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Format every cell once (metric rounding as everywhere, seconds to 0.1 s)."""
+    out = []
+    for r in rows:
+        out.append({k: (f"{v:.1f}" if k == "time (s)" else format_value(v)) for k, v in r.items()})
+    return out
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """Aligned text columns: labels left, numbers right."""
+    cols = list(rows[0]) if rows else []
+    width = {c: max(len(c), *(len(r.get(c, "")) for r in rows)) for c in cols}
+    left = {"arm", "kind"}
+
+    def line(cells: Mapping[str, str]) -> str:
+        return "  ".join(
+            cells.get(c, "").ljust(width[c]) if c in left else cells.get(c, "").rjust(width[c])
+            for c in cols
+        )
+
+    header = line({c: c for c in cols})
+    return "\n".join([header, "  ".join("-" * width[c] for c in cols), *map(line, rows)])
+
+
+def _importance(models: dict[str, GraftModel], data: Dataset) -> dict[str, float] | None:
+    """Layer-group importance of the pretrained backbone under the trained head.
+
+    Measured on the feature-extraction arm (pretrained weights untouched, head trained): the
+    gradients say which groups the task pulls on hardest, i.e. which to unfreeze first.
+    """
+    from graft.evaluate.importance import importance_batches, layer_importance
+
+    model = models.get("feature_extraction")
+    if model is None or not len(data.train):
+        return None
+    return layer_importance(model, importance_batches(model, data.train, n_batches=2))

@@ -1,0 +1,150 @@
+"""``graft.compare``: every arm on the same splits, one table printed and reported alike."""
+
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import graft
+import graft.api
+from graft.data.base import Dataset
+from graft.evaluate.arms import ARMS
+from graft.evaluate.compare import Comparison, make_verdict
+from graft.evaluate.metrics import format_value
+from graft.testing import tiny_backbone
+
+
+@pytest.fixture(scope="module")
+def small_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from graft.data.digits import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("d") / "digits", per_class=6, seed=1)
+
+
+@pytest.fixture(scope="module")
+def run(
+    small_digits: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Comparison, list[Dataset], Path]:
+    """One comparison with every registered arm and a data-efficiency curve; fits recorded."""
+    seen: list[Dataset] = []
+    real_fit = graft.api.fit
+
+    def spy(data: Any, **kwargs: Any) -> Any:
+        seen.append(data)
+        return real_fit(data, **kwargs)
+
+    out = tmp_path_factory.mktemp("compare")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(graft.api, "fit", spy)
+        result = graft.compare(
+            small_digits,
+            backbone=tiny_backbone(),
+            arms=ARMS.names(),  # the contract: every registered arm trains and gets a row
+            epochs=2,
+            batch_size=16,
+            image_size=32,
+            fractions=[0.5, 1.0],
+            seeds=1,
+            curve_arms=["small_cnn", "feature_extraction"],
+            budget="quick",
+            cache_dir=str(out / "cache"),
+            report=out / "report.html",
+            log=lambda _: None,
+        )
+    return result, seen, out / "report.html"
+
+
+def test_every_arm_has_a_row_within_the_budget(run: tuple[Comparison, list, Path]) -> None:
+    result, _, _ = run
+    assert [r["arm"] for r in result.rows] == ARMS.names()
+    for row in result.rows:
+        assert row["kind"] == ARMS.get(row["arm"]).kind
+        assert 1 <= row["epochs to best"] <= row["epochs run"] <= 2
+        assert row["trainable params"] > 0 and row["time (s)"] > 0
+        assert 0 <= row["test accuracy"] <= 1
+    by = {r["arm"]: r for r in result.rows}
+    assert by["feature_extraction"]["trainable params"] < by["two_stage"]["trainable params"]
+    assert by["scratch"]["trainable params"] > by["two_stage"]["trainable params"]
+
+
+def test_rows_are_the_stored_numbers(run: tuple[Comparison, list, Path]) -> None:
+    result, _, _ = run
+    for row in result.rows:
+        info = result.models[row["arm"]].info
+        assert row["test accuracy"] == info["metrics"]["test"]["accuracy"]
+        assert row["test macro_f1"] == info["metrics"]["test"]["macro_f1"]
+        assert row["epochs run"] == len(info["history"])
+
+
+def test_curves_use_the_comparisons_splits(run: tuple[Comparison, list, Path]) -> None:
+    result, seen, _ = run
+    data = result.dataset
+    assert len(seen) == len(ARMS.names()) + 2  # every arm, then two curve arms at 0.5
+    for fitted in seen:
+        assert fitted.val is data.val and fitted.test is data.test
+        assert set(fitted.train.paths) <= set(data.train.paths)
+    assert {id(d) for d in seen[: len(ARMS.names())]} == {id(data)}
+    curve = result.curve_runs
+    assert {r["strategy"] for r in curve} == {"small_cnn", "feature_extraction"}
+    full = [r for r in curve if r["fraction"] == 1.0]
+    assert all(r["n_train"] == len(data.train) for r in full)
+    by = {r["arm"]: r for r in result.rows}
+    assert all(r["accuracy"] == by[r["strategy"]]["test accuracy"] for r in full)
+
+
+def _html_table(page: str, title: str) -> list[list[str]]:
+    section = page.split(f"<h2>{title}</h2>", 1)[1].split("</section>", 1)[0]
+    body = section.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+        for tr in re.findall(r"<tr>(.*?)</tr>", body)
+    ]
+
+
+def test_printed_table_and_report_agree(run: tuple[Comparison, list, Path]) -> None:
+    result, _, report = run
+    page = report.read_text()
+    printed = [line.split() for line in result.table().splitlines()[2:]]
+    assert _html_table(page, "Comparison") == printed
+    assert html.escape(result.verdict, quote=True) in page
+    assert printed[0][2] == format_value(result.rows[0]["test accuracy"])
+
+
+def test_report_is_self_contained_with_plots(run: tuple[Comparison, list, Path]) -> None:
+    result, _, report = run
+    page = report.read_text()
+    assert "http://" not in page and "https://" not in page
+    for title in ("Data efficiency", "Layer-group importance", "Learning curves"):
+        assert title in page
+    assert "Confusion matrix (test)" in page
+    assert page.count("data:image/png;base64,") >= len(result.rows) + 3
+    assert result.importance is not None
+    assert list(result.importance)[-1] == "head"
+
+
+def test_verdict_names_the_winner_and_the_gap() -> None:
+    rows = [
+        {"arm": "scratch", "kind": "scratch", "test accuracy": 0.70},
+        {"arm": "small_cnn", "kind": "scratch", "test accuracy": 0.80},
+        {"arm": "two_stage", "kind": "transfer", "test accuracy": 0.95},
+        {"arm": "feature_extraction", "kind": "transfer", "test accuracy": 0.90},
+    ]
+    text, best = make_verdict(rows, "accuracy")
+    assert best == "two_stage"
+    assert "Transfer helps" in text and "15.0 points" in text and "(small_cnn)" in text
+    rows[1]["test accuracy"] = 0.97
+    text, best = make_verdict(rows, "accuracy")
+    assert best == "small_cnn" and "does not help" in text and "2.0 points" in text
+
+
+def test_verdict_for_a_lower_is_better_metric() -> None:
+    rows = [
+        {"arm": "scratch", "kind": "scratch", "test rmse": 2.0},
+        {"arm": "two_stage", "kind": "transfer", "test rmse": 1.5},
+    ]
+    text, best = make_verdict(rows, "rmse")
+    assert best == "two_stage" and "0.5000 rmse" in text
