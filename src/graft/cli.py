@@ -132,6 +132,7 @@ def _fit_parser(sub: Any) -> None:
     _add_dataclass_options(p.add_argument_group("schedule"), "graft.schedules", "ScheduleConfig")
     p.add_argument("--dropout", type=float, default=0.0, help="dropout before the head")
     p.add_argument("--out", default="graft-runs/model", help="where to save the trained model")
+    p.add_argument("--report", help="write an HTML report there (plan, metrics, curves, plots)")
     p.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     d = p.add_argument_group("scale-out (DDP through Accelerate; see the README)")
     d.add_argument(
@@ -241,7 +242,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
         opts["freeze_patterns"] = tuple(opts["freeze_patterns"])
     keys = ("task", "backbone", "weights", "pretrained", "strategy", "epochs", "lr", "image_size",
             "label_column", "target_columns", "path_column", "val_fraction", "test_fraction",
-            "dropout", "strict", "dry_run", "label_separator", "loss_weights")  # fmt: skip
+            "dropout", "strict", "dry_run", "label_separator", "loss_weights",
+            "report")  # fmt: skip
     kwargs = {k: getattr(args, k) for k in keys}
     kwargs.update({k: getattr(args, k) for k in TRAIN_DESTS if getattr(args, k) is not None})
     model = graft.fit(
