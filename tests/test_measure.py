@@ -136,3 +136,11 @@ def test_cache_info_and_clear(small_digits: Path, tmp_path: Path) -> None:
     assert measure.cache_clear(backbone="nothing-such", cache_dir=str(tmp_path)) == 0
     assert measure.cache_clear(cache_dir=str(tmp_path)) == entry["bytes"]
     assert measure.cache_info(cache_dir=str(tmp_path)) == []
+
+
+def test_similarity_refuses_constant_features(small_digits: Path, tmp_path: Path) -> None:
+    from graft.errors import DataError
+
+    # The bundled backbone outputs all-zero features at 32 px: no gap can be read from them.
+    with pytest.raises(DataError, match="--image-size"):
+        measure.similarity(small_digits, small_digits, image_size=32, cache_dir=str(tmp_path))

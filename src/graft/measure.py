@@ -383,6 +383,12 @@ def similarity(
     for data in (source, target):
         paths = _paths(data, seed)
         sides.append(samples_features(bb, Samples(paths, np.zeros(len(paths))), cfg).to_array())
+    if max(float(x.std(axis=0).max()) for x in sides) <= 1e-6:
+        raise DataError(
+            f"{bb.spec.name} gives the same features for every image at "
+            f"{bb.data_config.image_size} px, so the gap cannot be measured; pass a larger "
+            "--image-size (efficientnet_lite0 needs more than 32)"
+        )
     return domain_gap(sides[0], sides[1], max_samples=max_samples, seed=seed)
 
 
