@@ -88,8 +88,10 @@ def _add_backbone_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--image-size", type=int, help="override the backbone's input size (square)")
 
 
-def _fit_parser(sub: Any) -> None:
-    p = sub.add_parser("fit", help="transfer a pretrained backbone to your data")
+def _fit_parser(
+    sub: Any, name: str = "fit", summary: str = "transfer a pretrained backbone to your data"
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=summary)
     p.add_argument("data", help="image folder (root/<class>/*) or CSV/Parquet table")
     _add_data_options(p)
     _add_backbone_options(p)
@@ -142,6 +144,7 @@ def _fit_parser(sub: Any) -> None:
     d.add_argument("--node-rank", type=int, default=0, help="this machine's rank (multi-node)")
     d.add_argument("--master-addr", default="127.0.0.1", help="address of the rank-0 machine")
     d.add_argument("--master-port", type=int, default=29500, help="port on the rank-0 machine")
+    return p
 
 
 def docstring_args(obj: Any) -> dict[str, str]:
@@ -246,6 +249,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
             "report")  # fmt: skip
     kwargs = {k: getattr(args, k) for k in keys}
     kwargs.update({k: getattr(args, k) for k in TRAIN_DESTS if getattr(args, k) is not None})
+    from graft.commands.adapt import adaptation_kwargs
+
+    kwargs.update(adaptation_kwargs(args))
     model = graft.fit(
         args.data, out=None if args.dry_run else args.out, strategy_options=opts, **kwargs
     )
