@@ -19,6 +19,7 @@ QUIET: dict[str, Any] = {"progress": False, "log": lambda s: None}
 def _fit(data: Path, **kw: Any) -> graft.GraftModel:
     options: dict[str, Any] = {
         "backbone": tiny_backbone(image_size=32),
+        "strategy": "two_stage",
         "strategy_options": {"top": 1},
         "epochs": 1,
         "batch_size": 32,
@@ -101,3 +102,13 @@ def test_dry_run_names_method_and_active_stages(digits_dir: Path, flat_target: P
     model = _fit(digits_dir, unlabeled=flat_target, dry_run=True, log=lines.append)
     assert any("adaptation: dann with 40 unlabeled" in s and "active in: top-1" in s for s in lines)
     assert "adaptation" not in model.info, "nothing was trained"
+
+
+def test_a_frozen_plan_chosen_by_auto_is_explained() -> None:
+    from graft.adapt.session import _active_stages
+    from graft.strategies.base import Plan, Stage
+
+    head = Stage("head", 1, 1e-3, (0.0, 1.0))
+    plan = Plan("feature_extraction", ("stem", "head"), (head,), ("chosen by --strategy auto: x",))
+    with pytest.raises(ConfigError, match=r"chosen by --strategy auto.*--strategy two_stage"):
+        _active_stages(plan, "dann")

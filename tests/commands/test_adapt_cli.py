@@ -40,9 +40,13 @@ def test_fit_takes_the_same_options(
     digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = ["fit", str(digits_dir), "--unlabeled", str(digits_dir), "--adapt", "mmd", *TINY]
+    args += ["--strategy", "two_stage"]
     assert main([*args, "--dry-run", "--out", str(tmp_path / "never")]) == 0
     assert "adaptation: mmd with 150 unlabeled target images" in capsys.readouterr().out
-    assert main(["fit", str(digits_dir), "--adapt", "coral", "--dry-run", *TINY]) == 2
+    assert (
+        main(["fit", str(digits_dir), "--adapt", "coral", "--dry-run", "--strategy", "full", *TINY])
+        == 2
+    )
     assert "needs unlabeled target images" in capsys.readouterr().err
     assert main(["adapt", str(digits_dir), str(digits_dir), "--devices", "2", *TINY]) == 2
     assert "one process" in capsys.readouterr().err

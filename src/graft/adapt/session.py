@@ -184,10 +184,12 @@ def _active_stages(plan: Plan, method: str) -> list[str]:
     """Stages that train the backbone: the only ones where feature alignment can act."""
     active = [s.name for s in plan.stages if s.epochs > 0 and not s.backbone_frozen]
     if not active:
+        auto = any("strategy auto" in note for note in plan.notes)
         raise ConfigError(
-            f"adapt={method!r} aligns backbone features, but strategy {plan.strategy!r} keeps "
-            "the backbone frozen in every stage, so adaptation would do nothing; choose a "
-            "strategy that fine-tunes it (two_stage, fine_tune_top, full, progressive) or "
+            f"adapt={method!r} aligns backbone features, but strategy {plan.strategy!r}"
+            f"{' (chosen by --strategy auto for this data)' if auto else ''} keeps the backbone "
+            "frozen in every stage, so adaptation would do nothing; pass a strategy that "
+            "fine-tunes it (--strategy two_stage, fine_tune_top, full or progressive) or "
             "adapt='rotation'"
         )
     return active

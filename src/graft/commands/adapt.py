@@ -1,8 +1,10 @@
 """``graft adapt SOURCE TARGET``: fit on labeled source data, adapted to unlabeled target images.
 
 ``graft adapt SOURCE TARGET --method M`` is ``graft fit SOURCE --unlabeled TARGET --adapt M``
-(both are ``graft.fit(SOURCE, unlabeled=TARGET, adapt=M)``), with every ``graft fit`` option.
-This module also gives ``graft fit`` its adaptation options.
+(both are ``graft.fit(SOURCE, unlabeled=TARGET, adapt=M)``), with every ``graft fit`` option;
+its default strategy is ``two_stage`` rather than ``auto``, because the advisor may keep the
+backbone frozen, where feature alignment cannot act. This module also gives ``graft fit`` its
+adaptation options.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def register(sub: Any) -> dict[str, Handler]:
         _add_options(sub.choices["fit"], command="fit")
     p = _fit_parser(sub, "adapt", "fit on labeled SOURCE data, adapted to unlabeled TARGET images")
     _add_options(p, command="adapt")
+    # Alignment acts only where the backbone trains; auto may choose a frozen backbone.
+    p.set_defaults(strategy="two_stage")
     return {"adapt": cmd_adapt}
 
 
