@@ -49,7 +49,7 @@ def run(
             image_size=32,
             fractions=[0.5, 1.0],
             seeds=1,
-            curve_arms=["small_cnn", "feature_extraction"],
+            curve_arms=["feature_extraction"],
             budget="quick",
             cache_dir=str(out / "cache"),
             report=out / "report.html",
@@ -83,13 +83,14 @@ def test_rows_are_the_stored_numbers(run: tuple[Comparison, list, Path]) -> None
 def test_curves_use_the_comparisons_splits(run: tuple[Comparison, list, Path]) -> None:
     result, seen, _ = run
     data = result.dataset
-    assert len(seen) == len(ARMS.names()) + 2  # every arm, then two curve arms at 0.5
+    assert len(seen) == len(ARMS.names()) + 1  # every arm, then the curve's arm at 0.5
     for fitted in seen:
         assert fitted.val is data.val and fitted.test is data.test
         assert set(fitted.train.paths) <= set(data.train.paths)
     assert {id(d) for d in seen[: len(ARMS.names())]} == {id(data)}
     curve = result.curve_runs
-    assert {r["strategy"] for r in curve} == {"small_cnn", "feature_extraction"}
+    assert {r["strategy"] for r in curve} == {"feature_extraction"}
+    assert sorted(r["fraction"] for r in curve) == [0.5, 1.0]
     full = [r for r in curve if r["fraction"] == 1.0]
     assert all(r["n_train"] == len(data.train) for r in full)
     by = {r["arm"]: r for r in result.rows}
@@ -148,3 +149,46 @@ def test_verdict_for_a_lower_is_better_metric() -> None:
     ]
     text, best = make_verdict(rows, "rmse")
     assert best == "two_stage" and "0.5000 rmse" in text
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A local weights file: the offline stand-in for a pretrained timm architecture."""
+    from safetensors.torch import save_file
+
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_file(tiny_backbone(seed=3).model.state_dict(), str(path))
+    return path
+
+
+def test_cli_compare_table_and_report_agree(
+    small_digits: Path, tiny_weights: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graft.cli import main
+
+    report = tmp_path / "compare.html"
+    code = main(
+        ["compare", str(small_digits), "--backbone", "timm:test_efficientnet",
+         "--weights", str(tiny_weights), "--image-size", "32", "--budget", "quick",
+         "--epochs", "1", "--arms", "small_cnn,feature_extraction", "--batch-size", "16",
+         "--cache-dir", str(tmp_path / "cache"), "--report", str(report), "--no-importance"]
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:2] == ["arm", "kind"])
+    printed = [line.split() for line in lines[start + 2 : start + 4]]
+    assert [row[0] for row in printed] == ["small_cnn", "feature_extraction"]
+    page = report.read_text()
+    assert _html_table(page, "Comparison") == printed
+    verdict = lines[start + 5]
+    assert verdict.startswith("Transfer") and html.escape(verdict, quote=True) in page
+    assert f"report: {report}" in out
+
+
+def test_cli_compare_rejects_an_unknown_arm(small_digits: Path, capsys: Any) -> None:
+    from graft.cli import main
+
+    assert main(["compare", str(small_digits), "--arms", "two_stage,finetune"]) == 2
+    err = capsys.readouterr().err
+    assert "'finetune'" in err and "feature_extraction" in err  # what was wrong, what exists

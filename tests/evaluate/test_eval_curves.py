@@ -46,6 +46,13 @@ def test_learning_curves_panels_lines_and_stage_marks() -> None:
     assert {t.get_text() for t in loss_ax.texts} == {"head", "top-2"}
 
 
+def test_learning_curves_of_a_one_epoch_run_render(recwarn: pytest.WarningsRecorder) -> None:
+    fig = curves.plot_learning_curves(_history()[:1])
+    assert curves.figure_to_png_bytes(fig).startswith(PNG)
+    assert not [w for w in recwarn if "constrained_layout" in str(w.message)]
+    assert fig.axes[0].get_xlim() == (0.5, 1.5)
+
+
 def test_learning_curves_chosen_metrics_and_loss_only() -> None:
     fig = curves.plot_learning_curves(_history(), metrics=["macro_f1"])
     assert _labelled(fig.axes[1]) == ["macro_f1"]

@@ -148,6 +148,7 @@ def plot_learning_curves(
             ax.axvline(x[i], color=_MUTED, linewidth=0.8, linestyle=":")
         ax.legend()
         ax.xaxis.get_major_locator().set_params(integer=True)  # type: ignore[call-arg]
+        ax.set_xlim(0.5, len(history) + 0.5)  # a one-epoch run still gets a sensible axis
     return fig
 
 
