@@ -132,6 +132,9 @@ def _fit_parser(
     g.add_argument("--stage-epochs", type=int, help="progressive: epochs per stage")
     _add_dataclass_options(p.add_argument_group("training"), "graft.train", "TrainConfig")
     _add_dataclass_options(p.add_argument_group("schedule"), "graft.schedules", "ScheduleConfig")
+    from graft.regularize.options import add_options as add_forgetting_options
+
+    add_forgetting_options(p)
     p.add_argument("--dropout", type=float, default=0.0, help="dropout before the head")
     p.add_argument("--out", default="graft-runs/model", help="where to save the trained model")
     p.add_argument("--report", help="write an HTML report there (plan, metrics, curves, plots)")
@@ -252,6 +255,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     from graft.commands.adapt import adaptation_kwargs
 
     kwargs.update(adaptation_kwargs(args))
+    from graft.regularize.options import fit_kwargs as forgetting_kwargs
+
+    kwargs.update(forgetting_kwargs(args))
     model = graft.fit(
         args.data, out=None if args.dry_run else args.out, strategy_options=opts, **kwargs
     )
