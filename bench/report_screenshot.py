@@ -7,9 +7,11 @@ data-efficiency curve, and ridge regression on the diabetes data for the regress
 plan table is graft's own two-stage plan over illustrative layer groups.
 
     python bench/report_screenshot.py [out_dir]
+    python bench/report_screenshot.py --html compare.html [compare.png]
 
 writes ``report.html`` and ``report.png`` (headless Chromium) and prints pixel statistics;
-it exits with status 1 when the screenshot looks blank.
+it exits with status 1 when the screenshot looks blank. With ``--html`` it shoots an existing
+report instead (e.g. one written by ``graft compare --report``).
 """
 
 from __future__ import annotations
@@ -241,11 +243,19 @@ def pixel_stats(png: Path) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
+    """``[out_dir]`` builds and shoots the sample report; ``--html FILE [PNG]`` shoots FILE."""
+    if argv[:1] == ["--html"] and len(argv) >= 2:
+        html = Path(argv[1])
+        png = screenshot(html, Path(argv[2]) if len(argv) > 2 else html.with_suffix(".png"))
+        return _verdict(html, png, pixel_stats(png))
     out = Path(argv[0]) if argv else Path("bench/out")
     out.mkdir(parents=True, exist_ok=True)
     html = build_sample_report(out)
     png = screenshot(html, out / "report.png")
-    stats = pixel_stats(png)
+    return _verdict(html, png, pixel_stats(png))
+
+
+def _verdict(html: Path, png: Path, stats: dict[str, float]) -> int:
     print(f"{html} ({html.stat().st_size:,} bytes) -> {png}")
     print(metrics.format_metrics(stats))
     return 0 if stats["ink_fraction"] > 0.05 and stats["distinct_colours"] > 200 else 1

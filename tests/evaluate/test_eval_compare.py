@@ -9,53 +9,10 @@ from typing import Any
 
 import pytest
 
-import graft
-import graft.api
-from graft.data.base import Dataset
 from graft.evaluate.arms import ARMS
 from graft.evaluate.compare import Comparison, make_verdict
 from graft.evaluate.metrics import format_value
 from graft.testing import tiny_backbone
-
-
-@pytest.fixture(scope="module")
-def small_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graft.data.digits import write_digits
-
-    return write_digits(tmp_path_factory.mktemp("d") / "digits", per_class=6, seed=1)
-
-
-@pytest.fixture(scope="module")
-def run(
-    small_digits: Path, tmp_path_factory: pytest.TempPathFactory
-) -> tuple[Comparison, list[Dataset], Path]:
-    """One comparison with every registered arm and a data-efficiency curve; fits recorded."""
-    seen: list[Dataset] = []
-    real_fit = graft.api.fit
-
-    def spy(data: Any, **kwargs: Any) -> Any:
-        seen.append(data)
-        return real_fit(data, **kwargs)
-
-    out = tmp_path_factory.mktemp("compare")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(graft.api, "fit", spy)
-        result = graft.compare(
-            small_digits,
-            backbone=tiny_backbone(),
-            arms=ARMS.names(),  # the contract: every registered arm trains and gets a row
-            epochs=2,
-            batch_size=16,
-            image_size=32,
-            fractions=[0.5, 1.0],
-            seeds=1,
-            curve_arms=["feature_extraction"],
-            budget="quick",
-            cache_dir=str(out / "cache"),
-            report=out / "report.html",
-            log=lambda _: None,
-        )
-    return result, seen, out / "report.html"
 
 
 def test_every_arm_has_a_row_within_the_budget(run: tuple[Comparison, list, Path]) -> None:
@@ -63,12 +20,12 @@ def test_every_arm_has_a_row_within_the_budget(run: tuple[Comparison, list, Path
     assert [r["arm"] for r in result.rows] == ARMS.names()
     for row in result.rows:
         assert row["kind"] == ARMS.get(row["arm"]).kind
-        assert 1 <= row["epochs to best"] <= row["epochs run"] <= 2
-        assert row["trainable params"] > 0 and row["time (s)"] > 0
+        assert 1 <= row["epochs to best"] <= row["epochs"] <= 2
+        assert row["trainable"] > 0 and row["time (s)"] > 0
         assert 0 <= row["test accuracy"] <= 1
     by = {r["arm"]: r for r in result.rows}
-    assert by["feature_extraction"]["trainable params"] < by["two_stage"]["trainable params"]
-    assert by["scratch"]["trainable params"] > by["two_stage"]["trainable params"]
+    assert by["feature_extraction"]["trainable"] < by["two_stage"]["trainable"]
+    assert by["scratch"]["trainable"] > by["two_stage"]["trainable"]
 
 
 def test_rows_are_the_stored_numbers(run: tuple[Comparison, list, Path]) -> None:
@@ -77,7 +34,7 @@ def test_rows_are_the_stored_numbers(run: tuple[Comparison, list, Path]) -> None
         info = result.models[row["arm"]].info
         assert row["test accuracy"] == info["metrics"]["test"]["accuracy"]
         assert row["test macro_f1"] == info["metrics"]["test"]["macro_f1"]
-        assert row["epochs run"] == len(info["history"])
+        assert row["epochs"] == len(info["history"])
 
 
 def test_curves_use_the_comparisons_splits(run: tuple[Comparison, list, Path]) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 import graft
 from graft.evaluate.metrics import format_value
 from graft.evaluate.run_report import advice_lines
@@ -28,15 +26,8 @@ def _fit(data: Path | str, tmp: Path, **options: object) -> graft.GraftModel:
     )
 
 
-@pytest.fixture(scope="module")
-def few_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graft.data.digits import write_digits
-
-    return write_digits(tmp_path_factory.mktemp("few") / "digits", per_class=6, seed=2)
-
-
-def test_fit_report_shows_plan_metrics_and_plots(few_digits: Path, tmp_path: Path) -> None:
-    model = _fit(few_digits, tmp_path)
+def test_fit_report_shows_plan_metrics_and_plots(small_digits: Path, tmp_path: Path) -> None:
+    model = _fit(small_digits, tmp_path)
     page = (tmp_path / "fit.html").read_text()
     assert "http://" not in page and "https://" not in page
     for title in ("Plan", "Metrics", "Learning curves", "Confusion matrix (test)"):
@@ -71,12 +62,12 @@ def test_advisor_reasoning_in_any_recorded_form() -> None:
     ]
 
 
-def test_advisor_reasoning_is_in_the_report(few_digits: Path) -> None:
+def test_advisor_reasoning_is_in_the_report(small_digits: Path) -> None:
     from graft.api import load_data
     from graft.evaluate.report import Report
     from graft.evaluate.run_report import add_model_sections
 
-    data = load_data(few_digits)
+    data = load_data(small_digits)
     model = graft.fit(data, backbone=tiny_backbone(), epochs=1, dry_run=True, log=lambda _: None)
     model.info["advice"] = {"lines": ["advice: two_stage", "  <small> data, large gap"]}
     page = add_model_sections(Report("t"), model, data).to_html()

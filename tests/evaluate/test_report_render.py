@@ -9,6 +9,7 @@ from types import ModuleType
 
 import pytest
 
+from graft.evaluate.compare import Comparison
 from graft.evaluate.report import Report
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "report_screenshot.py"
@@ -39,3 +40,17 @@ def test_sample_report_renders_with_plots(tmp_path: Path) -> None:
     # the plots and the plan's shaded cells bring saturated colour a bare page lacks
     assert full["colour_fraction"] > 10 * max(empty["colour_fraction"], 1e-4)
     assert full["distinct_colours"] > 500
+
+
+def test_compare_report_renders_with_plots(
+    run: tuple[Comparison, list, Path], tmp_path: Path
+) -> None:
+    """The acceptance check: a real ``graft.compare`` report, screenshot in headless Chromium."""
+    bench = _bench()
+    _, _, html = run
+    shot = bench.pixel_stats(bench.screenshot(html, tmp_path / "compare.png", (1280, 3200)))
+    empty_html = Report("Empty").write(tmp_path / "empty.html")
+    empty = bench.pixel_stats(bench.screenshot(empty_html, tmp_path / "empty.png", (1280, 3200)))
+    assert shot["ink_fraction"] > 0.03 > empty["ink_fraction"]
+    assert shot["colour_fraction"] > 10 * max(empty["colour_fraction"], 1e-4)
+    assert shot["distinct_colours"] > 500

@@ -261,8 +261,8 @@ def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]
         {
             "time (s)": float(info.get("seconds", 0.0)),
             "epochs to best": best[-1] if best else len(history),
-            "epochs run": len(history),
-            "trainable params": int(trainable),
+            "epochs": len(history),
+            "trainable": int(trainable),
         }
     )
     return row

@@ -183,5 +183,7 @@ def budget_caption(result: Comparison) -> str:
     return (
         f"Budget: {b.epochs} epochs per arm (passes over the training set), split among its "
         f"stages; learning rate {b.lr:g}, batch size {b.batch_size}, images at {size} "
-        "(small_cnn at the data's own size); one seed, the same splits for every arm."
+        "(small_cnn at the data's own size); one seed, the same splits for every arm. "
+        "time (s): the whole fit, evaluation included; epochs to best: the epoch whose weights "
+        "were kept, counted across stages; trainable: the most parameters any stage trains."
     )
