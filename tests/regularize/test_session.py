@@ -13,7 +13,7 @@ from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.regularize import REGULARIZERS, create_regularizer
 from graft.regularize.session import start_forgetting
-from graft.regularize.term import RegularizerTerm
+from graft.regularize.term import RegularizerTerm, copy_state
 from graft.testing import tiny_backbone
 
 
@@ -54,12 +54,34 @@ def test_term_anchors_once_and_drops_the_metric_prefix(setting) -> None:
     with torch.no_grad():
         for p in model.backbone.parameters():
             p.add_(0.01)
-    term.setup(model, stage, None)  # a later stage: the anchor stays at the pretrained weights
+    term.setup(model, stage, None)  # a later stage: the anchor stays at the first weights
     x = torch.randn(2, 3, 32, 32)
     outputs, features = model(x, return_features=True)
     loss, metrics = term(model, x, features, outputs, 0.5)
     assert loss.item() > 0
     assert "drift" in metrics and not any(k.startswith("l2sp_") for k in metrics)
+
+
+@pytest.mark.parametrize("name", REGULARIZERS.names())
+def test_resumed_run_anchors_at_the_pretrained_weights(name: str, setting) -> None:
+    model, plan, _data = setting
+    pretrained = copy_state(model.backbone)
+    reg = create_regularizer(name, **({"beta": 0.0} if name == "l2sp" else {}))
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    term = RegularizerTerm(
+        reg, name=name, reference=lambda: [(x, torch.zeros(4))], anchor=pretrained
+    )
+    with torch.no_grad():  # a checkpoint's moved weights, loaded before the stage starts
+        for p in model.backbone.parameters():
+            p.add_(0.01)
+    moved = copy_state(model.backbone)
+    term.setup(model.eval(), plan.stages[-1], None)
+    assert all(torch.equal(v, moved[k]) for k, v in copy_state(model.backbone).items())
+    outputs, features = model(x, return_features=True)
+    assert term(model, x, features, outputs, 0.0)[0].item() > 0
+    model.backbone.load_state_dict(pretrained)
+    outputs, features = model(x, return_features=True)
+    assert term(model, x, features, outputs, 0.0)[0].item() == pytest.approx(0.0, abs=1e-7)
 
 
 def test_l2sp_turns_the_optimizer_decay_off_unless_given(setting) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from graft.errors import ConfigError
 from graft.regularize.base import REGULARIZERS, Regularizer, create_regularizer
-from graft.regularize.term import RegularizerTerm
+from graft.regularize.term import RegularizerTerm, copy_state
 
 if TYPE_CHECKING:
     from graft.backbones.base import Backbone
@@ -105,7 +105,8 @@ def start_forgetting(
     if regularize is not None:
         reg, name = _regularizer(regularize, regularize_strength, regularize_options)
         reference = _fisher_batches(model, dataset, ewc_data) if name == "ewc" else None
-        term = RegularizerTerm(reg, name=name, reference=reference, log=log)
+        anchor = copy_state(model.backbone)  # the pretrained weights, before any update
+        term = RegularizerTerm(reg, name=name, reference=reference, anchor=anchor, log=log)
         log(_activity(name, plan, use_cache))
     original = None
     if retention and model.backbone.source_head is not None:

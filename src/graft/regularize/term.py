@@ -1,8 +1,9 @@
 """A regularizer as a loss term of the training loop (:class:`graft.train.LossTerm`).
 
 The loop calls :meth:`RegularizerTerm.setup` at the start of every stage that runs the
-backbone; the regularizer itself is set up once, at the first of them, when the backbone still
-has its pretrained weights (stages before it train the head alone, on stored features). Its
+backbone; the regularizer itself is set up once, at the first of them (after the head-only
+stages, so EWC's empirical Fisher sees a trained head), against the backbone weights captured
+when the term was made: the pretrained ones, also when a run resumes from a checkpoint. Its
 penalty and metrics go to the history and the CSV log as ``train_<name>_loss`` and
 ``train_<name>_<metric>`` (e.g. ``train_ewc_loss``, ``train_lwf_kl``).
 """
@@ -31,6 +32,8 @@ class RegularizerTerm:
         regularizer: a configured regularizer (``create_regularizer("ewc", lam=1.0)``).
         name: the name in the history (default: the registered name).
         reference: builds the batches for :meth:`Regularizer.setup` (EWC's Fisher); called once.
+        anchor: the backbone's state dict to anchor at (default: the weights at the first
+            :meth:`setup`); pass the pretrained weights captured before training.
         log: where to say when the regularizer was set up.
 
     Example:
@@ -44,11 +47,13 @@ class RegularizerTerm:
         *,
         name: str,
         reference: ReferenceFactory | None = None,
+        anchor: dict[str, torch.Tensor] | None = None,
         log: Callable[[str], None] = print,
     ) -> None:
         self.regularizer = regularizer
         self.name = name
         self.reference = reference
+        self.anchor = anchor
         self.log = log
         self.ready = False
 
@@ -58,14 +63,19 @@ class RegularizerTerm:
             return
         device = getattr(accelerator, "device", None)
         batches = self.reference() if self.reference is not None else None
-        self.regularizer.setup(
-            model,
-            reference_loader=batches,
-            device=device,
-            loss_fn=model.task.loss,
-        )
-        self.ready = True
-        self.log(f"  {self.name}: anchored at the weights before stage {stage.name!r}")
+        current = copy_state(model.backbone) if self.anchor is not None else None
+        try:
+            if self.anchor is not None:
+                model.backbone.load_state_dict(self.anchor)
+            self.regularizer.setup(
+                model, reference_loader=batches, device=device, loss_fn=model.task.loss
+            )
+        finally:
+            if current is not None:
+                model.backbone.load_state_dict(current)
+        self.ready, self.anchor = True, None
+        where = "the pretrained weights" if current is not None else "the current weights"
+        self.log(f"  {self.name}: anchored at {where} (stage {stage.name!r})")
 
     def __call__(
         self,
@@ -80,3 +90,8 @@ class RegularizerTerm:
         penalty, metrics = self.regularizer.penalty(model, x, outputs, features=features)
         prefix = f"{self.name}_"
         return penalty, {k.removeprefix(prefix): v for k, v in metrics.items()}
+
+
+def copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of ``module``'s state dict (on the CPU)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
