@@ -53,6 +53,9 @@ def _compare_parser(sub: Any) -> None:
     c.add_argument("--batch-size", type=int, help="samples per step")
     c.add_argument("--image-size", type=int, help="input size of the compared backbone")
     c.add_argument(
+        "--small-cnn-size", type=int, help="input size of the small CNN (default: the data's)"
+    )
+    c.add_argument(
         "--arms", type=_names, help=f"comma-separated contenders among {', '.join(ARMS.names())}"
     )
     c.add_argument(
@@ -76,7 +79,7 @@ def _compare_parser(sub: Any) -> None:
 
 KEYS = ("task", "label_column", "target_columns", "path_column", "val_fraction",
         "test_fraction", "backbone", "weights", "budget", "epochs", "lr", "batch_size",
-        "image_size", "arms", "fractions", "seeds", "curve_arms", "seed", "cache_dir", "report",
+        "image_size", "small_cnn_size", "arms", "fractions", "seeds", "curve_arms", "seed", "cache_dir", "report",
         "importance", "progress")  # fmt: skip
 
 

@@ -125,6 +125,7 @@ class Budget:
         lr: base learning rate (the head's; fine-tuning stages scale it by their factor).
         batch_size: samples per step.
         image_size: input side in pixels for the compared backbone (None: its own).
+        small_cnn_size: input side of the small CNN (None: the data's own image size).
         arms: the contenders, names in ``ARMS``.
         fractions: training-set fractions of the data-efficiency curve (empty: no curve).
         seeds: random subsets (and training seeds) per fraction.
@@ -135,6 +136,7 @@ class Budget:
     lr: float = 3e-3
     batch_size: int = 64
     image_size: int | None = None
+    small_cnn_size: int | None = None
     arms: tuple[str, ...] = DEFAULT_ARMS
     fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     seeds: int = 2

@@ -88,6 +88,7 @@ def compare(
     lr: float | None = None,
     batch_size: int | None = None,
     image_size: int | None = None,
+    small_cnn_size: int | None = None,
     arms: list[str] | None = None,
     fractions: list[float] | None = None,
     seeds: int | None = None,
@@ -113,6 +114,7 @@ def compare(
         lr: base learning rate.
         batch_size: samples per step.
         image_size: input size of the compared backbone.
+        small_cnn_size: input size of the small CNN (default: the data's own image size).
         arms: contenders (default: scratch, small_cnn, feature_extraction, two_stage,
             progressive).
         fractions: training-set fractions for the data-efficiency curve (e.g. 0.1,0.25,0.5,1).
@@ -131,7 +133,8 @@ def compare(
 
     started = time.perf_counter()
     plan = resolve_budget(
-        budget, epochs=epochs, lr=lr, batch_size=batch_size, image_size=image_size, arms=arms,
+        budget, epochs=epochs, lr=lr, batch_size=batch_size, image_size=image_size,
+        small_cnn_size=small_cnn_size, arms=arms,
         fractions=fractions, seeds=seeds, curve_arms=curve_arms,
     )  # fmt: skip
     dataset = load_data(data, task=task, seed=seed, **data_options)
@@ -179,7 +182,7 @@ class _ArmRunner:
     ) -> None:
         self.backbone, self.weights, self.budget = backbone, weights, budget
         self.seed, self.cache_dir, self.progress = seed, cache_dir, progress
-        self.small_size = native_image_size(dataset)
+        self.small_size = budget.small_cnn_size or native_image_size(dataset)
 
     def fit(self, name: str, data: Dataset, seed: int) -> GraftModel:
         from graft.api import fit

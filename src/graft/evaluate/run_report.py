@@ -180,10 +180,11 @@ def write_compare_report(result: Comparison, path: str | Path) -> Path:
 def budget_caption(result: Comparison) -> str:
     b = result.budget
     size = f"{b.image_size} px" if b.image_size else "the backbone's own size"
+    small = f"{b.small_cnn_size} px" if b.small_cnn_size else "the data's own size"
     return (
         f"Budget: {b.epochs} epochs per arm (passes over the training set), split among its "
         f"stages; learning rate {b.lr:g}, batch size {b.batch_size}, images at {size} "
-        "(small_cnn at the data's own size); one seed, the same splits for every arm. "
+        f"(small_cnn at {small}); one seed, the same splits for every arm. "
         "time (s): the whole fit, evaluation included; epochs to best: the epoch whose weights "
         "were kept, counted across stages; trainable: the most parameters any stage trains."
     )
