@@ -66,9 +66,17 @@ class Adaptation:
                     num_workers=cfg.num_workers,
                 )
             )
+            callbacks.append(self.report_alignment)
         if self.target_eval is not None:
             callbacks.append(TargetReport(model, self.target_eval, self.log))
         return terms, callbacks
+
+    def report_alignment(self, row: dict[str, Any]) -> None:
+        """Log an epoch's alignment metrics (DANN: domain accuracy), where the term ran."""
+        prefix = "train_adapt_"
+        shown = [f"{k[len(prefix) :]} {v:.4f}" for k, v in row.items() if k.startswith(prefix)]
+        if shown:
+            self.log(f"  {self.method}: {'  '.join(shown)}")
 
     def finish(self, model: GraftModel) -> dict[str, Any]:
         """Store what was done in ``model.info["adaptation"]`` (and the final target metrics)."""
