@@ -1,6 +1,6 @@
 """`graft rank` against actually fine-tuning every candidate; run by hand, prints a table.
 
-    python bench/rank_vs_finetune.py [--per-class 30] [--epochs 3]
+    python bench/rank_vs_finetune.py [--per-class 30] [--head-epochs 15] [--epochs 2]
 
 On real data (scikit-learn digits, written as an image folder), several candidate backbones
 are ranked by LogME on stored features (`graft.rank`, fresh feature store, so its time includes
@@ -36,7 +36,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=30)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--head-epochs", type=int, default=15, help="head stage, on features")
+    parser.add_argument("--epochs", type=int, default=2, help="fine-tuning stage, on images")
+    parser.add_argument("--lr", type=float, default=3e-3)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="graft-bench-rank-"))
     data = write_digits(tmp / "digits", per_class=args.per_class, seed=0)
@@ -51,18 +53,24 @@ def main() -> None:
         t0 = time.perf_counter()
         model = graft.fit(
             data, backbone=name, pretrained=pretrained, image_size=size, strategy="two_stage",
-            epochs=args.epochs, cache_dir=str(tmp / f"fit-store-{len(accs)}"), progress=False,
+            strategy_options={"head_epochs": args.head_epochs}, epochs=args.epochs, lr=args.lr,
+            cache_dir=str(tmp / f"fit-store-{len(accs)}"), progress=False,
             log=lambda _: None,
         )  # fmt: skip
         seconds = time.perf_counter() - t0
         tune_s += seconds
         accs[cand] = model.info["metrics"]["test"]["accuracy"]
-        print(f"fine-tuned {cand:<34} test accuracy {accs[cand]:.3f}  {seconds:6.1f}s", flush=True)
+        val = model.info["metrics"]["val"]["accuracy"]
+        print(
+            f"fine-tuned {cand:<34} accuracy val {val:.3f} test {accs[cand]:.3f}  {seconds:6.1f}s",
+            flush=True,
+        )
     tau, p = kendalltau([scores[c] for c in CANDIDATES], [accs[c] for c in CANDIDATES])
     best_rank = ranking.best.backbone if ranking.best else None
     best_tuned = max(accs, key=lambda c: accs[c])
     print(
-        f"\ndigits {args.per_class}/class, {len(CANDIDATES)} candidates, {args.epochs} epochs/stage"
+        f"\ndigits {args.per_class}/class, {len(CANDIDATES)} candidates, two-stage: "
+        f"{args.head_epochs} head epochs on features, {args.epochs} fine-tuning epochs, lr {args.lr}"
     )
     print(
         f"graft rank: {rank_s:.1f}s   fine-tuning all: {tune_s:.1f}s   ratio {tune_s / rank_s:.1f}x"
