@@ -134,14 +134,14 @@ def start_adaptation(
         ConfigError: no target images, an unknown method or option, or a plan in which an
             alignment method would never run (every stage keeps the backbone frozen).
     """
-    from graft.adapt.base import create_adapter
+    from graft.adapt.base import ADAPTERS, create_adapter
     from graft.data.unlabeled import load_unlabeled
 
     if unlabeled is None and adapt is None:
         return None if target_eval is None else _report_only(model, target_eval, log)
     method, options = _method(unlabeled, adapt), dict(adapt_options or {})
     assert unlabeled is not None
-    if method == "rotation":
+    if ADAPTERS.get(method).stage == "pretrain":
         adapter = create_adapter(method, model.backbone.num_features)
         _check_rotation_options(options)
         active = ["rotation pre-training (before every stage)"]
