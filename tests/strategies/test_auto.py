@@ -128,3 +128,29 @@ def test_fit_defaults_to_auto_and_records_the_advice(digits_dir: Path, tmp_path:
     assert advice["lines"][0].startswith("advice: ") and advice["lines"][0] in lines
     assert model.info["plan"]["strategy"] == advice["strategy"]
     assert "chosen by --strategy auto" in model.info["plan"]["notes"][-1]
+
+
+def test_a_tie_between_the_probes_goes_to_the_score() -> None:
+    tie = replace(SMALL_NEAR, probe=1.0, pixel_probe=1.0)
+    assert not decide(tie).guard and "a tie, broken by logme" in "\n".join(decide(tie).lines())
+    assert decide(replace(tie, score=0.1, pixel_score=0.5)).guard
+
+
+def test_natural_photos_get_a_head_first_plan_without_the_guard(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    data = pytest.importorskip("skimage.data")
+    rng = np.random.default_rng(0)
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        img = Image.fromarray(getattr(data, name)())
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(10):
+            side = int(min(img.size) * rng.uniform(0.4, 0.8))
+            left, top = (int(rng.integers(0, s - side + 1)) for s in img.size)
+            crop = img.crop((left, top, left + side, top + side)).resize((96, 96))
+            crop.save(tmp_path / "photos" / name / f"{i}.png")
+    advice = advise(tmp_path / "photos", image_size=64, cache_dir=str(tmp_path / "store"))
+    assert advice.facts.gap in ("near", "moderate") and not advice.guard
+    assert advice.strategy in ("feature_extraction", "two_stage")
+    assert advice.options.get("fraction") is None, "small data near the source: top groups only"

@@ -86,6 +86,15 @@ class Facts:
     constant_features: bool = False
 
     @property
+    def features_lose(self) -> bool:
+        """The guard: the probe on features is below the pixel probe (a tie goes to the score)."""
+        if self.probe is None or self.pixel_probe is None:
+            return False
+        if self.probe != self.pixel_probe:
+            return self.probe < self.pixel_probe
+        return self.score is None or self.pixel_score is None or self.score <= self.pixel_score
+
+    @property
     def small(self) -> bool:
         if self.task == "classification":
             return self.n_train / max(self.n_outputs, 1) < SMALL_PER_CLASS
@@ -120,8 +129,7 @@ def _fmt(options: dict[str, Any]) -> str:
 def decide(facts: Facts) -> Advice:
     """The decision matrix on measured facts (pure: no data, no backbone)."""
     f, reasons = facts, _fact_lines(facts)
-    features_lose = f.probe is not None and f.pixel_probe is not None and f.probe <= f.pixel_probe
-    if features_lose or f.constant_features:
+    if f.features_lose or f.constant_features:
         name, options, how = GUARD_CHOICE
         why = "constant features" if f.constant_features else "features lose to raw pixels"
         reasons.append(
@@ -166,7 +174,9 @@ def _fact_lines(f: Facts) -> list[str]:
         pix = f" vs {f.pixel_score:.4g} on raw pixels" if f.pixel_score is not None else ""
         lines.append(f"transferability: {f.score_name} {f.score:.4g} on the features{pix}")
     if f.probe is not None and f.pixel_probe is not None:
-        verdict = "features win" if f.probe > f.pixel_probe else "FEATURES LOSE"
+        verdict = "FEATURES LOSE" if f.features_lose else "features win"
+        if f.probe == f.pixel_probe:
+            verdict = f"a tie, broken by {f.score_name}: {verdict.lower()}"
         lines.append(
             f"guard: linear probe val {f.probe_metric} {f.probe:.3f} on the features vs "
             f"{f.pixel_probe:.3f} on {PIXEL_SIZE}x{PIXEL_SIZE} pixels: {verdict}"
