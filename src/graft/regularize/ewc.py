@@ -172,26 +172,104 @@ def fisher_diagonal(
     gen = torch.Generator().manual_seed(seed)
     n = 0
     device = params[0].device if params else torch.device("cpu")
+    module, task_loss = _nll_parts(model, backbone, mode, loss_fn)
+    per_sample = _per_sample_squares(module, task_loss, params)
     with _measuring([model, backbone], params):
-        for x, y in _single_samples(batches, samples, need_targets=mode == "empirical"):
+        for x, y in _chunks(batches, samples, need_targets=mode == "empirical"):
             x = x.to(device)
-            y = y.to(device) if y is not None else None
             if mode == "sampled":
-                logits = backbone.source_logits(x)
-                probs = logits.detach().float().softmax(-1).cpu()
-                label = torch.multinomial(probs, 1, generator=gen).squeeze(1).to(logits.device)
-                nll = F.cross_entropy(logits.float(), label)
-            else:
-                assert loss_fn is not None and y is not None
-                nll = loss_fn(model(x), y)
-            grads = torch.autograd.grad(nll, params, allow_unused=True)
-            for f, g in zip(fisher, grads, strict=True):
-                if g is not None:
-                    f += g.detach().float().pow(2)
-            n += 1
+                with torch.no_grad():
+                    probs = backbone.source_logits(x).float().softmax(-1).cpu()
+                y = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            assert y is not None
+            for f, sq in zip(fisher, per_sample(x, y.to(device)), strict=True):
+                f += sq
+            n += len(x)
     if n == 0:
         raise ConfigError("ewc: the reference loader yielded no inputs")
     return {name: f / n for (name, _), f in zip(named, fisher, strict=True)}
+
+
+class _SourceLogits(nn.Module):
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.source_logits(x).float()
+
+
+def _nll_parts(
+    model: nn.Module, backbone: Backbone, mode: str, loss_fn: Callable[..., torch.Tensor] | None
+) -> tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The module whose outputs enter the negative log-likelihood, and that loss."""
+    if mode == "sampled":
+        return _SourceLogits(backbone), F.cross_entropy
+    assert loss_fn is not None
+    return model, loss_fn
+
+
+def _per_sample_squares(
+    module: nn.Module,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    params: list[nn.Parameter],
+) -> Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]]:
+    """``f(x, y)``: per parameter, the sum over the chunk of each sample's squared gradient.
+
+    Per-sample gradients come from ``torch.func`` (``vmap`` of ``grad``), several times faster
+    than one backward pass per sample on a CPU; a model whose operations ``vmap`` cannot batch
+    falls back to that loop, with the same result.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    ids = {id(p): name for name, p in module.named_parameters()}
+    names = [ids[id(p)] for p in params]
+
+    def nll(theta: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return loss(functional_call(module, theta, (xi[None],)), yi[None])
+
+    def looped(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        out = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+        for i in range(len(x)):
+            nll_i = loss(module(x[i : i + 1]), y[i : i + 1])
+            grads = torch.autograd.grad(nll_i, params, allow_unused=True)
+            for o, g in zip(out, grads, strict=True):
+                if g is not None:
+                    o += g.detach().float().pow(2)
+        return out
+
+    def batched(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        theta = {n: p.detach() for n, p in zip(names, params, strict=True)}
+        try:
+            grads = vmap(grad(nll), in_dims=(None, 0, 0))(theta, x, y)
+        except (RuntimeError, NotImplementedError, TypeError, ValueError):
+            return looped(x, y)
+        return [grads[n].detach().float().pow(2).sum(0) for n in names]
+
+    return batched
+
+
+def _chunks(
+    batches: Iterable[Any], limit: int, *, need_targets: bool, size: int = 16
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(x, y)`` chunks of at most ``size`` samples, ``limit`` samples in all."""
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor | None] = []
+    for x, y in _single_samples(batches, limit, need_targets=need_targets):
+        xs.append(x)
+        ys.append(y)
+        if len(xs) == size:
+            yield _stack(xs, ys)
+            xs, ys = [], []
+    if xs:
+        yield _stack(xs, ys)
+
+
+def _stack(
+    xs: list[torch.Tensor], ys: list[torch.Tensor | None]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    targets = [y for y in ys if y is not None]
+    return torch.cat(xs), (torch.cat(targets) if len(targets) == len(ys) else None)
 
 
 def _single_samples(
