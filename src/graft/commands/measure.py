@@ -133,5 +133,7 @@ def cmd_advise(args: argparse.Namespace) -> int:
         progress=args.progress,
     )
     print("\n".join(advice.lines()))
-    print(f"measured in {advice.seconds:.1f}s; `graft fit {args.data}` (--strategy auto) uses it")
+    print(
+        f"measured in {advice.seconds:.1f}s; graft fit with the same options (--strategy auto) reuses it"
+    )
     return 0
