@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -128,6 +129,7 @@ def test_fit_defaults_to_auto_and_records_the_advice(digits_dir: Path, tmp_path:
     assert advice["lines"][0].startswith("advice: ") and advice["lines"][0] in lines
     assert model.info["plan"]["strategy"] == advice["strategy"]
     assert "chosen by --strategy auto" in model.info["plan"]["notes"][-1]
+    assert json.loads(json.dumps(advice))["lines"] == advice["lines"], "JSON-ready for the artifact"
 
 
 def test_a_tie_between_the_probes_goes_to_the_score() -> None:
