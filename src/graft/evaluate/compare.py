@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
 from graft.evaluate.metrics import format_value, metric_direction
 
@@ -138,13 +139,18 @@ def compare(
         fractions=fractions, seeds=seeds, curve_arms=curve_arms,
     )  # fmt: skip
     dataset = load_data(data, task=task, seed=seed, **data_options)
+    if dataset.task not in TABLE_METRICS:
+        raise ConfigError(
+            f"graft compare: {dataset.source} is a {dataset.task} dataset; comparisons support "
+            f"{', '.join(TABLE_METRICS)} (compare one task at a time with --task)"
+        )
     runner = _ArmRunner(dataset, backbone, weights, plan, seed, cache_dir, progress)
     models = dict(fitted or {})
     for name in plan.arms:
         if name not in models:
             log(f"arm {name}: {ARMS.get(name).description}")
             models[name] = runner.fit(name, dataset, seed)
-    metric = TABLE_METRICS.get(dataset.task, ("loss",))[0]
+    metric = TABLE_METRICS[dataset.task][0]
     rows = [arm_row(name, ARMS.get(name), models[name], dataset.task) for name in plan.arms]
     verdict, best = make_verdict(rows, metric)
     result = Comparison(
