@@ -84,7 +84,7 @@ ARMS.register("small_cnn")(
         kind="scratch",
         backbone="small_cnn",
         options={"lr_factor": 1.0},
-        description="a small VGG-style CNN at the data's own image size, trained from scratch",
+        description="a small VGG-style CNN sized for the data, trained from scratch",
     )
 )
 ARMS.register("feature_extraction")(
