@@ -1,6 +1,6 @@
 """Domain adaptation on a real shift, offline: printed digits -> handwritten digits.
 
-Run by hand:  python bench/domain_adaptation.py [--seeds 3] [--per-class 30] [--epochs 6]
+Run by hand:  python bench/domain_adaptation.py [--seeds 3] [--per-class 50] [--epochs 10]
 
 Source (labeled): digits printed in the fonts that ship with matplotlib (DejaVu, STIX, Computer
 Modern; regular, bold, italic, mono, serif), each rendered with random placement, scale,
@@ -125,12 +125,12 @@ def run_one(method: str, seed: int, args: argparse.Namespace, paths: dict[str, P
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--per-class", type=int, default=30, help="printed source images per digit")
+    p.add_argument("--per-class", type=int, default=50, help="printed source images per digit")
     p.add_argument("--unlabeled", type=int, default=600, help="unlabeled target images")
     p.add_argument("--backbone", default="small_cnn_gray", help="small_cnn* train from scratch")
     p.add_argument("--image-size", type=int, default=16)
     p.add_argument("--strategy", default="full")
-    p.add_argument("--epochs", type=int, default=6, help="epochs per stage")
+    p.add_argument("--epochs", type=int, default=10, help="epochs per stage")
     p.add_argument("--top", type=int, default=3, help="two_stage: backbone groups fine-tuned")
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--batch-size", type=int, default=64)
