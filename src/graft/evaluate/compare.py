@@ -299,10 +299,11 @@ def make_verdict(rows: list[dict[str, Any]], metric: str) -> tuple[str, str]:
             f"{amount} ({key} {format_value(t[key])} vs {format_value(s[key])}). Use {t['arm']}."
         )
         return text, str(t["arm"])
-    how = "matches" if gain == 0 else f"beats by {amount}"
+    how = "matches" if gain == 0 else "beats"
+    by = "" if gain == 0 else f" by {amount}"
     text = (
         f"Transfer does not help here: the best from-scratch baseline ({s['arm']}) {how} the "
-        f"best transfer arm ({t['arm']}) ({key} {format_value(s[key])} vs "
+        f"best transfer arm ({t['arm']}){by} ({key} {format_value(s[key])} vs "
         f"{format_value(t[key])}). Use {s['arm']} (from scratch), or try another backbone."
     )
     return text, str(s["arm"])
