@@ -3,9 +3,9 @@
 Writes scikit-learn's real handwritten digits as an image folder, transfers the bundled
 ImageNet EfficientNet-Lite0 to them with two-stage fine-tuning, and prints the plan, the
 test metrics on a held-out split, the time taken, and a predict command to try. It ends by
-proving the point: the same splits, the same number of epochs, against a small CNN trained
-from scratch and a linear probe (feature extraction), with the comparison table, a verdict and
-an HTML report.
+checking whether transfer helped at all: the same splits, the same number of epochs, against a
+small CNN trained from scratch and a linear probe (feature extraction), with the comparison
+table, a plain verdict and an HTML report.
 """
 
 from __future__ import annotations
