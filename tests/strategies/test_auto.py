@@ -156,3 +156,9 @@ def test_natural_photos_get_a_head_first_plan_without_the_guard(tmp_path: Path) 
     assert advice.facts.gap in ("near", "moderate") and not advice.guard
     assert advice.strategy in ("feature_extraction", "two_stage")
     assert advice.options.get("fraction") is None, "small data near the source: top groups only"
+
+
+def test_a_random_backbone_trains_from_scratch() -> None:
+    advice = decide(replace(SMALL_NEAR, pretrained=False))
+    assert advice.strategy == "full" and advice.options == {"lr_factor": 1.0}
+    assert "nothing to transfer" in advice.lines()[-1] and not advice.guard

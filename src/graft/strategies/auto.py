@@ -60,6 +60,7 @@ DEPTHS: tuple[tuple[str, dict[str, Any], str], ...] = (
         "head first, then every group at lr x 0.1, x 0.7 per group down",
     ),
 )
+FROM_SCRATCH = ("full", {"lr_factor": 1.0}, "train every layer at the full rate (from scratch)")
 GUARD_CHOICE = (
     "two_stage",
     {"fraction": 1.0, "lr_factor": 0.3, "layer_decay": 0.9},
@@ -84,6 +85,7 @@ class Facts:
     pixel_probe: float | None = None
     probe_metric: str = "accuracy"
     constant_features: bool = False
+    pretrained: bool = True
 
     @property
     def features_lose(self) -> bool:
@@ -129,6 +131,12 @@ def _fmt(options: dict[str, Any]) -> str:
 def decide(facts: Facts) -> Advice:
     """The decision matrix on measured facts (pure: no data, no backbone)."""
     f, reasons = facts, _fact_lines(facts)
+    if not f.pretrained:
+        name, options, how = FROM_SCRATCH
+        reasons.append(f"→ a randomly initialised backbone has nothing to transfer: {how}")
+        return Advice(
+            strategy=name, options=dict(options), reasons=tuple(reasons), facts=f, guard=False
+        )
     if f.features_lose or f.constant_features:
         name, options, how = GUARD_CHOICE
         why = "constant features" if f.constant_features else "features lose to raw pixels"
@@ -228,6 +236,7 @@ def measure_facts(
     x_train = feats.features["train"]
     base: dict[str, Any] = {"task": data.task, "n_train": len(data.train)}
     base["n_outputs"] = data.num_outputs
+    base["pretrained"] = bool(backbone.spec.pretrained)
     if float(x_train.std(axis=0).max()) <= 1e-6:
         note = f"the features are constant at {backbone.data_config.image_size} px; try a larger --image-size"
         return Facts(**base, gap_note=note, constant_features=True)
