@@ -159,3 +159,15 @@ def test_class_weights_sampler_csv_log_and_schedule(digits_dir: Path, tmp_path: 
 def test_unknown_training_option_is_named(digits_dir: Path) -> None:
     with pytest.raises(ConfigError, match="batchsize"):
         graft.fit(digits_dir, backbone=tiny_backbone(), batchsize=3, **QUIET)
+
+
+def test_constant_features_are_flagged(digits_dir: Path) -> None:
+    """The bundled EfficientNet-Lite0 gives all-zero features at 32 px: the fit says so."""
+    lines: list[str] = []
+    kw: dict[str, Any] = {**QUIET, "strategy": "feature_extraction", "epochs": 1}
+    kw["log"] = lines.append
+    graft.fit(digits_dir, backbone="efficientnet_lite0", image_size=32, **kw)
+    assert any("same features at 32 px" in line for line in lines)
+    lines.clear()
+    graft.fit(digits_dir, backbone=tiny_backbone(), **kw)
+    assert not any("same features" in line for line in lines)

@@ -53,6 +53,24 @@ class FeatureRows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return x.float(), self.targets[i]
 
 
+def constant_features_note(rows: FeatureRows, model: GraftModel) -> str | None:
+    """A warning line when the frozen backbone gives every image the same features.
+
+    That happens, for example, to EfficientNet-Lite0 at 32 px (every activation of its last
+    block is cut to zero): a head trained on such features can only learn the class prior.
+    """
+    sample = rows.features[: min(len(rows), 512)]
+    values = np.asarray(sample.numpy() if isinstance(sample, torch.Tensor) else sample)
+    if len(values) < 2 or float(values.std(axis=0).max()) > 1e-6:
+        return None
+    size = model.data_config.image_size
+    return (
+        f"  warning: the frozen backbone gives every image the same features at {size} px; "
+        "a head trained on them cannot learn. Use a larger --image-size (the backbone's "
+        "default is best) or a strategy that fine-tunes the backbone."
+    )
+
+
 def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
     """The frozen backbone's features for ``samples``, from the store (computed if missing)."""
     from graft.data.transforms import transform_identity

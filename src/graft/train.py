@@ -23,7 +23,7 @@ import torch
 
 from graft.data.base import Dataset
 from graft.errors import ConfigError, TrainingError
-from graft.loaders import feature_loaders, image_loaders
+from graft.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.model import GraftModel
 from graft.params import apply_trainable, freeze_batchnorm, param_groups
 from graft.schedules import ScheduleConfig, build_scheduler
@@ -184,6 +184,9 @@ def train(
         generator = torch.Generator()
         if on_features:
             loaders = feature_loaders(model, data, cfg, accelerator, generator)
+            note = constant_features_note(loaders[0].dataset, model)
+            if note:
+                log(note)
         else:
             loaders = image_loaders(model, data, cfg, generator)
         active = [] if on_features else list(terms)
