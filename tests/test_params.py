@@ -82,3 +82,34 @@ def test_train_bn_only_trains_norm_layers_and_head(digits_dir: Path) -> None:
                 module, nn.BatchNorm2d | nn.LayerNorm | nn.GroupNorm
             )
     assert all(p.requires_grad for p in model.head.parameters())
+
+
+def test_bn_eval_keeps_every_statistic_while_weights_train(digits_dir: Path) -> None:
+    from graft.params import norm_modules
+    from graft.strategies.base import Plan
+
+    model, data = _model(digits_dir)
+    n = len(model.backbone.groups)
+    stage = Stage("all", epochs=1, lr=1e-2, multipliers=(1.0,) * (n + 1), bn="eval")
+    plan = Plan("test", (*model.backbone.group_names, "head"), (stage,))
+    before = copy.deepcopy(model.state_dict())
+    cfg = TrainConfig(batch_size=16, progress=False, augment=False)
+    train(model, plan, data, cfg, log=lambda s: None)
+    after = model.state_dict()
+    names = {id(m): k for k, m in model.named_modules()}
+    bns = [names[id(m)] for m in norm_modules(model)]
+    assert bns, "the tiny backbone has BatchNorm layers"
+    for name in bns:
+        for stat in ("running_mean", "running_var"):
+            assert torch.equal(before[f"{name}.{stat}"], after[f"{name}.{stat}"]), name
+    assert any(not torch.equal(before[f"{b}.weight"], after[f"{b}.weight"]) for b in bns)
+
+    # The same stage under the default policy moves the statistics of trainable layers.
+    model, _ = _model(digits_dir)
+    before = copy.deepcopy(model.state_dict())
+    moving = Plan(plan.strategy, plan.groups, (Stage("all", 1, 1e-2, stage.multipliers),))
+    train(model, moving, data, cfg, log=lambda s: None)
+    after = model.state_dict()
+    assert any(
+        not torch.equal(before[f"{b}.running_mean"], after[f"{b}.running_mean"]) for b in bns
+    )

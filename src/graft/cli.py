@@ -116,7 +116,12 @@ def _fit_parser(
         help="discriminative rates: factor per group from the head down",
     )
     g.add_argument("--patience", type=int, help="early-stopping patience in epochs")
-    g.add_argument("--bn", choices=["frozen", "train", "train_bn_only"], help="BatchNorm policy")
+    g.add_argument(
+        "--bn",
+        choices=["frozen", "eval", "train", "train_bn_only"],
+        help="BatchNorm policy: frozen (frozen parts in inference mode, default), eval (every "
+        "BatchNorm in inference mode; small data), train, train_bn_only",
+    )
     g.add_argument(
         "--freeze",
         dest="freeze_patterns",

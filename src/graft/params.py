@@ -64,30 +64,35 @@ def _apply_patterns(model: GraftModel, stage: Stage) -> None:
                 p.requires_grad_(is_norm(module))
 
 
+def norm_modules(model: GraftModel) -> list[nn.Module]:
+    """Every BatchNorm layer of the backbone."""
+    return [m for m in model.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
 def frozen_norm_modules(model: GraftModel) -> list[nn.Module]:
     """Norm layers whose parameters are all frozen: they must stay in inference mode."""
-    out: list[nn.Module] = []
-    for module in model.backbone.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            params = list(module.parameters(recurse=False))
-            if not any(p.requires_grad for p in params):
-                out.append(module)
-    return out
+    return [
+        m
+        for m in norm_modules(model)
+        if not any(p.requires_grad for p in m.parameters(recurse=False))
+    ]
 
 
 def freeze_batchnorm(model: GraftModel, stage: Stage) -> int:
     """Put frozen BatchNorm layers in eval mode (call after every ``model.train()``).
 
     With ``bn="frozen"`` (the default policy) a BatchNorm whose parameters are frozen keeps its
-    running statistics; with ``bn="train"`` they update even when frozen (a rarely wanted
-    choice, offered for domain shifts where re-estimating statistics helps).
+    running statistics; with ``bn="eval"`` every BatchNorm does, trainable or not (Keras'
+    advice for fine-tuning on small data: a few small batches of a new domain would otherwise
+    overwrite the pretrained statistics); with ``bn="train"`` they update even when frozen (a
+    rarely wanted choice, offered for domain shifts where re-estimating statistics helps).
     Returns the number of layers put in eval mode.
     """
     if stage.bn == "train":
         return 0
     if stage.bn == "train_bn_only":
         return 0  # BN layers are the trainable part: they train normally
-    modules = frozen_norm_modules(model)
+    modules = norm_modules(model) if stage.bn == "eval" else frozen_norm_modules(model)
     for m in modules:
         m.eval()
     return len(modules)

@@ -162,3 +162,14 @@ def test_a_random_backbone_trains_from_scratch() -> None:
     advice = decide(replace(SMALL_NEAR, pretrained=False))
     assert advice.strategy == "full" and advice.options == {"lr_factor": 1.0}
     assert "nothing to transfer" in advice.lines()[-1] and not advice.guard
+
+
+def test_small_data_that_fine_tunes_keeps_batchnorm_statistics_fixed() -> None:
+    far = decide(replace(SMALL_NEAR, gap="far"))
+    assert far.strategy == "two_stage" and far.options["bn"] == "eval"
+    assert "bn=eval" in far.summary()
+    plan = as_strategy(far, None, print).plan(GROUPS, epochs=1, lr=1e-3)
+    assert all(s.bn == "eval" for s in plan.stages)
+    large_far = decide(replace(SMALL_NEAR, gap="far", n_train=100_000))
+    assert "bn" not in large_far.options, "enough data re-estimates the statistics"
+    assert "bn" not in decide(SMALL_NEAR).options, "feature extraction runs no BatchNorm"

@@ -144,9 +144,8 @@ def decide(facts: Facts) -> Advice:
             f"→ negative-transfer guard ({why}): not settling on feature extraction; {how}. "
             "Also try another backbone (graft rank) or training from scratch."
         )
-        return Advice(
-            strategy=name, options=dict(options), reasons=tuple(reasons), facts=f, guard=True
-        )
+        options = _batchnorm(f, name, dict(options), reasons)
+        return Advice(strategy=name, options=options, reasons=tuple(reasons), facts=f, guard=True)
     gap = f.gap or "moderate"
     weak = f.score is not None and f.pixel_score is not None and f.score < f.pixel_score
     depth = {"near": 0, "moderate": 1, "far": 2}[gap] + int(weak) + int(not f.small)
@@ -158,9 +157,23 @@ def decide(facts: Facts) -> Advice:
     if weak:
         parts.append(f"a {f.score_name} below the pixels'")
     reasons.append(f"→ {' and '.join(parts)}: {how}")
-    return Advice(
-        strategy=name, options=dict(options), reasons=tuple(reasons), facts=f, guard=False
+    options = _batchnorm(f, name, dict(options), reasons)
+    return Advice(strategy=name, options=options, reasons=tuple(reasons), facts=f, guard=False)
+
+
+def _batchnorm(f: Facts, name: str, options: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
+    """Small data that fine-tunes the backbone keeps every BatchNorm in inference mode.
+
+    A few small batches of a new domain overwrite the pretrained statistics; measured on
+    digits with EfficientNet-Lite0 (210 images, every group fine-tuned): test accuracy 0.47
+    with statistics moving, 0.84 with them fixed (Keras gives the same advice).
+    """
+    if not f.small or name == "feature_extraction":
+        return options
+    reasons[-1] += (
+        "; BatchNorm statistics stay fixed (bn=eval): too little data to re-estimate them"
     )
+    return {**options, "bn": "eval"}
 
 
 def _fact_lines(f: Facts) -> list[str]:

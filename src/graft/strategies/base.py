@@ -14,8 +14,8 @@ from typing import Any, ClassVar, Literal
 from graft._registry import Registry
 from graft.errors import ConfigError
 
-BNPolicy = Literal["frozen", "train", "train_bn_only"]
-BN_POLICIES: tuple[str, ...] = ("frozen", "train", "train_bn_only")
+BNPolicy = Literal["frozen", "eval", "train", "train_bn_only"]
+BN_POLICIES: tuple[str, ...] = ("frozen", "eval", "train", "train_bn_only")
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,8 @@ class Stage:
         lr: base learning rate; group ``i`` trains at ``lr * multipliers[i]``.
         multipliers: one per backbone layer group (input side first), then the head; 0 = frozen.
         bn: BatchNorm policy: ``frozen`` (frozen parts in inference mode, the default),
+            ``eval`` (every BatchNorm in inference mode: statistics never move, weights of
+            trainable groups still train; for small data and small batches),
             ``train`` (statistics update everywhere), ``train_bn_only`` (only norm layers and
             the head train).
         patience: early stopping on the monitored validation metric; None disables it.
