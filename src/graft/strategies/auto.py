@@ -170,8 +170,9 @@ def _batchnorm(f: Facts, name: str, options: dict[str, Any], reasons: list[str])
     """
     if not f.small or name == "feature_extraction":
         return options
-    reasons[-1] += (
-        "; BatchNorm statistics stay fixed (bn=eval): too little data to re-estimate them"
+    reasons[-1] = (
+        reasons[-1].rstrip(".")
+        + "; BatchNorm statistics stay fixed (bn=eval): too little data to re-estimate them"
     )
     return {**options, "bn": "eval"}
 
