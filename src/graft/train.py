@@ -194,7 +194,12 @@ def train(
             term.setup(model, stage, accelerator)
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
         rows = runner.run(
-            *loaders, state=state, history=history, log=log, hooks=[logger.log, *callbacks]
+            # Callbacks may add columns to a row (target_* metrics): the log writes it last.
+            *loaders,
+            state=state,
+            history=history,
+            log=log,
+            hooks=[*callbacks, logger.log],
         )
         history += rows
         accelerator.free_memory()

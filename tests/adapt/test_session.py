@@ -69,12 +69,21 @@ def test_labeled_target_set_only_reports(
     assert final["metrics"] == reported.evaluate(labeled_target)
 
 
-def test_target_report_without_adaptation(digits_dir: Path, labeled_target: Path) -> None:
+def test_target_report_without_adaptation(
+    digits_dir: Path, labeled_target: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "log.csv"
     model = _fit(
-        digits_dir, strategy="feature_extraction", strategy_options={}, target_eval=labeled_target
+        digits_dir,
+        strategy="feature_extraction",
+        strategy_options={},
+        target_eval=labeled_target,
+        log_csv=str(log),
     )
     assert model.info["adaptation"]["method"] is None
     assert "accuracy" in model.info["adaptation"]["target_eval"]["metrics"]
+    header = log.read_text().splitlines()[0].split(",")
+    assert "target_accuracy" in header, "the CSV log carries the per-epoch target metrics"
 
 
 def test_mistakes_are_named(digits_dir: Path, flat_target: Path, tmp_path: Path) -> None:
