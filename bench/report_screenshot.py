@@ -7,7 +7,7 @@ data-efficiency curve, and ridge regression on the diabetes data for the regress
 plan table is graft's own two-stage plan over illustrative layer groups.
 
     python bench/report_screenshot.py [out_dir]
-    python bench/report_screenshot.py --html compare.html [compare.png]
+    python bench/report_screenshot.py --html compare.html [--png compare.png]
 
 writes ``report.html`` and ``report.png`` (headless Chromium) and prints pixel statistics;
 it exits with status 1 when the screenshot looks blank. With ``--html`` it shoots an existing
@@ -243,15 +243,21 @@ def pixel_stats(png: Path) -> dict[str, float]:
 
 
 def main(argv: list[str]) -> int:
-    """``[out_dir]`` builds and shoots the sample report; ``--html FILE [PNG]`` shoots FILE."""
-    if argv[:1] == ["--html"] and len(argv) >= 2:
-        html = Path(argv[1])
-        png = screenshot(html, Path(argv[2]) if len(argv) > 2 else html.with_suffix(".png"))
-        return _verdict(html, png, pixel_stats(png))
-    out = Path(argv[0]) if argv else Path("bench/out")
+    """``[out_dir]`` builds and shoots the sample report; ``--html FILE [--png PNG]`` shoots FILE."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("out_dir", nargs="?", default="bench/out", help="for the sample report")
+    p.add_argument("--html", type=Path, help="screenshot this existing report instead")
+    p.add_argument("--png", type=Path, help="where the screenshot goes (default: next to it)")
+    args = p.parse_args(argv)
+    if args.html is not None:
+        png = screenshot(args.html, args.png or args.html.with_suffix(".png"))
+        return _verdict(args.html, png, pixel_stats(png))
+    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     html = build_sample_report(out)
-    png = screenshot(html, out / "report.png")
+    png = screenshot(html, args.png or out / "report.png")
     return _verdict(html, png, pixel_stats(png))
 
 
