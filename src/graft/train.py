@@ -192,6 +192,7 @@ def train(
         active = [] if on_features else list(terms)
         for term in active:
             term.setup(model, stage, accelerator)
+        _restore_terms(active, state)
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
         rows = runner.run(
             # Callbacks may add columns to a row (target_* metrics): the log writes it last.
@@ -206,6 +207,18 @@ def train(
     logger.close()
     model.eval()
     return history
+
+
+def _term_states(terms: Sequence[LossTerm]) -> dict[str, Any]:
+    """The state of every term that has one (e.g. DANN's discriminator), for checkpoints."""
+    return {t.name: t.state_dict() for t in terms if hasattr(t, "state_dict")}
+
+
+def _restore_terms(terms: Sequence[LossTerm], state: dict[str, Any]) -> None:
+    saved = state.get("terms", {})
+    for term in terms:
+        if term.name in saved and hasattr(term, "load_state_dict"):
+            term.load_state_dict(saved[term.name])
 
 
 def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> None:
@@ -364,6 +377,7 @@ class _StageRunner:
             "epoch": 0 if done else epoch,
             "model": model_state,
             "history": history + (rows if done else []),
+            "terms": _term_states(self.terms),
         }
         if not done:
             state.update(

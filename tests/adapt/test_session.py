@@ -121,3 +121,25 @@ def test_a_frozen_plan_chosen_by_auto_is_explained() -> None:
     plan = Plan("feature_extraction", ("stem", "head"), (head,), ("chosen by --strategy auto: x",))
     with pytest.raises(ConfigError, match=r"chosen by --strategy auto.*--strategy two_stage"):
         _active_stages(plan, "dann")
+
+
+def test_dann_resumed_after_a_kill_matches_an_uninterrupted_run(
+    digits_dir: Path, flat_target: Path, tmp_path: Path
+) -> None:
+    """The discriminator travels with the checkpoint, so --resume ends with the same weights."""
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_third_epoch(row: dict[str, Any]) -> None:
+        if row["stage"] == "top-1" and row["epoch"] == 1:  # head epoch 1, then stage 2 epoch 1
+            raise Killed
+
+    kw: dict[str, Any] = {"unlabeled": flat_target, "adapt": "dann", "epochs": 2}
+    kw["augment"] = False
+    full = _fit(digits_dir, **kw, checkpoint_dir=str(tmp_path / "a"))
+    with pytest.raises(Killed):
+        _fit(digits_dir, **kw, checkpoint_dir=str(tmp_path / "b"), callbacks=[kill_at_third_epoch])
+    resumed = _fit(digits_dir, **kw, checkpoint_dir=str(tmp_path / "b"), resume=True)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resume"

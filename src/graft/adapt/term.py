@@ -84,6 +84,14 @@ class AlignmentTerm:
         self._dataset = ImageDataset(unlabeled_samples(self.paths), transform)
         self._epoch, self._cycle = -1, 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """The adapter's weights (a DANN discriminator), saved with every checkpoint."""
+        return {k: v.detach().clone() for k, v in self.adapter.state_dict().items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the adapter's weights from a checkpoint (``--resume``)."""
+        self.adapter.load_state_dict(state)
+
     def parameter_groups(self, stage: Stage) -> list[dict[str, Any]]:
         """The adapter's parameters as one optimizer group at the head's rate (none for CORAL)."""
         params = [p for p in self.adapter.parameters() if p.requires_grad]
