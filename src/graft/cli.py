@@ -62,6 +62,26 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def parse_options(text: str) -> dict[str, Any]:
+    """``key=value,...`` with numbers as int or float and other values as strings."""
+    out: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise argparse.ArgumentTypeError(f"expected key=value,... got {text!r}")
+        out[key.strip().replace("-", "_")] = _number(value.strip())
+    return out
+
+
+def _number(value: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
 def _parse_weights(text: str) -> dict[str, float]:
     try:
         return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}

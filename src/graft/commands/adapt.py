@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from graft.cli import parse_options
 from graft.commands import Handler
 
 METHODS = "dann (adversarial, the default), coral, mmd (feature alignment), rotation (pre-training)"
@@ -54,26 +55,6 @@ def _add_options(p: argparse.ArgumentParser, *, command: str) -> None:
         help="labeled target images used only to report target metrics per epoch and at the "
         "end (never to train or to select weights)",
     )
-
-
-def parse_options(text: str) -> dict[str, Any]:
-    """``key=value,...`` with numbers as int or float and other values as strings."""
-    out: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(f"expected key=value,... got {text!r}")
-        out[key.strip().replace("-", "_")] = _number(value.strip())
-    return out
-
-
-def _number(value: str) -> Any:
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            pass
-    return value
 
 
 def adaptation_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -23,7 +23,7 @@ KEYWORDS = (
 
 def add_options(p: argparse.ArgumentParser) -> None:
     """Add the options to a ``fit``-like parser."""
-    from graft.commands.adapt import parse_options
+    from graft.cli import parse_options
 
     g = p.add_argument_group("keep what the backbone knew (in stages that train the backbone)")
     g.add_argument(
