@@ -28,7 +28,7 @@ from PIL import Image
 from torch import nn
 
 from graft.backbones.base import Backbone, BackboneSpec, DataConfig
-from graft.features import FeatureStore
+from graft.measure.features import FeatureStore
 
 
 def parse_args() -> argparse.Namespace:

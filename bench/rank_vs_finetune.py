@@ -32,7 +32,7 @@ def main() -> None:
 
     import graft
     from graft.data.digits import write_digits
-    from graft.measure import parse_candidate
+    from graft.workflows.measure import parse_candidate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-class", type=int, default=30)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from graft.scores import hscore, leep, logme, nce
-from graft.scores.logme import _fixed_point, _log_evidence, _spectrum
+from graft.measure.scores import hscore, leep, logme, nce
+from graft.measure.scores.logme import _fixed_point, _log_evidence, _spectrum
 
 
 def make_features(

@@ -30,10 +30,10 @@ def batches(n_batches: int, batch_size: int, size: int) -> list[tuple[torch.Tens
 
 
 def build(size: int) -> tuple[torch.nn.Module, object, object]:
-    from graft.api import make_backbone, make_plan
-    from graft.heads import Classification
     from graft.model import GraftModel
-    from graft.params import apply_trainable
+    from graft.tasks.base import Classification
+    from graft.training.params import apply_trainable
+    from graft.workflows.fit import make_backbone, make_plan
 
     torch.manual_seed(0)
     model = GraftModel(
@@ -69,8 +69,8 @@ def bare_loop(model: torch.nn.Module, data: list, opt: torch.optim.Optimizer) ->
 def graft_loop(
     model: torch.nn.Module, stage: object, data: list, opt: torch.optim.Optimizer
 ) -> float:
-    from graft.schedules import ScheduleConfig, build_scheduler
-    from graft.train import TrainConfig, _StageRunner, make_accelerator
+    from graft.training.loop import TrainConfig, _StageRunner, make_accelerator
+    from graft.training.schedules import ScheduleConfig, build_scheduler
 
     cfg = TrainConfig(progress=False)
     acc = make_accelerator(cfg)
@@ -92,7 +92,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = batches(args.steps, args.batch_size, args.image_size)
-    from graft.params import param_groups
+    from graft.training.params import param_groups
 
     results: dict[str, list[float]] = {"bare": [], "graft": []}
     for r in range(args.repeats):

@@ -20,7 +20,7 @@ from torch import nn
 from graft.backbones.base import Backbone, BackboneSpec, DataConfig
 from graft.data.base import Samples
 from graft.errors import ArtifactError, DataError
-from graft.heads import Task, TaskSpec, create_task
+from graft.tasks.base import Task, TaskSpec, create_task
 
 FORMAT = "graft-model"
 FORMAT_VERSION = 1

@@ -15,11 +15,11 @@ from graft.adapt import create_adapter
 from graft.adapt.term import AlignmentTerm
 from graft.data.unlabeled import load_unlabeled
 from graft.errors import ConfigError
-from graft.heads import Classification
 from graft.model import GraftModel
 from graft.strategies.base import Stage
+from graft.tasks.base import Classification
 from graft.testing import tiny_backbone
-from graft.train import TrainConfig, term_groups
+from graft.training.loop import TrainConfig, term_groups
 
 STAGE = Stage("tune", epochs=2, lr=1e-3, multipliers=(1.0, 0.5))
 QUIET: dict[str, Any] = {"progress": False, "log": lambda s: None}

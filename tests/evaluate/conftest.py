@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import graft
-import graft.api
+import graft.workflows.fit
 from graft.data.base import Dataset
 from graft.evaluate.arms import ARMS
 from graft.evaluate.compare import Comparison
@@ -28,7 +28,7 @@ def run(
 ) -> tuple[Comparison, list[Dataset], Path]:
     """One comparison with every registered arm and a data-efficiency curve; fits recorded."""
     seen: list[Dataset] = []
-    real_fit = graft.api.fit
+    real_fit = graft.workflows.fit.fit
 
     def spy(data: Any, **kwargs: Any) -> Any:
         seen.append(data)
@@ -36,7 +36,7 @@ def run(
 
     out = tmp_path_factory.mktemp("compare")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(graft.api, "fit", spy)
+        mp.setattr(graft.workflows.fit, "fit", spy)
         result = graft.compare(
             small_digits,
             backbone=tiny_backbone(),

@@ -17,7 +17,7 @@ from torch import nn
 from graft.adapt.base import ADAPTERS, Adapter
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError
-from graft.regularize.base import backbone_params, first_item, resolve_device
+from graft.protect.base import backbone_params, first_item, resolve_device
 
 
 def rotate_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from graft.data.base import Samples
     from graft.model import GraftModel
     from graft.strategies.base import Plan
-    from graft.train import Callback, LossTerm, TrainConfig
+    from graft.training.loop import Callback, LossTerm, TrainConfig
 
 DEFAULT_METHOD = "dann"
 #: Options of rotation pre-training (keywords of :func:`~graft.adapt.pretrain_rotation`).
@@ -89,7 +89,7 @@ class Adaptation:
             **self.done,
         }
         if self.target_eval is not None:
-            from graft.evaluate.metrics import format_metrics
+            from graft.tasks.metrics import format_metrics
 
             metrics = model.evaluate(self.target_eval)
             info["target_eval"] = {"n": len(self.target_eval), "metrics": metrics}

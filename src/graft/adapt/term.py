@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 class AlignmentTerm:
-    """A :class:`~graft.train.LossTerm` around an ``align`` adapter (DANN, CORAL, MMD).
+    """A :class:`~graft.training.loop.LossTerm` around an ``align`` adapter (DANN, CORAL, MMD).
 
     The adapter's own parameters (DANN's discriminator) are offered to the stage's optimizer
     through :meth:`parameter_groups`, at the head's learning rate. In a distributed run the

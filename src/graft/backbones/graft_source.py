@@ -165,7 +165,7 @@ def _body_of(model: nn.Module) -> nn.Module:
 
 
 def _task_spec(d: dict[str, Any]) -> Any:
-    from graft.heads import TaskSpec
+    from graft.tasks.base import TaskSpec
 
     return TaskSpec.from_dict(d)
 
@@ -174,7 +174,7 @@ def _source_classifier(task: Any, body: nn.Module) -> nn.Module:
     """A classification head of the source task's size, without dropout (frozen, eval only)."""
     if task is None:
         return nn.Identity()
-    from graft.heads import Head
+    from graft.tasks.base import Head
 
     return Head(int(getattr(body, "num_features", 0)), int(task.num_outputs), dropout=0.0)
 

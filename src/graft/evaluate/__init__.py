@@ -16,7 +16,8 @@ from graft.evaluate.curves import (
     plot_regression,
     save_figure,
 )
-from graft.evaluate.metrics import (
+from graft.evaluate.report import Report
+from graft.tasks.metrics import (
     METRICS,
     classification_metrics,
     confusion,
@@ -27,7 +28,6 @@ from graft.evaluate.metrics import (
     per_class_report,
     regression_metrics,
 )
-from graft.evaluate.report import Report
 
 __all__ = [
     "METRICS",

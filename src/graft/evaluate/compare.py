@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
-from graft.evaluate.metrics import format_value, metric_direction
+from graft.tasks.metrics import format_value, metric_direction
 
 if TYPE_CHECKING:
     from graft.backbones.base import Backbone
@@ -128,9 +128,9 @@ def compare(
         importance: measure layer-group importance for the report.
         progress: progress bars.
         log: where progress lines go.
-        **data_options: passed to :func:`graft.api.load_data` (``label_column``, ...).
+        **data_options: passed to :func:`graft.workflows.fit.load_data` (``label_column``, ...).
     """
-    from graft.api import load_data
+    from graft.workflows.fit import load_data
 
     started = time.perf_counter()
     plan = resolve_budget(
@@ -191,7 +191,7 @@ class _ArmRunner:
         self.small_size = budget.small_cnn_size or native_image_size(dataset)
 
     def fit(self, name: str, data: Dataset, seed: int) -> GraftModel:
-        from graft.api import fit
+        from graft.workflows.fit import fit
 
         arm = ARMS.get(name)
         epochs, options = arm.fit_options(self.budget.epochs)
@@ -254,8 +254,8 @@ def native_image_size(data: Dataset, sample: int = 16) -> int:
 
 def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]:
     """One row of the table from a fitted model's recorded info (the stored numbers)."""
-    from graft.api import trainable_counts
     from graft.strategies.base import Plan
+    from graft.workflows.fit import trainable_counts
 
     info = model.info
     metrics: dict[str, dict[str, float]] = info.get("metrics", {})

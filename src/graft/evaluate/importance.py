@@ -47,7 +47,7 @@ def layer_importance(model: GraftModel, batches: Iterable[Batch]) -> dict[str, f
     Shape:
         inputs: ``(batch, channels, height, width)``; targets as the task's loss expects.
     """
-    from graft.params import group_param_lists
+    from graft.training.params import group_param_lists
 
     groups = group_param_lists(model)
     flags = [p.requires_grad for p in model.parameters()]

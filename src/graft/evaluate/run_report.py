@@ -57,9 +57,9 @@ def add_model_sections(
     report: Report, model: GraftModel, data: Dataset, *, title: str = ""
 ) -> Report:
     """Plan, advisor reasoning, metrics, learning curves and evaluation plots of one model."""
-    from graft.api import trainable_counts
     from graft.strategies.base import Plan
     from graft.strategies.render import plan_rows
+    from graft.workflows.fit import trainable_counts
 
     info, prefix = model.info, f"{title}: " if title else ""
     if "plan" in info:
@@ -103,7 +103,7 @@ def add_evaluation_plots(
     report: Report, model: GraftModel, samples: Samples, data: Dataset, prefix: str = ""
 ) -> None:
     """Confusion matrix and per-class table, or regression fit plots, on ``samples``."""
-    from graft.evaluate.metrics import confusion, per_class_report
+    from graft.tasks.metrics import confusion, per_class_report
 
     split = "test" if samples is data.test else "validation"
     outputs = model.predict_outputs(samples)

@@ -5,8 +5,8 @@ transferable are features in deep neural networks?", NeurIPS 2014; the CS231n tr
 notes) with both inputs measured instead of guessed, on stored features:
 
 * size: training samples per class (classification) or in all (regression);
-* gap to the source: :func:`graft.gap.domain_gap` against the reference sample kept with each
-  bundled backbone (:func:`graft.measure.reference_features`);
+* gap to the source: :func:`graft.measure.gap.domain_gap` against the reference sample kept with each
+  bundled backbone (:func:`graft.workflows.measure.reference_features`);
 * transferability: a registered score (LogME by default) on the features, compared with the
   same score on raw downsampled pixels (both on the same targets, so comparable);
 * a negative-transfer guard: a linear probe on the pretrained features against the same probe
@@ -244,7 +244,7 @@ def measure_facts(
     backbone: Backbone, data: Dataset, cfg: Any, *, score: str = "logme", seed: int = 0
 ) -> Facts:
     """Measure size, gap to the source, transferability and the guard on stored features."""
-    from graft import measure
+    from graft.workflows import measure
 
     feats = measure.split_features(backbone, data, cfg)
     x_train = feats.features["train"]
@@ -271,9 +271,9 @@ def measure_facts(
 def _score_and_guard(
     backbone: Backbone, data: Dataset, feats: Any, score: str, seed: int
 ) -> dict[str, Any]:
-    from graft import measure
-    from graft.scores import SCORES
-    from graft.scores import score as compute
+    from graft.measure.scores import SCORES
+    from graft.measure.scores import score as compute
+    from graft.workflows import measure
 
     rng = np.random.default_rng(seed)
     picks = {}
@@ -405,8 +405,8 @@ def advise(
     """
     import torch
 
-    from graft.api import load_data, make_backbone
-    from graft.measure import store_config
+    from graft.workflows.fit import load_data, make_backbone
+    from graft.workflows.measure import store_config
 
     started = time.perf_counter()
     dataset = load_data(

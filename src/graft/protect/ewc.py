@@ -1,0 +1,310 @@
+"""Elastic Weight Consolidation: a pull toward the pretrained weights, weighted by importance.
+
+Kirkpatrick et al., "Overcoming catastrophic forgetting in neural networks", PNAS 2017.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from graft.backbones.base import Backbone
+from graft.errors import ConfigError
+from graft.protect.base import (
+    REGULARIZERS,
+    Regularizer,
+    backbone_of,
+    backbone_params,
+    first_item,
+    resolve_device,
+    snapshot,
+)
+from graft.protect.l2sp import drift
+
+FISHER_MODES = ("auto", "sampled", "empirical")
+NORMALIZE = ("max", "mean", "none")
+
+
+@REGULARIZERS.register("ewc")
+@dataclass(eq=False, kw_only=True)
+class EWC(Regularizer):
+    """``lam/2 * Σ_i F_i (θ_i − θ*_i)²`` over the backbone, with F the diagonal Fisher at θ*.
+
+    The Fisher is measured once in :meth:`setup`, one sample at a time (exact per-sample
+    squared gradients, not squared batch means), with the model in eval mode, on at most
+    ``samples`` inputs of ``reference_loader``: source-like images when you have them, else the
+    target training images.
+
+    * ``sampled`` (the true Fisher, the default when the backbone keeps its source classifier):
+      labels are drawn from the pretrained model's own softmax over the source classes, so no
+      labels are needed and the importance is that for the *source* task.
+    * ``empirical``: squared gradients of ``loss_fn(model(x), y)`` with the loader's labels; the
+      fallback when there is no source classifier (best measured after a head-only stage, when
+      the head is no longer random).
+
+    ``normalize`` rescales the Fisher so ``lam`` means the same across architectures, dataset
+    sizes and numbers of source classes (raw Fisher values span many orders of magnitude):
+
+    * ``max`` (default): divide by the largest entry, so ``0 <= F <= 1`` and no weight is pulled
+      harder than by L2-SP with ``alpha = lam``. This keeps plain SGD stable at the learning
+      rates that work without EWC: the Fisher is very peaked (on resnet10t the largest entry is
+      about 2,700 times the mean, on BatchNorm biases), and ``mean`` normalisation with
+      ``lam = 1`` made SGD at lr 0.05 diverge.
+    * ``mean``: divide by the mean entry; a uniform Fisher then makes EWC equal to L2-SP.
+    * ``none``: the raw Fisher.
+
+    Args:
+        lam: strength λ.
+        samples: at most this many reference inputs for the Fisher (one backward each).
+        fisher: ``auto``, ``sampled`` or ``empirical``.
+        normalize: ``max``, ``mean`` or ``none``.
+        seed: seed for the sampled labels.
+    """
+
+    lam: float = 1.0
+    samples: int = 256
+    fisher: str = "auto"
+    normalize: str = "max"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.fisher not in FISHER_MODES:
+            raise ConfigError(
+                f"ewc fisher={self.fisher!r}: choose one of {', '.join(FISHER_MODES)}"
+            )
+        if self.normalize not in NORMALIZE:
+            raise ConfigError(
+                f"ewc normalize={self.normalize!r}: choose one of {', '.join(NORMALIZE)}"
+            )
+        if self.samples < 1:
+            raise ConfigError(f"ewc samples={self.samples} must be at least 1")
+
+    def setup(
+        self,
+        model: nn.Module,
+        *,
+        backbone: Backbone | None = None,
+        reference_loader: Iterable[Any] | None = None,
+        device: torch.device | str | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self._backbone = backbone_of(model, backbone)
+        if reference_loader is None:
+            raise ConfigError(
+                "ewc needs reference inputs to measure the Fisher: pass reference_loader "
+                "(source-like images, or the target training images)"
+            )
+        mode = self.fisher
+        if mode == "auto":
+            mode = "sampled" if self._backbone.source_head is not None else "empirical"
+        if mode == "sampled" and self._backbone.source_head is None:
+            raise ConfigError(
+                f"ewc fisher='sampled' needs the source classifier, which backbone "
+                f"{self._backbone.spec.name!r} does not keep; use fisher='empirical'"
+            )
+        if mode == "empirical" and loss_fn is None:
+            raise ConfigError("ewc fisher='empirical' needs loss_fn(outputs, targets) in setup")
+        dev = resolve_device(self._backbone, device)
+        self._anchor = snapshot(self._backbone, dev)
+        raw = fisher_diagonal(
+            model,
+            self._backbone,
+            reference_loader,
+            mode=mode,
+            loss_fn=loss_fn,
+            samples=self.samples,
+            seed=self.seed,
+        )
+        flat = torch.cat([f.flatten() for f in raw.values()])
+        self.fisher_mean, self.fisher_max = float(flat.mean()), float(flat.max())
+        scale = {"max": self.fisher_max, "mean": self.fisher_mean}.get(self.normalize, 1.0)
+        scale = scale if scale > 0 else 1.0  # an all-zero Fisher stays zero
+        self.importance = {n: (f / scale).to(dev) for n, f in raw.items()}
+        self.fisher_mode = mode
+        self._ready = True
+
+    def penalty(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor | None = None,
+        outputs: torch.Tensor | None = None,
+        *,
+        features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        self._check_ready()
+        weighted = drift(self._backbone, self._anchor, self.importance)
+        return 0.5 * self.lam * weighted, {"ewc_weighted_drift": float(weighted.detach())}
+
+
+def fisher_diagonal(
+    model: nn.Module,
+    backbone: Backbone,
+    batches: Iterable[Any],
+    *,
+    mode: str = "sampled",
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    samples: int = 256,
+    seed: int = 0,
+) -> dict[str, torch.Tensor]:
+    """Mean per-sample squared gradient of the negative log-likelihood, per backbone parameter.
+
+    Args:
+        model: the full model (used by ``empirical``: ``loss_fn(model(x), y)``).
+        backbone: its backbone; ``sampled`` uses ``backbone.source_logits``.
+        batches: tensors or ``(inputs, targets, ...)`` tuples.
+        mode: ``sampled`` (labels drawn from the source softmax) or ``empirical``.
+        loss_fn: the loss for ``empirical``.
+        samples: stop after this many inputs.
+        seed: seed for the sampled labels.
+
+    Returns:
+        ``{name: tensor}`` with the shape of each backbone parameter (non-negative).
+    """
+    named = list(backbone_params(backbone))
+    params = [p for _, p in named]
+    fisher = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+    gen = torch.Generator().manual_seed(seed)
+    n = 0
+    device = params[0].device if params else torch.device("cpu")
+    module, task_loss = _nll_parts(model, backbone, mode, loss_fn)
+    per_sample = _per_sample_squares(module, task_loss, params)
+    with _measuring([model, backbone], params):
+        for x, y in _chunks(batches, samples, need_targets=mode == "empirical"):
+            x = x.to(device)
+            if mode == "sampled":
+                with torch.no_grad():
+                    probs = backbone.source_logits(x).float().softmax(-1).cpu()
+                y = torch.multinomial(probs, 1, generator=gen).squeeze(1)
+            assert y is not None
+            for f, sq in zip(fisher, per_sample(x, y.to(device)), strict=True):
+                f += sq
+            n += len(x)
+    if n == 0:
+        raise ConfigError("ewc: the reference loader yielded no inputs")
+    return {name: f / n for (name, _), f in zip(named, fisher, strict=True)}
+
+
+class _SourceLogits(nn.Module):
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone.source_logits(x).float()
+
+
+def _nll_parts(
+    model: nn.Module, backbone: Backbone, mode: str, loss_fn: Callable[..., torch.Tensor] | None
+) -> tuple[nn.Module, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The module whose outputs enter the negative log-likelihood, and that loss."""
+    if mode == "sampled":
+        return _SourceLogits(backbone), F.cross_entropy
+    assert loss_fn is not None
+    return model, loss_fn
+
+
+def _per_sample_squares(
+    module: nn.Module,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    params: list[nn.Parameter],
+) -> Callable[[torch.Tensor, torch.Tensor], list[torch.Tensor]]:
+    """``f(x, y)``: per parameter, the sum over the chunk of each sample's squared gradient.
+
+    Per-sample gradients come from ``torch.func`` (``vmap`` of ``grad``), several times faster
+    than one backward pass per sample on a CPU; a model whose operations ``vmap`` cannot batch
+    falls back to that loop, with the same result.
+    """
+    from torch.func import functional_call, grad, vmap
+
+    ids = {id(p): name for name, p in module.named_parameters()}
+    names = [ids[id(p)] for p in params]
+
+    def nll(theta: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return loss(functional_call(module, theta, (xi[None],)), yi[None])
+
+    def looped(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        out = [torch.zeros_like(p, dtype=torch.float32) for p in params]
+        for i in range(len(x)):
+            nll_i = loss(module(x[i : i + 1]), y[i : i + 1])
+            grads = torch.autograd.grad(nll_i, params, allow_unused=True)
+            for o, g in zip(out, grads, strict=True):
+                if g is not None:
+                    o += g.detach().float().pow(2)
+        return out
+
+    def batched(x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+        theta = {n: p.detach() for n, p in zip(names, params, strict=True)}
+        try:
+            grads = vmap(grad(nll), in_dims=(None, 0, 0))(theta, x, y)
+        except (RuntimeError, NotImplementedError, TypeError, ValueError):
+            return looped(x, y)
+        return [grads[n].detach().float().pow(2).sum(0) for n in names]
+
+    return batched
+
+
+def _chunks(
+    batches: Iterable[Any], limit: int, *, need_targets: bool, size: int = 16
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(x, y)`` chunks of at most ``size`` samples, ``limit`` samples in all."""
+    xs: list[torch.Tensor] = []
+    ys: list[torch.Tensor | None] = []
+    for x, y in _single_samples(batches, limit, need_targets=need_targets):
+        xs.append(x)
+        ys.append(y)
+        if len(xs) == size:
+            yield _stack(xs, ys)
+            xs, ys = [], []
+    if xs:
+        yield _stack(xs, ys)
+
+
+def _stack(
+    xs: list[torch.Tensor], ys: list[torch.Tensor | None]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    targets = [y for y in ys if y is not None]
+    return torch.cat(xs), (torch.cat(targets) if len(targets) == len(ys) else None)
+
+
+def _single_samples(
+    batches: Iterable[Any], limit: int, *, need_targets: bool
+) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """Yield ``(x[i:i+1], y[i:i+1])`` one sample at a time, up to ``limit`` samples."""
+    count = 0
+    for batch in batches:
+        x = first_item(batch)
+        y = batch[1] if isinstance(batch, (tuple, list)) and len(batch) > 1 else None
+        if need_targets and y is None:
+            raise ConfigError("ewc fisher='empirical' needs (inputs, targets) batches")
+        for i in range(len(x)):
+            if count >= limit:
+                return
+            yield x[i : i + 1], (y[i : i + 1] if y is not None else None)
+            count += 1
+
+
+class _measuring:
+    """Eval mode and gradients on for the duration; every flag restored afterwards."""
+
+    def __init__(self, roots: list[nn.Module], params: list[nn.Parameter]) -> None:
+        self.roots, self.params = roots, params
+
+    def __enter__(self) -> None:
+        self.modes = [(m, m.training) for r in self.roots for m in r.modules()]
+        self.grads = [p.requires_grad for p in self.params]
+        for r in self.roots:
+            r.eval()
+        for p in self.params:
+            p.requires_grad_(True)
+
+    def __exit__(self, *exc: object) -> None:
+        for m, mode in self.modes:
+            m.training = mode
+        for p, flag in zip(self.params, self.grads, strict=True):
+            p.requires_grad_(flag)

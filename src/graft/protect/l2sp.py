@@ -1,0 +1,96 @@
+"""L2-SP: weight decay toward the pretrained weights instead of toward zero.
+
+Li, Grandvalet & Davoine, "Explicit Inductive Bias for Transfer Learning with Convolutional
+Networks", ICML 2018.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from graft.backbones.base import Backbone
+from graft.protect.base import (
+    REGULARIZERS,
+    Regularizer,
+    backbone_of,
+    backbone_params,
+    head_params,
+    resolve_device,
+    snapshot,
+)
+
+
+@REGULARIZERS.register("l2sp")
+@dataclass(eq=False, kw_only=True)
+class L2SP(Regularizer):
+    """``alpha/2 * ||θ_backbone − θ*||² + beta/2 * ||θ_head||²``.
+
+    θ* are the backbone weights at :meth:`setup` (the pretrained ones). The second term is plain
+    weight decay on the new heads, which have no pretrained value to return to; when using it,
+    leave the optimizer's own weight decay at 0 so the heads are not decayed twice.
+
+    Args:
+        alpha: strength of the pull toward the pretrained backbone weights (paper: 0.1).
+        beta: weight decay on the new heads (paper: 0.01).
+
+    Example:
+        >>> reg = L2SP(alpha=0.1, beta=0.01)
+        >>> reg.setup(model)  # doctest: +SKIP
+        >>> loss = task_loss + reg.penalty(model)[0]  # doctest: +SKIP
+    """
+
+    strength = "alpha"
+
+    alpha: float = 0.1
+    beta: float = 0.01
+
+    def setup(
+        self,
+        model: nn.Module,
+        *,
+        backbone: Backbone | None = None,
+        reference_loader: Iterable[Any] | None = None,
+        device: torch.device | str | None = None,
+        loss_fn: Any = None,
+    ) -> None:
+        self._backbone = backbone_of(model, backbone)
+        self._anchor = snapshot(self._backbone, resolve_device(self._backbone, device))
+        self._ready = True
+
+    def penalty(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor | None = None,
+        outputs: torch.Tensor | None = None,
+        *,
+        features: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        self._check_ready()
+        sp = drift(self._backbone, self._anchor)
+        device = sp.device
+        wd = torch.zeros((), device=device)
+        for _, p in head_params(model, self._backbone):
+            wd = wd + p.pow(2).sum()
+        loss = 0.5 * self.alpha * sp + 0.5 * self.beta * wd
+        return loss, {"l2sp_drift": float(sp.detach()), "l2sp_head_norm2": float(wd.detach())}
+
+
+def drift(
+    backbone: Backbone,
+    anchor: dict[str, torch.Tensor],
+    weights: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``Σ w_i (θ_i − θ*_i)²`` over the backbone parameters (``w`` = 1 when not given)."""
+    total: torch.Tensor | None = None
+    for name, p in backbone_params(backbone):
+        sq = (p - anchor[name]).pow(2)
+        term = (sq * weights[name]).sum() if weights is not None else sq.sum()
+        total = term if total is None else total + term
+    if total is None:
+        return torch.zeros(())
+    return total

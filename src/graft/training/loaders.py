@@ -1,0 +1,145 @@
+"""DataLoaders for the training loop: stored features for frozen stages, images otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from graft.data.base import Dataset, Samples
+
+if TYPE_CHECKING:
+    from graft.model import GraftModel
+    from graft.training.loop import TrainConfig
+
+
+class FileLoader:
+    """Decode and preprocess one image file (picklable, so DataLoader workers can use it)."""
+
+    def __init__(self, model: GraftModel) -> None:
+        from graft.data import build_transform
+
+        self.transform = build_transform(model.data_config, train=False)
+        self.channels = model.data_config.channels
+
+    def __call__(self, path: Path) -> torch.Tensor:
+        from graft.data import load_image
+
+        return self.transform(load_image(path, self.channels))
+
+
+class FeatureRows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Rows of stored features with their targets.
+
+    Small feature sets (under ``IN_MEMORY_BYTES``) are read into memory once; larger ones are
+    read row by row from the memory-mapped shards, so memory stays bounded.
+    """
+
+    IN_MEMORY_BYTES = 512 * 2**20
+
+    def __init__(self, features: Any, targets: np.ndarray) -> None:
+        small = len(features) * features.dim * 4 <= self.IN_MEMORY_BYTES
+        self.features = torch.as_tensor(features.to_array()) if small else features
+        self.targets = torch.as_tensor(targets)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        row = self.features[i]
+        x = row if isinstance(row, torch.Tensor) else torch.as_tensor(np.array(row))
+        return x.float(), self.targets[i]
+
+
+def constant_features_note(rows: FeatureRows, model: GraftModel) -> str | None:
+    """A warning line when the frozen backbone gives every image the same features.
+
+    That happens, for example, to EfficientNet-Lite0 at 32 px (every activation of its last
+    block is cut to zero): a head trained on such features can only learn the class prior.
+    """
+    sample = rows.features[: min(len(rows), 512)]
+    values = np.asarray(sample.numpy() if isinstance(sample, torch.Tensor) else sample)
+    if len(values) < 2 or float(values.std(axis=0).max()) > 1e-6:
+        return None
+    size = model.data_config.image_size
+    return (
+        f"  warning: the frozen backbone gives every image the same features at {size} px; "
+        "a head trained on them cannot learn. Use a larger --image-size (the backbone's "
+        "default is best) or a strategy that fine-tunes the backbone."
+    )
+
+
+def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
+    """The frozen backbone's features for ``samples``, from the store (computed if missing)."""
+    from graft.data.transforms import transform_identity
+    from graft.measure.features import FeatureStore
+
+    return FeatureStore(cfg.cache_dir).extract(
+        model.backbone,
+        samples.paths,
+        load=FileLoader(model),
+        transform_id=transform_identity(model.data_config),
+        batch_size=max(cfg.batch_size, 64),
+        num_workers=cfg.num_workers,
+        progress=cfg.progress,
+    )
+
+
+def train_sampler(
+    targets: np.ndarray, cfg: TrainConfig, generator: torch.Generator
+) -> torch.utils.data.Sampler[int]:
+    """Random order, or inverse-class-frequency sampling with ``sampler="weighted"``.
+
+    The loop re-seeds ``generator`` at every epoch, so the order is the same in a resumed run
+    and in every process of a distributed one.
+    """
+    if cfg.sampler == "weighted":
+        counts = np.bincount(targets)
+        weights = 1.0 / counts[targets]
+        return torch.utils.data.WeightedRandomSampler(
+            weights.tolist(), len(targets), generator=generator
+        )
+    return torch.utils.data.RandomSampler(range(len(targets)), generator=generator)
+
+
+def feature_loaders(
+    model: GraftModel, data: Dataset, cfg: TrainConfig, accelerator: Any, generator: torch.Generator
+) -> tuple[Any, Any]:
+    """Train and validation loaders over stored features (extracted once, read by mmap)."""
+    out = []
+    for samples, shuffle in ((data.train, True), (data.val, False)):
+        with accelerator.main_process_first():
+            feats = stored_features(model, samples, cfg)
+        targets = model.task.encode(samples.targets).numpy()
+        sampler = train_sampler(samples.targets, cfg, generator) if shuffle else None
+        ds = FeatureRows(feats, targets)
+        out.append(torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=cfg.batch_size))
+    return out[0], out[1]
+
+
+def image_loaders(
+    model: GraftModel, data: Dataset, cfg: TrainConfig, generator: torch.Generator
+) -> tuple[Any, Any]:
+    """Train (augmented) and validation loaders that decode images."""
+    from graft.data import ImageDataset, build_transform
+
+    def encoded(samples: Samples) -> Samples:
+        return Samples(samples.paths, model.task.encode(samples.targets).numpy())
+
+    train_tf = build_transform(model.data_config, train=cfg.augment)
+    eval_tf = build_transform(model.data_config, train=False)
+    train = torch.utils.data.DataLoader(
+        ImageDataset(encoded(data.train), train_tf),
+        batch_size=cfg.batch_size,
+        sampler=train_sampler(data.train.targets, cfg, generator),
+        num_workers=cfg.num_workers,
+        drop_last=len(data.train) > cfg.batch_size,  # BatchNorm dislikes a final batch of one
+    )
+    val = torch.utils.data.DataLoader(
+        ImageDataset(encoded(data.val), eval_tf),
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+    )
+    return train, val

@@ -1,0 +1,503 @@
+"""The one training loop: runs a plan stage by stage over Hugging Face Accelerate.
+
+For each stage the loop sets ``requires_grad`` from the stage's multipliers, builds a fresh
+optimizer (and schedule) from its parameter groups, and after every ``model.train()`` puts
+frozen BatchNorm layers back in inference mode. A stage whose backbone is entirely frozen
+trains the head on stored features (:class:`~graft.measure.features.FeatureStore`): the backbone runs
+once per file, ever. Each epoch is seeded from (seed, stage, epoch), so a run resumed from its
+last checkpoint ends with the same weights as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from graft.data.base import Dataset
+from graft.errors import ConfigError, TrainingError
+from graft.model import GraftModel
+from graft.strategies.base import Plan, Stage
+from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
+from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
+from graft.training.schedules import ScheduleConfig, build_scheduler
+
+Callback = Callable[[dict[str, Any]], None]
+
+
+class LossTerm(Protocol):
+    """An extra loss added in stages that run the backbone (regularizers, domain adaptation).
+
+    ``setup`` runs at the start of each such stage; ``__call__`` runs every step with the
+    batch's inputs, backbone features and head outputs, and the stage's progress (0 -> 1), and
+    returns the term's loss (already weighted) and its metrics (averaged per epoch and logged as
+    ``train_<name>``). A term owns whatever else it needs (a teacher, unlabeled target batches).
+    A term with trainable parameters of its own also defines ``parameter_groups(stage)``: the
+    stage's fresh optimizer then trains them too (see :func:`term_groups`).
+    """
+
+    name: str
+
+    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> None: ...
+
+    def __call__(
+        self,
+        model: GraftModel,
+        x: torch.Tensor,
+        features: torch.Tensor,
+        outputs: torch.Tensor,
+        progress: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Options of the loop (not of the strategy).
+
+    Args:
+        batch_size: samples per optimizer step (per step of all processes together).
+        weight_decay: AdamW weight decay (not applied to biases and norm weights).
+        seed: seeds every epoch from (seed, stage, epoch) for reproducible, resumable runs.
+        num_workers: DataLoader worker processes for image decoding.
+        augment: light training augmentation in stages that run the backbone.
+        cpu: force the CPU even when an accelerator is present.
+        mixed_precision: ``no``, ``fp16`` or ``bf16`` (where the device supports it).
+        use_cache: train frozen-backbone stages on stored features.
+        cache_dir: feature store folder (default ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``).
+        progress: progress bars.
+        monitor: validation metric for early stopping and best weights (``val_loss``,
+            ``val_accuracy``, ``val_macro_f1``, ``val_rmse``, ...).
+        schedule: learning-rate schedule of every stage.
+        grad_clip: clip the gradient norm to this value (None = off).
+        grad_accum: accumulate gradients over this many batches per optimizer step.
+        class_weights: ``balanced`` weights the loss by inverse class frequency.
+        sampler: ``weighted`` draws training batches with inverse class frequency.
+        checkpoint_dir: write a checkpoint there after every epoch (atomically).
+        resume: continue from the checkpoint in ``checkpoint_dir``.
+        log_csv: append per-epoch metrics to this CSV file.
+        tensorboard: write TensorBoard scalars to this folder (needs ``tensorboard``).
+    """
+
+    batch_size: int = 32
+    weight_decay: float = 1e-4
+    seed: int = 0
+    num_workers: int = 0
+    augment: bool = True
+    cpu: bool = False
+    mixed_precision: str = "no"
+    use_cache: bool = True
+    cache_dir: str | None = None
+    progress: bool = True
+    monitor: str = "val_loss"
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    grad_clip: float | None = None
+    grad_accum: int = 1
+    class_weights: str | None = None
+    sampler: str | None = None
+    checkpoint_dir: str | None = None
+    resume: bool = False
+    log_csv: str | None = None
+    tensorboard: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.grad_accum < 1:
+            raise ConfigError(f"--grad-accum must be >= 1, got {self.grad_accum}")
+        if self.class_weights not in (None, "balanced"):
+            raise ConfigError(f"--class-weights must be 'balanced', got {self.class_weights!r}")
+        if self.sampler not in (None, "weighted"):
+            raise ConfigError(f"--sampler must be 'weighted', got {self.sampler!r}")
+        if self.resume and not self.checkpoint_dir:
+            raise ConfigError("--resume needs a checkpoint folder (--checkpoint-dir or --out)")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["schedule"] = self.schedule.__dict__
+        return d
+
+
+def make_accelerator(cfg: TrainConfig) -> Any:
+    import os
+
+    from accelerate import Accelerator
+    from accelerate.utils import DataLoaderConfiguration
+
+    # Accelerate runs multi-process CPU training (gloo) only when told the device is the CPU.
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return Accelerator(
+        cpu=cfg.cpu or (distributed and not torch.cuda.is_available()),
+        mixed_precision=cfg.mixed_precision,
+        gradient_accumulation_steps=cfg.grad_accum,
+        # Each global batch is split across processes, so N processes compute the gradient of
+        # the same batches as one process: results match a single-process run.
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+    )
+
+
+def epoch_seed(seed: int, stage: int, epoch: int) -> int:
+    return (seed * 1_000_003 + stage * 10_007 + epoch) % (2**31 - 1)
+
+
+def train(
+    model: GraftModel,
+    plan: Plan,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    log: Callable[[str], None] = print,
+    callbacks: Sequence[Callback] = (),
+    terms: Sequence[LossTerm] = (),
+) -> list[dict[str, Any]]:
+    """Run every stage of ``plan`` on ``data``; return the per-epoch history.
+
+    ``terms`` are extra losses (regularizers, domain adaptation) active in the stages that run
+    the backbone; stages on stored features train the head alone.
+    """
+    from graft.training.logs import EpochLogger
+
+    accelerator = make_accelerator(cfg)
+    if accelerator.num_processes > 1:
+        log(f"distributed: {accelerator.num_processes} processes ({accelerator.distributed_type})")
+    model.to(accelerator.device)
+    _setup_class_weights(model, data, cfg)
+    resume = _load_resume(model, cfg, log)
+    history: list[dict[str, Any]] = list(resume.get("history", []))
+    logger = EpochLogger(cfg.log_csv, cfg.tensorboard, accelerator.is_main_process)
+    for index, stage in enumerate(plan.stages):
+        if stage.epochs == 0 or index < resume.get("stage", 0):
+            continue
+        state = resume if index == resume.get("stage") else {}
+        trainable = apply_trainable(model, stage)
+        on_features = cfg.use_cache and stage.backbone_frozen
+        where = "stored features" if on_features else "images"
+        log(
+            f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}"
+        )
+        generator = torch.Generator()
+        if on_features:
+            loaders = feature_loaders(model, data, cfg, accelerator, generator)
+            note = constant_features_note(loaders[0].dataset, model)
+            if note:
+                log(note)
+        else:
+            loaders = image_loaders(model, data, cfg, generator)
+        active = [] if on_features else list(terms)
+        for term in active:
+            term.setup(model, stage, accelerator)
+        _restore_terms(active, state)
+        runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
+        rows = runner.run(
+            # Callbacks may add columns to a row (target_* metrics): the log writes it last.
+            *loaders,
+            state=state,
+            history=history,
+            log=log,
+            hooks=[*callbacks, logger.log],
+        )
+        history += rows
+        accelerator.free_memory()
+    logger.close()
+    model.eval()
+    return history
+
+
+def _term_states(terms: Sequence[LossTerm]) -> dict[str, Any]:
+    """The state of every term that has one (e.g. DANN's discriminator), for checkpoints."""
+    return {t.name: t.state_dict() for t in terms if hasattr(t, "state_dict")}
+
+
+def _restore_terms(terms: Sequence[LossTerm], state: dict[str, Any]) -> None:
+    saved = state.get("terms", {})
+    for term in terms:
+        if term.name in saved and hasattr(term, "load_state_dict"):
+            term.load_state_dict(saved[term.name])
+
+
+def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> None:
+    if cfg.sampler == "weighted" and data.task != "classification":
+        raise ConfigError("--sampler weighted applies to classification only")
+    if cfg.class_weights != "balanced":
+        return
+    if data.task != "classification":
+        raise ConfigError("--class-weights balanced applies to classification only")
+    from sklearn.utils.class_weight import compute_class_weight
+
+    n = model.task_spec.num_outputs
+    present = np.unique(data.train.targets)
+    w = np.ones(n, dtype=np.float32)
+    w[present] = compute_class_weight("balanced", classes=present, y=data.train.targets)
+    model.task.class_weights = torch.as_tensor(w)
+
+
+def _load_resume(model: GraftModel, cfg: TrainConfig, log: Callable[[str], None]) -> dict[str, Any]:
+    if not cfg.resume:
+        return {}
+    from graft.training.checkpoint import load_checkpoint
+
+    assert cfg.checkpoint_dir is not None
+    state = load_checkpoint(Path(cfg.checkpoint_dir) / "last")
+    model.load_state_dict(state["model"])
+    log(
+        f"resumed from {cfg.checkpoint_dir}: stage {state['stage'] + 1}, epoch {state['epoch']} done"
+    )
+    return state
+
+
+class _StageRunner:
+    """Epochs of one stage: train, validate, early stopping, checkpoints, best weights restored."""
+
+    def __init__(
+        self,
+        model: GraftModel,
+        stage: Stage,
+        index: int,
+        accelerator: Any,
+        cfg: TrainConfig,
+        on_features: bool,
+        terms: Sequence[LossTerm] = (),
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.model, self.stage, self.index, self.acc, self.cfg = (
+            model,
+            stage,
+            index,
+            accelerator,
+            cfg,
+        )
+        self.module: torch.nn.Module = model.head if on_features else model
+        self.terms = list(terms)
+        self.generator = generator or torch.Generator()
+        self.monitor, self.sign = _monitor(cfg.monitor)
+
+    def run(
+        self,
+        train_loader: Any,
+        val_loader: Any,
+        *,
+        state: dict[str, Any],
+        history: list[dict[str, Any]],
+        log: Callable[[str], None],
+        hooks: Sequence[Callback],
+    ) -> list[dict[str, Any]]:
+        from accelerate.utils import set_seed
+
+        groups = param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
+        optimizer = torch.optim.AdamW(groups + term_groups(self.terms, self.stage, self.cfg))
+        steps = self.stage.epochs * math.ceil(len(train_loader) / self.cfg.grad_accum)
+        scheduler = build_scheduler(optimizer, steps, self.cfg.schedule)
+        if "optimizer" in state:
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+        prepared = self.acc.prepare(self.module, optimizer, train_loader, val_loader)
+        module, optimizer, train_loader, val_loader = prepared
+        rows: list[dict[str, Any]] = list(state.get("rows", []))
+        best = state.get("best", math.inf)
+        best_state = state.get("best_state")
+        bad = state.get("bad", 0)
+        for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
+            seed = epoch_seed(self.cfg.seed, self.index, epoch)
+            set_seed(seed)  # python, numpy, torch: augmentation and dropout
+            self.generator.manual_seed(seed)  # the sampling order
+            start = time.perf_counter()
+            train_loss, term_metrics = self._train_epoch(
+                module, optimizer, scheduler, train_loader, epoch
+            )
+            row: dict[str, Any] = {
+                "stage": self.stage.name,
+                "stage_index": self.index,
+                "epoch": epoch,
+                "train_loss": train_loss,
+                **term_metrics,
+            }
+            row.update(self._validate(module, val_loader))
+            row.update(
+                lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3)
+            )
+            if self.monitor not in row:
+                raise ConfigError(
+                    f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}"
+                )
+            rows.append(row)
+            log(_epoch_line(row))
+            value = self.sign * row[self.monitor]
+            if self.cfg.schedule.per_epoch:
+                scheduler.step(value)
+            if value < best - 1e-9:
+                best, bad = value, 0
+                best_state = copy.deepcopy(self.acc.unwrap_model(module).state_dict())
+            else:
+                bad += 1
+            stop = self.stage.patience is not None and bad >= self.stage.patience
+            self._checkpoint(
+                optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop
+            )
+            for hook in hooks:
+                hook(row)
+            if stop:
+                log(f"  early stop: {self.monitor} did not improve for {bad} epochs")
+                break
+        if best_state is not None:
+            self.acc.unwrap_model(module).load_state_dict(best_state)
+            best_row = min(rows, key=lambda r: self.sign * r[self.monitor])
+            for r in rows:
+                r["best"] = r is best_row
+        return rows
+
+    def _checkpoint(
+        self,
+        optimizer: Any,
+        scheduler: Any,
+        epoch: int,
+        rows: list[dict[str, Any]],
+        history: list[dict[str, Any]],
+        best: float,
+        best_state: Any,
+        bad: int,
+        stop: bool,
+    ) -> None:
+        if not self.cfg.checkpoint_dir or not self.acc.is_main_process:
+            return
+        from graft.training.checkpoint import save_checkpoint
+
+        done = stop or epoch == self.stage.epochs
+        model_state = self.model.state_dict()
+        if done and best_state is not None:
+            # The stage ends here: the next stage starts from the restored best weights.
+            model_state = {**model_state, **_prefixed(self.module, self.model, best_state)}
+        state = {
+            "stage": self.index + 1 if done else self.index,
+            "epoch": 0 if done else epoch,
+            "model": model_state,
+            "history": history + (rows if done else []),
+            "terms": _term_states(self.terms),
+        }
+        if not done:
+            state.update(
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                rows=rows,
+                best=best,
+                bad=bad,
+                best_state=best_state,
+            )
+        save_checkpoint(Path(self.cfg.checkpoint_dir) / "last", state)
+
+    def _train_epoch(
+        self, module: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int
+    ) -> tuple[float, dict[str, float]]:
+        module.train()
+        freeze_batchnorm(self.model, self.stage)
+        total, count = 0.0, 0
+        sums: dict[str, float] = {}
+        steps = max(1, self.stage.epochs * len(loader))
+        for step, (x, y) in enumerate(
+            _bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")
+        ):
+            with self.acc.accumulate(module):
+                progress = ((epoch - 1) * len(loader) + step) / steps
+                loss, metrics = self._loss(module, x, y, progress)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} in stage {self.stage.name!r}, epoch {epoch}, step {step}; "
+                        "try a lower --lr, --grad-clip 1.0, check the targets for extreme values, "
+                        "or train in full precision (--mixed-precision no)"
+                    )
+                self.acc.backward(loss)
+                if self.cfg.grad_clip is not None and self.acc.sync_gradients:
+                    self.acc.clip_grad_norm_(module.parameters(), self.cfg.grad_clip)
+                optimizer.step()
+                if not self.cfg.schedule.per_epoch and self.acc.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            total += loss.item() * len(y)
+            count += len(y)
+            for k, v in metrics.items():
+                sums[k] = sums.get(k, 0.0) + v * len(y)
+        # Every process saw its share of each batch: sum over processes for the epoch's means.
+        keys = sorted(sums)
+        local = torch.tensor([total, count, *(sums[k] for k in keys)], dtype=torch.float64)
+        summed = self.acc.reduce(local.to(self.acc.device), reduction="sum").cpu().tolist()
+        n = max(summed[1], 1.0)
+        return summed[0] / n, {f"train_{k}": v / n for k, v in zip(keys, summed[2:], strict=True)}
+
+    def _loss(
+        self, module: Any, x: torch.Tensor, y: torch.Tensor, progress: float
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The task's loss plus every extra term's, and their metrics."""
+        if not self.terms:
+            return self.model.task.loss(module(x), y), {}
+        outputs, features = module(x, return_features=True)
+        task_loss = self.model.task.loss(outputs, y)
+        loss, metrics = task_loss, {"task_loss": task_loss.item()}
+        for term in self.terms:
+            extra, term_metrics = term(self.model, x, features, outputs, progress)
+            loss = loss + extra
+            metrics[f"{term.name}_loss"] = extra.item()
+            metrics.update({f"{term.name}_{k}": v for k, v in term_metrics.items()})
+        return loss, metrics
+
+    @torch.no_grad()
+    def _validate(self, module: Any, loader: Any) -> dict[str, float]:
+        module.eval()
+        outs, ys = [], []
+        for x, y in loader:
+            out, y = self.acc.gather_for_metrics((module(x), y))
+            outs.append(out.float().cpu())
+            ys.append(y.cpu())
+        outputs, targets = torch.cat(outs), torch.cat(ys)
+        val_loss = float(self.model.task.loss(outputs, targets))
+        raw_targets = self.model.task.decode_targets(targets.numpy())
+        metrics = self.model.task.metrics(raw_targets, self.model.task.decode(outputs.numpy()))
+        return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
+
+
+def term_groups(terms: Sequence[LossTerm], stage: Stage, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Optimizer groups of the terms' own parameters (e.g. a DANN discriminator).
+
+    A term that owns parameters exposes ``parameter_groups(stage) -> list[dict]``; groups
+    without a ``weight_decay`` get the loop's.
+    """
+    out: list[dict[str, Any]] = []
+    for term in terms:
+        get = getattr(term, "parameter_groups", None)
+        out += [{"weight_decay": cfg.weight_decay, **g} for g in (get(stage) if get else [])]
+    return out
+
+
+def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any]) -> dict[str, Any]:
+    if module is model:
+        return state
+    return {f"head.{k}": v for k, v in state.items()}
+
+
+def _monitor(name: str) -> tuple[str, int]:
+    """Full metric key and sign (+1 to minimise, -1 to maximise)."""
+    from graft.tasks.metrics import metric_direction
+
+    key = name if name.startswith("val_") else f"val_{name}"
+    return key, (1 if metric_direction(key[4:]) == "min" else -1)
+
+
+def _epoch_line(row: dict[str, Any]) -> str:
+    keys = [k for k in row if k.startswith("val_") and k != "val_loss"][:3]
+    extra = "  ".join(f"{k[4:]} {row[k]:.4f}" for k in keys)
+    return (
+        f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
+        f"val_loss {row['val_loss']:.4f}  {extra}  ({row['seconds']:.1f}s)"
+    )
+
+
+def _bar(it: Any, enabled: bool, desc: str) -> Any:
+    if not enabled:
+        return it
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc=f"  {desc}", leave=False, disable=None)  # off when not a TTY

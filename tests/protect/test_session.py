@@ -1,0 +1,151 @@
+"""Regularizers inside graft.fit: the loss-term adapter, options, activity, retention, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import graft
+from graft.errors import ConfigError
+from graft.model import GraftModel
+from graft.protect import REGULARIZERS, create_regularizer
+from graft.protect.session import start_forgetting
+from graft.protect.term import RegularizerTerm, copy_state
+from graft.testing import tiny_backbone
+from graft.workflows.fit import load_data, make_plan, task_spec_for, train_config
+
+
+@pytest.fixture
+def setting(digits_dir: Path) -> tuple[GraftModel, object, object]:
+    data = load_data(digits_dir)
+    model = GraftModel(tiny_backbone(image_size=32), task_spec_for(data))
+    plan = make_plan(model, "two_stage", epochs=1, lr=1e-3)
+    return model, plan, data
+
+
+@pytest.mark.parametrize("name", REGULARIZERS.names())
+def test_strength_and_options_reach_the_regularizer(name: str, setting) -> None:
+    model, plan, data = setting
+    cls = REGULARIZERS.get(name)
+    session = start_forgetting(
+        model, plan, data, regularize=name, regularize_strength=0.25, log=lambda s: None
+    )
+    assert session.term is not None and session.term.name == name
+    assert getattr(session.term.regularizer, cls.strength) == 0.25
+
+
+def test_lwf_temperature_and_unknown_option(setting) -> None:
+    model, plan, data = setting
+    session = start_forgetting(
+        model, plan, data, regularize="lwf", regularize_options={"temperature": 4.0}, log=print
+    )
+    assert session.term is not None and session.term.regularizer.temperature == 4.0
+    with pytest.raises(ConfigError, match="has no option tau"):
+        start_forgetting(model, plan, data, regularize="lwf", regularize_options={"tau": 1})
+
+
+def test_term_anchors_once_and_drops_the_metric_prefix(setting) -> None:
+    model, plan, _data = setting
+    term = RegularizerTerm(create_regularizer("l2sp", beta=0.0), name="l2sp", log=lambda s: None)
+    stage = plan.stages[-1]
+    term.setup(model, stage, None)
+    with torch.no_grad():
+        for p in model.backbone.parameters():
+            p.add_(0.01)
+    term.setup(model, stage, None)  # a later stage: the anchor stays at the first weights
+    x = torch.randn(2, 3, 32, 32)
+    outputs, features = model(x, return_features=True)
+    loss, metrics = term(model, x, features, outputs, 0.5)
+    assert loss.item() > 0
+    assert "drift" in metrics and not any(k.startswith("l2sp_") for k in metrics)
+
+
+@pytest.mark.parametrize("name", REGULARIZERS.names())
+def test_resumed_run_anchors_at_the_pretrained_weights(name: str, setting) -> None:
+    model, plan, _data = setting
+    pretrained = copy_state(model.backbone)
+    reg = create_regularizer(name, **({"beta": 0.0} if name == "l2sp" else {}))
+    x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    term = RegularizerTerm(
+        reg, name=name, reference=lambda: [(x, torch.zeros(4))], anchor=pretrained
+    )
+    with torch.no_grad():  # a checkpoint's moved weights, loaded before the stage starts
+        for p in model.backbone.parameters():
+            p.add_(0.01)
+    moved = copy_state(model.backbone)
+    term.setup(model.eval(), plan.stages[-1], None)
+    assert all(torch.equal(v, moved[k]) for k, v in copy_state(model.backbone).items())
+    outputs, features = model(x, return_features=True)
+    assert term(model, x, features, outputs, 0.0)[0].item() > 0
+    model.backbone.load_state_dict(pretrained)
+    outputs, features = model(x, return_features=True)
+    assert term(model, x, features, outputs, 0.0)[0].item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_l2sp_turns_the_optimizer_decay_off_unless_given(setting) -> None:
+    model, plan, data = setting
+    session = start_forgetting(model, plan, data, regularize="l2sp", log=lambda s: None)
+    cfg = train_config(weight_decay=1e-4)
+    assert session.train_config(cfg, weight_decay_given=False).weight_decay == 0.0
+    assert session.train_config(cfg, weight_decay_given=True).weight_decay == 1e-4
+
+
+def test_frozen_backbone_says_the_term_is_inactive(digits_dir: Path) -> None:
+    lines: list[str] = []
+    model = graft.fit(
+        digits_dir,
+        backbone=tiny_backbone(image_size=32),
+        strategy="feature_extraction",
+        epochs=1,
+        regularize="ewc",
+        progress=False,
+        log=lines.append,
+    )
+    assert any("regularize ewc: inactive" in line for line in lines)
+    assert not any("train_ewc_loss" in row for row in model.info["history"])
+    assert model.info["retention"]["top1_agreement"] == 1.0  # the backbone never changed
+    assert model.info["retention"]["mean_kl"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_ewc_fisher_on_given_source_images(setting, digits_dir: Path) -> None:
+    model, plan, data = setting
+    session = start_forgetting(
+        model, plan, data, regularize="ewc", regularize_options={"samples": 3},
+        ewc_data=digits_dir / "1", log=lambda s: None,
+    )  # fmt: skip
+    assert session.term is not None
+    session.term.setup(model, plan.stages[-1], None)
+    assert session.term.regularizer.fisher_mode == "sampled"
+
+
+def test_retention_on_given_images(setting, digits_dir: Path) -> None:
+    model, plan, data = setting
+    session = start_forgetting(
+        model, plan, data, retention_data=digits_dir / "3", log=lambda s: None
+    )
+    with torch.no_grad():
+        for p in model.backbone.model.conv_stem.parameters():
+            p.mul_(-1.0)
+    session.finish(model, data, batch_size=8)
+    moved = model.info["retention"]
+    assert moved["samples"] == 15 and str(digits_dir / "3") in moved["reference"]
+    assert moved["mean_kl"] > 0
+
+
+def test_errors_say_what_to_do(setting, digits_dir: Path) -> None:
+    model, plan, data = setting
+    with pytest.raises(ConfigError, match="pass it with --regularize ewc"):
+        start_forgetting(model, plan, data, regularize="l2sp", ewc_data=digits_dir)
+    with pytest.raises(ConfigError, match="set them on the Regularizer object"):
+        start_forgetting(
+            model, plan, data, regularize=create_regularizer("ewc"), regularize_strength=1.0
+        )
+    scratch = GraftModel(graft.backbone("small_cnn", pretrained=False), model.task_spec)
+    with pytest.raises(ConfigError, match="no original classifier"):
+        start_forgetting(scratch, plan, data, retention_data=digits_dir)
+    with pytest.raises(ConfigError, match="use the l2sp or ewc"):
+        session = start_forgetting(scratch, plan, data, regularize="lwf", log=lambda s: None)
+        assert session.term is not None
+        session.term.setup(scratch, plan.stages[-1], None)
