@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from graft.evaluate import curves, metrics
+from graft.evaluate import curves
+from graft.tasks import metrics
 from graft.evaluate.report import Report
 
 CHROMIUM_FLAGS = [
