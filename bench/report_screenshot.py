@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from graft.evaluate import curves
-from graft.tasks import metrics
 from graft.evaluate.report import Report
+from graft.tasks import metrics
 
 CHROMIUM_FLAGS = [
     "--headless",
