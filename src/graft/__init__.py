@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from graft.evaluate.compare import compare as compare
     from graft.model import GraftModel as GraftModel
     from graft.model import load as load
-    from graft.strategies.auto import advise as advise
+    from graft.workflows.advise import advise as advise
     from graft.workflows.fit import fit as fit
     from graft.workflows.fit import make_backbone as backbone
     from graft.workflows.measure import rank as rank
@@ -34,7 +34,7 @@ _LAZY = {
     "GraftModel": ("graft.model", "GraftModel"),
     "rank": ("graft.workflows.measure", "rank"),
     "similarity": ("graft.workflows.measure", "similarity"),
-    "advise": ("graft.strategies.auto", "advise"),
+    "advise": ("graft.workflows.advise", "advise"),
 }
 
 __all__ = [

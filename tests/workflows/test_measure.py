@@ -1,4 +1,4 @@
-"""The measure layer: stored features per split, source probabilities, reference sample, rank."""
+"""The measuring workflows: rank, similarity, the feature store's info and clear."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from graft.errors import ConfigError
 from graft.testing import tiny_backbone
 from graft.workflows import measure
-from graft.workflows.fit import load_data
 
 TINY = "timm:test_efficientnet@random@32"
 
@@ -23,56 +21,11 @@ def small_digits(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_digits(tmp_path_factory.mktemp("d") / "digits", per_class=8, seed=1)
 
 
-def test_split_features_are_the_stored_ones_and_reused(small_digits: Path, tmp_path: Path) -> None:
-    data = load_data(small_digits)
-    bb = tiny_backbone()
-    cfg = measure.store_config(str(tmp_path))
-    first = measure.split_features(bb, data, cfg)
-    again = measure.split_features(bb, data, cfg)
-    assert first.computed == len(data.train) + len(data.val) and again.computed == 0
-    assert again.reused == first.computed
-    with torch.inference_mode():
-        direct = bb.eval()(torch.stack([_load(bb, p) for p in data.val.paths[:3]])).numpy()
-    np.testing.assert_allclose(first.features["val"][:3], direct, rtol=1e-4, atol=1e-5)
-    x, y = first.joined()
-    assert x.shape == (len(data.train) + len(data.val), bb.num_features) and len(y) == len(x)
-
-
-def _load(bb: object, path: Path) -> torch.Tensor:
-    from graft.model import GraftModel
-    from graft.tasks.base import Classification
-    from graft.training.loaders import FileLoader
-
-    return FileLoader(GraftModel(bb, Classification.spec_for(["a", "b"])))(path)  # type: ignore[arg-type]
-
-
-def test_source_probabilities_match_the_source_classifier() -> None:
-    bb = tiny_backbone().eval()
-    x = torch.randn(4, 3, 32, 32)
-    with torch.inference_mode():
-        feats, logits = bb(x).numpy(), bb.source_logits(x)
-    probs = measure.source_probabilities(bb, feats)
-    np.testing.assert_allclose(probs, torch.softmax(logits.double(), 1).numpy(), atol=1e-5)
-    np.testing.assert_allclose(probs.sum(1), 1.0)
-
-
 def test_parse_candidate_tags() -> None:
     assert measure.parse_candidate("timm:resnet18@random@112") == ("timm:resnet18", False, 112)
     assert measure.parse_candidate("efficientnet_lite0") == ("efficientnet_lite0", True, None)
     with pytest.raises(ConfigError, match="@random"):
         measure.parse_candidate("efficientnet_lite0@big")
-
-
-def test_reference_sample_only_for_bundled_weights_at_a_known_size() -> None:
-    from graft.workflows.fit import make_backbone
-
-    ref, _ = measure.reference_features(make_backbone("efficientnet_lite0", image_size=64))
-    assert ref is not None and ref.shape[1] == 1280 and ref.dtype == np.float32
-    assert np.isfinite(ref).all() and ref.std(axis=0).max() > 0
-    none, why = measure.reference_features(make_backbone("efficientnet_lite0", image_size=40))
-    assert none is None and "--image-size" in why
-    none, why = measure.reference_features(tiny_backbone())
-    assert none is None and "no reference sample" in why
 
 
 def test_rank_stores_features_so_fit_runs_no_backbone_pass(
@@ -116,10 +69,6 @@ def test_rank_reports_a_score_that_cannot_apply(small_digits: Path, tmp_path: Pa
         cache_dir=str(tmp_path),
     )
     assert ranking.best is not None
-    with pytest.raises(ConfigError, match="classification and regression"):
-        measure.measure_score(
-            "logme", tiny_backbone(), np.zeros((4, 2)), np.zeros((4, 2)), "multilabel"
-        )
 
 
 def test_similarity_of_a_folder_with_itself_is_near(small_digits: Path, tmp_path: Path) -> None:

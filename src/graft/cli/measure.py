@@ -115,7 +115,7 @@ def _advise_parser(sub: Any) -> None:
 
 
 def cmd_advise(args: argparse.Namespace) -> int:
-    from graft.strategies.auto import advise
+    from graft.workflows.advise import advise
 
     advice = advise(
         args.data,

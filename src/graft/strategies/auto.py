@@ -1,50 +1,31 @@
-"""The advisor behind ``--strategy auto``: measure the data, then choose strategy, depth and rates.
+"""The advisor's decision behind ``--strategy auto``: strategy, depth and rates from measured facts.
 
 The textbook decision matrix (dataset size x similarity to the source; Yosinski et al., "How
 transferable are features in deep neural networks?", NeurIPS 2014; the CS231n transfer-learning
-notes) with both inputs measured instead of guessed, on stored features:
+notes) with both inputs measured instead of guessed. This module is the pure part: it sees
+:class:`Facts`, never data or a backbone.
 
-* size: training samples per class (classification) or in all (regression);
-* gap to the source: :func:`graft.measure.gap.domain_gap` against the reference sample kept with each
-  bundled backbone (:func:`graft.workflows.measure.reference_features`);
-* transferability: a registered score (LogME by default) on the features, compared with the
-  same score on raw downsampled pixels (both on the same targets, so comparable);
-* a negative-transfer guard: a linear probe on the pretrained features against the same probe
-  on raw pixels (Kornblith et al., "Do Better ImageNet Models Transfer Better?", CVPR 2019, use
-  the linear probe as the cheap proxy of transfer). When the features lose, the advisor does not
-  settle on feature extraction and says so.
+* :func:`decide`: the matrix, with the negative-transfer guard (features that lose to raw
+  pixels in a linear probe never settle on feature extraction);
+* :class:`Auto`: the choice as a registered strategy, and :func:`as_strategy` to make one.
 
-:func:`decide` is a pure function of the measured :class:`Facts`; :func:`resolve_auto` is the
-hook ``graft.fit`` calls, since ``Strategy.plan`` does not see data.
+The facts are measured by :func:`graft.measure.advise.measure_facts`; ``graft.fit`` and
+``graft.advise`` call it through :mod:`graft.workflows.advise`, since ``Strategy.plan`` does not
+see data.
 """
 
 from __future__ import annotations
 
-import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from graft.errors import ConfigError, DataError
 from graft.strategies.base import STRATEGIES, Plan, Strategy, create_strategy
-
-if TYPE_CHECKING:
-    from graft.backbones.base import Backbone
-    from graft.data.base import Dataset
-    from graft.model import GraftModel
 
 #: Classification with fewer training samples per class than this is "small".
 SMALL_PER_CLASS = 100
 #: Regression with fewer training samples than this is "small".
 SMALL_REGRESSION = 1000
-#: Pixel baseline: images downsampled to this square size (RGB).
-PIXEL_SIZE = 16
-#: The guard's probes see at most this many training (and half as many validation) samples.
-GUARD_MAX = 2000
 #: Options per depth of adaptation: 0 = frozen backbone ... 3 = everything, discriminative.
 DEPTHS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("feature_extraction", {}, "train a head on the frozen features"),
@@ -70,7 +51,25 @@ GUARD_CHOICE = (
 
 @dataclass(frozen=True, kw_only=True)
 class Facts:
-    """What the advisor measured (None = not measured, with the reason in a note)."""
+    """What the advisor measured (None = not measured, with the reason in a note).
+
+    Args:
+        task: the dataset's task.
+        n_train: training samples.
+        n_outputs: classes (classification) or targets (regression).
+        gap: the gap to the source: ``near``, ``moderate`` or ``far``.
+        gap_values: its measures (``mmd``, ``proxy_a_distance``, ``coral``).
+        gap_note: what the gap was measured against, or why it was not.
+        score_name: the transferability score.
+        score: its value on the features.
+        pixel_score: its value on raw pixels.
+        probe: the linear probe's validation metric on the features.
+        pixel_probe: the same probe on raw pixels.
+        probe_metric: the probe's metric (``accuracy`` or ``R²``).
+        pixel_size: the side of the pixel baseline's images.
+        constant_features: the backbone gives every image the same features.
+        pretrained: the backbone's weights are pretrained (False: random initialisation).
+    """
 
     task: str
     n_train: int
@@ -84,6 +83,7 @@ class Facts:
     probe: float | None = None
     pixel_probe: float | None = None
     probe_metric: str = "accuracy"
+    pixel_size: int | None = None
     constant_features: bool = False
     pretrained: bool = True
 
@@ -201,111 +201,15 @@ def _fact_lines(f: Facts) -> list[str]:
             verdict = f"a tie, broken by {f.score_name}: {verdict.lower()}"
         lines.append(
             f"guard: linear probe val {f.probe_metric} {f.probe:.3f} on the features vs "
-            f"{f.pixel_probe:.3f} on {PIXEL_SIZE}x{PIXEL_SIZE} pixels: {verdict}"
+            f"{f.pixel_probe:.3f} on {_pixels(f.pixel_size)}: {verdict}"
         )
     return lines
 
 
-# ------------------------------------------------------------------------ measuring
-def pixel_features(paths: Sequence[Path], size: int = PIXEL_SIZE) -> np.ndarray:
-    """Raw images downsampled to ``size x size`` RGB in [0, 1]: the guard's baseline inputs."""
-    from PIL import Image
-
-    from graft.data.transforms import load_image
-
-    out = np.empty((len(paths), size * size * 3), dtype=np.float32)
-    for i, p in enumerate(paths):
-        im = load_image(p, 3).resize((size, size), Image.Resampling.BILINEAR)
-        out[i] = np.asarray(im, dtype=np.float32).reshape(-1) / 255.0
-    return out
+def _pixels(size: int | None) -> str:
+    return f"{size}x{size} pixels" if size else "raw pixels"
 
 
-def linear_probe(
-    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], task: str
-) -> float:
-    """Validation accuracy (classification) or R² (regression) of a linear model."""
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression, RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    model = (
-        LogisticRegression(max_iter=300)
-        if task == "classification"
-        else RidgeCV(alphas=np.logspace(-3, 3, 7))
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        pipe = make_pipeline(StandardScaler(), model).fit(*train)
-        return float(pipe.score(*val))
-
-
-def measure_facts(
-    backbone: Backbone, data: Dataset, cfg: Any, *, score: str = "logme", seed: int = 0
-) -> Facts:
-    """Measure size, gap to the source, transferability and the guard on stored features."""
-    from graft.workflows import measure
-
-    feats = measure.split_features(backbone, data, cfg)
-    x_train = feats.features["train"]
-    base: dict[str, Any] = {"task": data.task, "n_train": len(data.train)}
-    base["n_outputs"] = data.num_outputs
-    base["pretrained"] = bool(backbone.spec.pretrained)
-    if float(x_train.std(axis=0).max()) <= 1e-6:
-        note = f"the features are constant at {backbone.data_config.image_size} px; try a larger --image-size"
-        return Facts(**base, gap_note=note, constant_features=True)
-    gap, note = measure.gap_to_source(backbone, x_train, seed=seed)
-    facts = Facts(
-        **base,
-        gap=gap.level if gap else None,
-        gap_values={"mmd": gap.mmd, "proxy_a_distance": gap.proxy_a_distance, "coral": gap.coral}
-        if gap
-        else None,
-        gap_note=note,
-    )
-    if data.task not in ("classification", "regression") or "val" not in feats.features:
-        return facts
-    return replace(facts, **_score_and_guard(backbone, data, feats, score, seed))
-
-
-def _score_and_guard(
-    backbone: Backbone, data: Dataset, feats: Any, score: str, seed: int
-) -> dict[str, Any]:
-    from graft.measure.scores import SCORES
-    from graft.measure.scores import score as compute
-    from graft.workflows import measure
-
-    rng = np.random.default_rng(seed)
-    picks = {}
-    for split, cap in (("train", GUARD_MAX), ("val", GUARD_MAX // 2)):
-        n = len(feats.features[split])
-        picks[split] = np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
-    splits = data.splits()
-    pix = {s: pixel_features([splits[s].paths[i] for i in idx]) for s, idx in picks.items()}
-    y = {s: np.asarray(feats.targets[s])[idx] for s, idx in picks.items()}
-    x = {s: feats.features[s][idx] for s, idx in picks.items()}
-    out: dict[str, Any] = {"probe_metric": "accuracy" if data.task == "classification" else "R²"}
-    try:
-        out["probe"] = linear_probe((x["train"], y["train"]), (x["val"], y["val"]), data.task)
-        out["pixel_probe"] = linear_probe(
-            (pix["train"], y["train"]), (pix["val"], y["val"]), data.task
-        )
-    except ValueError:  # e.g. a single class in the training split: no probe to fit
-        pass
-    try:
-        fx, fy = feats.joined()
-        out.update(
-            score_name=score, score=measure.measure_score(score, backbone, fx, fy, data.task)
-        )
-        if SCORES.get(score).needs == "features":
-            all_pix, all_y = np.concatenate(list(pix.values())), np.concatenate(list(y.values()))
-            out["pixel_score"] = compute(score, targets=all_y, task=data.task, features=all_pix)
-    except (ConfigError, DataError):
-        pass
-    return out
-
-
-# ------------------------------------------------------------------------ the strategy
 @STRATEGIES.register("auto")
 @dataclass(frozen=True, kw_only=True)
 class Auto(Strategy):
@@ -343,77 +247,3 @@ def as_strategy(
         merged.pop("fraction" if "top" in (user_options or {}) else "top")
     chosen = tuple(sorted((k, v) for k, v in merged.items() if k in valid))
     return Auto(choice=advice.strategy, choice_options=chosen, reasons=advice.reasons)
-
-
-def resolve_auto(
-    model: GraftModel,
-    data: Dataset,
-    cfg: Any,
-    *,
-    options: dict[str, Any] | None = None,
-    log: Callable[[str], None] = print,
-    seed: int = 0,
-) -> Auto:
-    """``graft.fit``'s hook for ``strategy="auto"``: measure, log the reasoning, record it.
-
-    The reasoning goes to ``model.info["advice"]`` (saved with the model artifact).
-    """
-    started = time.perf_counter()
-    advice = decide(measure_facts(model.backbone, data, cfg, seed=seed))
-    advice = replace(advice, seconds=round(time.perf_counter() - started, 2))
-    for line in advice.lines():
-        log(line)
-    model.info["advice"] = advice.to_dict()
-    return as_strategy(advice, options, log)
-
-
-def advise(
-    data: str | Path | Dataset,
-    *,
-    task: str | None = None,
-    backbone: str | Backbone = "efficientnet_lite0",
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    image_size: int | None = None,
-    score: str = "logme",
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    cache_dir: str | None = None,
-    batch_size: int = 64,
-    seed: int = 0,
-    progress: bool = False,
-) -> Advice:
-    """What ``graft fit --strategy auto`` would choose for ``data``, without training.
-
-    Args:
-        data: an image folder or table, or a loaded Dataset.
-        task: ``classification`` or ``regression`` (inferred when None).
-        backbone: bundled name, ``timm:<name>``, or a Backbone.
-        weights: a local weights file for the backbone.
-        pretrained: False measures a randomly initialised backbone.
-        image_size: input size override.
-        score: the transferability score (a registered name).
-        val_fraction: validation share when no val split is given (as in fit).
-        test_fraction: test share when no test split is given (as in fit).
-        cache_dir: feature store folder (the one ``graft fit --cache-dir`` reads).
-        batch_size: images per backbone forward.
-        seed: data split and random initialisation seed (as in fit).
-        progress: progress bars.
-
-    Example:
-        >>> print("\\n".join(graft.advise("photos/").lines()))  # doctest: +SKIP
-    """
-    import torch
-
-    from graft.workflows.fit import load_data, make_backbone
-    from graft.workflows.measure import store_config
-
-    started = time.perf_counter()
-    dataset = load_data(
-        data, task=task, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
-    )
-    torch.manual_seed(seed)
-    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
-    cfg = store_config(cache_dir, batch_size, 0, progress)
-    advice = decide(measure_facts(bb, dataset, cfg, score=score, seed=seed))
-    return replace(advice, seconds=round(time.perf_counter() - started, 2))

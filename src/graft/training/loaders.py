@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from graft.data import ImageDataset, build_transform, load_image, transform_identity
 from graft.data.base import Dataset, Samples
+from graft.measure.features import FeatureStore
 
 if TYPE_CHECKING:
     from graft.model import GraftModel
@@ -19,14 +21,10 @@ class FileLoader:
     """Decode and preprocess one image file (picklable, so DataLoader workers can use it)."""
 
     def __init__(self, model: GraftModel) -> None:
-        from graft.data import build_transform
-
         self.transform = build_transform(model.data_config, train=False)
         self.channels = model.data_config.channels
 
     def __call__(self, path: Path) -> torch.Tensor:
-        from graft.data import load_image
-
         return self.transform(load_image(path, self.channels))
 
 
@@ -73,9 +71,6 @@ def constant_features_note(rows: FeatureRows, model: GraftModel) -> str | None:
 
 def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
     """The frozen backbone's features for ``samples``, from the store (computed if missing)."""
-    from graft.data.transforms import transform_identity
-    from graft.measure.features import FeatureStore
-
     return FeatureStore(cfg.cache_dir).extract(
         model.backbone,
         samples.paths,
@@ -123,7 +118,6 @@ def image_loaders(
     model: GraftModel, data: Dataset, cfg: TrainConfig, generator: torch.Generator
 ) -> tuple[Any, Any]:
     """Train (augmented) and validation loaders that decode images."""
-    from graft.data import ImageDataset, build_transform
 
     def encoded(samples: Samples) -> Samples:
         return Samples(samples.paths, model.task.encode(samples.targets).numpy())

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from graft.data.base import Dataset
-    from graft.model import GraftModel
+from graft.data import load
+from graft.data.base import Dataset
+from graft.data.digits import write_digits
+from graft.evaluate.compare import compare as run_compare
+from graft.model import GraftModel
+from graft.tasks.metrics import format_metrics
+from graft.workflows.fit import fit
 
 DEMO_IMAGE_SIZE = 64
 DEMO_EPOCHS = 4
@@ -45,19 +48,14 @@ def run_demo(
         per_class: use this many digits per class (all 1,797 digits when None).
         image_size: input size of the backbone in pixels.
     """
-    import graft
-    from graft.data.digits import write_digits
-    from graft.tasks.metrics import format_metrics
-    from graft.workflows.fit import load_data
-
     started = time.perf_counter()
     root = Path(out)
     data_dir = write_digits(root / "digits", per_class=per_class)
     print(f"data: scikit-learn's handwritten digits written as images to {data_dir}")
-    dataset = load_data(data_dir)  # one Dataset: the fit and the comparison share its splits
+    dataset = load(data_dir)  # one Dataset: the fit and the comparison share its splits
     model_dir = root / "model"
     per_stage = epochs or DEMO_EPOCHS
-    model = graft.fit(
+    model = fit(
         dataset,
         backbone="efficientnet_lite0",
         strategy="two_stage",
@@ -83,14 +81,12 @@ def run_demo(
 
 def _compare(dataset: Dataset, model: GraftModel, root: Path, epochs: int, image_size: int) -> None:
     """The comparison on the demo's data: the fitted model against the demo's arms."""
-    import graft
-
     print(
         f"\nis transfer helping? comparing with {', '.join(DEMO_ARMS)} on the same splits, "
         f"{epochs} epochs each"
     )
     report = root / "report.html"
-    result = graft.compare(
+    result = run_compare(
         dataset,
         backbone="efficientnet_lite0",
         budget="quick",

@@ -24,6 +24,7 @@ from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks.base import Classification, Regression, TaskSpec
 from graft.training.loop import Callback, LossTerm, TrainConfig, train
 from graft.training.schedules import ScheduleConfig
+from graft.workflows.advise import resolve_auto  # measures on stored features
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 DEFAULT_STRATEGY = "auto"  # the advisor measures the data, then picks (strategies/auto.py)
@@ -239,8 +240,6 @@ def fit(
     bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
     model = GraftModel(bb, task_spec_for(dataset, dropout=dropout, loss_weights=loss_weights))
     if isinstance(strategy, str) and strategy.replace("-", "_") == "auto":
-        from graft.strategies.auto import resolve_auto  # measures on stored features
-
         strategy = resolve_auto(model, dataset, cfg, options=strategy_options, log=log, seed=seed)
     plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
     model.info["data_options"] = {

@@ -1,11 +1,9 @@
-"""Measure before training: a dataset's features for a backbone, scores, gaps and rankings.
+"""Measure before training: rank candidate backbones, the gap between two collections, the store.
 
-Everything here reads the backbone's output from the :class:`~graft.measure.features.FeatureStore`
-through :func:`graft.training.loaders.stored_features`, the same path ``graft fit`` takes for frozen
-stages, so features measured by ``rank``, ``similarity`` or ``advise`` are the ones a later fit
-reuses (same backbone weights, same preprocessing, same files: no second backbone pass).
-Source-classifier probabilities (for LEEP and NCE) come from the stored features through the
-backbone's kept ``source_head``, never from another pass over the images.
+The workflows behind ``graft rank``, ``graft similarity`` and ``graft cache``. They load the data
+and the backbones, then measure with :mod:`graft.measure` on features read from the
+:class:`~graft.measure.features.FeatureStore` the way ``graft fit`` reads them
+(:mod:`graft.measure.stored`), so a later fit reuses them without a second backbone pass.
 
 Example::
 
@@ -16,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -26,158 +23,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from graft.backbones import DEFAULT_BACKBONE
 from graft.backbones.base import Backbone
 from graft.data.base import Dataset, Samples
+from graft.data.images import list_images
 from graft.errors import ConfigError, DataError
+from graft.measure.features import FeatureStore
 from graft.measure.gap import GapReport, domain_gap
-
-DEFAULT_SCORE = "logme"
-REFERENCE_DIR = Path(__file__).resolve().parents[1] / "backbones" / "reference"
-
-
-@dataclass(frozen=True)
-class SplitFeatures:
-    """A dataset's stored features per split, in memory, with what the store did.
-
-    Args:
-        features: split name -> ``(n, dim)`` float32 features.
-        targets: split name -> targets as the dataset holds them.
-        computed: files that ran through the backbone in this call.
-        reused: files whose features were already stored.
-        seconds: wall time of the extraction (or of the reads).
-    """
-
-    features: dict[str, np.ndarray]
-    targets: dict[str, np.ndarray]
-    computed: int
-    reused: int
-    seconds: float
-
-    def joined(self, splits: Sequence[str] = ("train", "val")) -> tuple[np.ndarray, np.ndarray]:
-        """Features and targets of several splits stacked (for scores: every labelled row)."""
-        names = [s for s in splits if s in self.features]
-        x = np.concatenate([self.features[s] for s in names])
-        y = np.concatenate([self.targets[s] for s in names])
-        return x, y
-
-
-def store_config(
-    cache_dir: str | None = None, batch_size: int = 64, num_workers: int = 0, progress: bool = False
-) -> Any:
-    """The :class:`~graft.training.loop.TrainConfig` the feature store reads its options from."""
-    from graft.training.loop import TrainConfig
-
-    return TrainConfig(
-        cache_dir=cache_dir, batch_size=batch_size, num_workers=num_workers, progress=progress
-    )
-
-
-def samples_features(backbone: Backbone, samples: Samples, cfg: Any) -> Any:
-    """Stored features of ``samples`` (computed once if missing), as fit reads them."""
-    from graft.model import GraftModel
-    from graft.tasks.base import Classification
-    from graft.training.loaders import stored_features
-
-    # stored_features reads the model's backbone and preprocessing only; the head is a stand-in.
-    model = GraftModel(backbone, Classification.spec_for(["a", "b"]))
-    return stored_features(model, samples, cfg)
-
-
-def split_features(
-    backbone: Backbone, data: Dataset, cfg: Any, splits: Sequence[str] = ("train", "val")
-) -> SplitFeatures:
-    """Features of the dataset's ``splits`` (those it has) from the store."""
-    start = time.perf_counter()
-    feats, targets, computed, reused = {}, {}, 0, 0
-    available = data.splits()
-    for name in splits:
-        if name not in available or not len(available[name]):
-            continue
-        stored = samples_features(backbone, available[name], cfg)
-        feats[name] = stored.to_array()
-        targets[name] = available[name].targets
-        computed, reused = computed + stored.computed, reused + stored.reused
-    return SplitFeatures(feats, targets, computed, reused, time.perf_counter() - start)
-
-
-def source_probabilities(backbone: Backbone, features: np.ndarray) -> np.ndarray:
-    """Softmax of the backbone's original classifier on stored features (no image pass).
-
-    Raises:
-        ConfigError: the backbone kept no source classifier (LEEP and NCE need one).
-    """
-    head = backbone.source_head
-    if head is None:
-        raise ConfigError(
-            f"backbone {backbone.spec.name!r} has no source classifier, so LEEP/NCE cannot be "
-            "computed; use --score logme (or hscore)"
-        )
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(features), 4096):
-            x = torch.as_tensor(features[start : start + 4096], dtype=torch.float32)
-            out.append(torch.softmax(head(x).double(), dim=1).numpy())
-    return np.concatenate(out)
-
-
-def measure_score(
-    name: str, backbone: Backbone, features: np.ndarray, targets: np.ndarray, task: str
-) -> float:
-    """The registered score ``name`` on stored features (source probabilities if it needs them).
-
-    Raises:
-        ConfigError: the task has no scores (multi-label, multi-task) or the score does not
-            apply to it.
-    """
-    from graft.measure.scores import SCORES, score
-
-    if task not in ("classification", "regression"):
-        raise ConfigError(
-            f"transferability scores cover classification and regression, not {task}; "
-            "rank on one of its targets instead"
-        )
-    spec = SCORES.get(name)
-    probs = source_probabilities(backbone, features) if spec.needs == "source_probs" else None
-    return score(name, targets=targets, task=task, features=features, source_probs=probs)  # type: ignore[arg-type]
-
-
-def reference_features(backbone: Backbone) -> tuple[np.ndarray | None, str]:
-    """The bundled backbone's features of its reference sample at this preprocessing.
-
-    The reference sample stands in for the source data (there is no ImageNet offline): crops of
-    natural photographs, see ``tools/make_reference_sample.py``.
-
-    Returns:
-        ``(features, note)``: features ``(n, dim)`` float32, or None with the reason.
-    """
-    from graft.data.transforms import transform_identity
-
-    spec = backbone.spec
-    path = REFERENCE_DIR / f"{spec.name}.npz"
-    if spec.source != "bundled" or not path.exists():
-        return None, f"no reference sample is kept for {spec.name!r} ({spec.source} weights)"
-    with np.load(path, allow_pickle=False) as npz:
-        meta = json.loads(str(npz["meta"]))
-        wanted = transform_identity(backbone.data_config)
-        for size, identity in meta["sizes"].items():
-            if identity == wanted:
-                ref = npz[f"size{size}"].astype(np.float32)
-                return ref, f"{len(ref)} crops of natural photographs at {size} px"
-    sizes = ", ".join(meta["sizes"])
-    return None, (
-        f"the reference sample of {spec.name!r} covers input sizes {sizes} px, not "
-        f"{backbone.data_config.image_size}; pass --image-size with one of them to measure it"
-    )
-
-
-def gap_to_source(
-    backbone: Backbone, features: np.ndarray, seed: int = 0
-) -> tuple[GapReport | None, str]:
-    """The domain gap between ``features`` and the backbone's reference sample, with a note."""
-    ref, note = reference_features(backbone)
-    if ref is None:
-        return None, note
-    return domain_gap(ref, features, seed=seed), note
+from graft.measure.scores import SCORES
+from graft.measure.source import DEFAULT_SCORE, measure_score
+from graft.measure.stored import samples_features, split_features, store_config
+from graft.workflows import _inputs
 
 
 def parse_candidate(text: str) -> tuple[str, bool, int | None]:
@@ -284,23 +140,20 @@ def rank(
         seed: the data split, and the initialisation of ``@random`` candidates (as in fit).
         progress: progress bars.
     """
-    from graft.measure.scores import SCORES
-    from graft.workflows.fit import load_data, make_backbone
-
     started = time.perf_counter()
     citation = SCORES.get(score).citation
-    dataset = load_data(data, task=task, seed=seed)
+    dataset = _inputs.dataset(data, task=task, seed=seed)
     cfg = store_config(cache_dir, batch_size, num_workers, progress)
     rows = []
     for cand in backbones:
         t0 = time.perf_counter()
         if isinstance(cand, Backbone):
-            bb, label = make_backbone(cand, image_size=image_size), cand.spec.name
+            bb, label = _inputs.backbone(cand, image_size=image_size), cand.spec.name
             flags = f"--backbone {label}"
         else:
             name, pretrained, size = parse_candidate(cand)
             torch.manual_seed(seed)  # the same random initialisation graft fit --seed makes
-            bb = make_backbone(name, pretrained=pretrained, image_size=size or image_size)
+            bb = _inputs.backbone(name, pretrained=pretrained, image_size=size or image_size)
             label = cand.strip()
             flags = f"--backbone {name}" + " --no-pretrained" * (not pretrained)
             flags += f" --image-size {size or image_size}" if (size or image_size) else ""
@@ -328,9 +181,6 @@ def rank(
 
 def _paths(data: str | Path | Dataset, seed: int) -> list[Path]:
     """Every image of a dataset, or of a folder (class subfolders not required)."""
-    from graft.data.images import list_images
-    from graft.workflows.fit import load_data
-
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         paths = list_images(Path(data))
         if not paths:
@@ -338,7 +188,7 @@ def _paths(data: str | Path | Dataset, seed: int) -> list[Path]:
                 f"{data}: no image files below this folder; point at a folder of images"
             )
         return paths
-    dataset = load_data(data, seed=seed)
+    dataset = _inputs.dataset(data, seed=seed)
     return [p for s in dataset.splits().values() for p in s.paths]
 
 
@@ -346,7 +196,7 @@ def similarity(
     source: str | Path | Dataset,
     target: str | Path | Dataset,
     *,
-    backbone: str | Backbone = "efficientnet_lite0",
+    backbone: str | Backbone = DEFAULT_BACKBONE,
     weights: str | Path | None = None,
     pretrained: bool = True,
     image_size: int | None = None,
@@ -374,10 +224,8 @@ def similarity(
         seed: subsampling and cross-validation seed.
         progress: progress bars.
     """
-    from graft.workflows.fit import make_backbone
-
     torch.manual_seed(seed)
-    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
+    bb = _inputs.backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
     cfg = store_config(cache_dir, batch_size, 0, progress)
     sides = []
     for data in (source, target):
@@ -394,8 +242,6 @@ def similarity(
 
 def cache_info(*, cache_dir: str | None = None) -> list[dict[str, Any]]:
     """The feature store's entries: backbone, preprocessing, rows, bytes, last use."""
-    from graft.measure.features import FeatureStore
-
     return FeatureStore(cache_dir).info()
 
 
@@ -406,6 +252,4 @@ def cache_clear(*, backbone: str | None = None, cache_dir: str | None = None) ->
         backbone: a backbone name, architecture, identity or entry folder; None clears all.
         cache_dir: feature store folder.
     """
-    from graft.measure.features import FeatureStore
-
     return FeatureStore(cache_dir).clear(backbone)

@@ -1,0 +1,114 @@
+"""The advisor's measuring: the :class:`~graft.strategies.auto.Facts` behind ``--strategy auto``.
+
+Both inputs of the textbook decision matrix (dataset size x similarity to the source; Yosinski
+et al., "How transferable are features in deep neural networks?", NeurIPS 2014) are measured
+instead of guessed, on stored features:
+
+* size: training samples per class (classification) or in all (regression);
+* gap to the source: :func:`graft.measure.gap.domain_gap` against the reference sample kept with
+  each bundled backbone (:func:`graft.measure.source.reference_features`);
+* transferability: a registered score (LogME by default) on the features, compared with the
+  same score on raw downsampled pixels (both on the same targets, so comparable);
+* the negative-transfer guard: a linear probe on the features against the same probe on raw
+  pixels (:mod:`graft.measure.probes`).
+
+The decision on these facts is pure and lives with the strategies (:func:`graft.strategies.auto.decide`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from graft.backbones.base import Backbone
+from graft.data.base import Dataset
+from graft.errors import ConfigError, DataError
+from graft.measure.probes import PIXEL_SIZE, linear_probe, pixel_features
+from graft.measure.scores import SCORES, score
+from graft.measure.source import DEFAULT_SCORE, gap_to_source, measure_score
+from graft.measure.stored import SplitFeatures, split_features
+from graft.strategies.auto import Facts
+from graft.training.loop import TrainConfig
+
+#: The guard's probes see at most this many training (and half as many validation) samples.
+GUARD_MAX = 2000
+
+
+def measure_facts(
+    backbone: Backbone,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    score: str = DEFAULT_SCORE,
+    seed: int = 0,
+) -> Facts:
+    """Measure size, gap to the source, transferability and the guard on stored features.
+
+    Args:
+        backbone: the backbone whose stored features are measured.
+        data: the dataset (train and val are measured).
+        cfg: the feature store's options (:func:`graft.measure.stored.store_config`).
+        score: the transferability score (a registered name).
+        seed: subsampling and cross-validation seed.
+    """
+    feats = split_features(backbone, data, cfg)
+    x_train = feats.features["train"]
+    base: dict[str, Any] = {"task": data.task, "n_train": len(data.train)}
+    base["n_outputs"] = data.num_outputs
+    base["pretrained"] = bool(backbone.spec.pretrained)
+    if float(x_train.std(axis=0).max()) <= 1e-6:
+        note = f"the features are constant at {backbone.data_config.image_size} px; try a larger --image-size"
+        return Facts(**base, gap_note=note, constant_features=True)
+    gap, note = gap_to_source(backbone, x_train, seed=seed)
+    facts = Facts(
+        **base,
+        gap=gap.level if gap else None,
+        gap_values={"mmd": gap.mmd, "proxy_a_distance": gap.proxy_a_distance, "coral": gap.coral}
+        if gap
+        else None,
+        gap_note=note,
+    )
+    if data.task not in ("classification", "regression") or "val" not in feats.features:
+        return facts
+    return replace(facts, **score_and_guard(backbone, data, feats, score, seed))
+
+
+def score_and_guard(
+    backbone: Backbone, data: Dataset, feats: SplitFeatures, score_name: str, seed: int
+) -> dict[str, Any]:
+    """The score and the probes on features and on pixels, as :class:`Facts` fields.
+
+    A probe or a score that cannot be computed (one class in the training split, a score that
+    does not apply) is left out, and the decision goes on without it.
+    """
+    rng = np.random.default_rng(seed)
+    picks = {}
+    for split, cap in (("train", GUARD_MAX), ("val", GUARD_MAX // 2)):
+        n = len(feats.features[split])
+        picks[split] = np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
+    splits = data.splits()
+    pix = {s: pixel_features([splits[s].paths[i] for i in idx]) for s, idx in picks.items()}
+    y = {s: np.asarray(feats.targets[s])[idx] for s, idx in picks.items()}
+    x = {s: feats.features[s][idx] for s, idx in picks.items()}
+    out: dict[str, Any] = {"probe_metric": "accuracy" if data.task == "classification" else "R²"}
+    try:
+        out["probe"] = linear_probe((x["train"], y["train"]), (x["val"], y["val"]), data.task)
+        out["pixel_probe"] = linear_probe(
+            (pix["train"], y["train"]), (pix["val"], y["val"]), data.task
+        )
+        out["pixel_size"] = PIXEL_SIZE
+    except ValueError:  # e.g. a single class in the training split: no probe to fit
+        pass
+    try:
+        fx, fy = feats.joined()
+        out.update(
+            score_name=score_name, score=measure_score(score_name, backbone, fx, fy, data.task)
+        )
+        if SCORES.get(score_name).needs == "features":
+            all_pix, all_y = np.concatenate(list(pix.values())), np.concatenate(list(y.values()))
+            out["pixel_score"] = score(score_name, targets=all_y, task=data.task, features=all_pix)
+    except (ConfigError, DataError):
+        pass
+    return out

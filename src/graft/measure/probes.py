@@ -1,0 +1,63 @@
+"""The advisor's baselines: raw downsampled pixels, and a linear probe to compare features with.
+
+Kornblith et al., "Do Better ImageNet Models Transfer Better?", CVPR 2019, use the linear probe
+as the cheap proxy of transfer: a probe on a backbone's features that loses to the same probe on
+raw pixels warns of negative transfer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from graft.data.transforms import load_image
+
+#: Pixel baseline: images downsampled to this square size (RGB).
+PIXEL_SIZE = 16
+
+
+def pixel_features(paths: Sequence[Path], size: int = PIXEL_SIZE) -> np.ndarray:
+    """Raw images downsampled to ``size x size`` RGB in [0, 1]: the guard's baseline inputs.
+
+    Shape:
+        ``(len(paths), size * size * 3)`` float32.
+    """
+    from PIL import Image
+
+    out = np.empty((len(paths), size * size * 3), dtype=np.float32)
+    for i, p in enumerate(paths):
+        im = load_image(p, 3).resize((size, size), Image.Resampling.BILINEAR)
+        out[i] = np.asarray(im, dtype=np.float32).reshape(-1) / 255.0
+    return out
+
+
+def linear_probe(
+    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], task: str
+) -> float:
+    """Validation accuracy (classification) or R² (regression) of a standardised linear model.
+
+    Args:
+        train: ``(features, targets)`` the model is fitted on.
+        val: ``(features, targets)`` it is scored on.
+        task: ``classification`` (logistic regression) or ``regression`` (ridge, alpha by CV).
+
+    Raises:
+        ValueError: scikit-learn's, e.g. a single class in the training targets.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = (
+        LogisticRegression(max_iter=300)
+        if task == "classification"
+        else RidgeCV(alphas=np.logspace(-3, 3, 7))
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe = make_pipeline(StandardScaler(), model).fit(*train)
+        return float(pipe.score(*val))

@@ -1,0 +1,104 @@
+"""``graft.advise`` and ``graft fit --strategy auto``: measure the data, then decide.
+
+The measuring is :func:`graft.measure.advise.measure_facts`; the decision on its facts is
+:func:`graft.strategies.auto.decide`. This workflow loads the data and the backbone, joins the
+two, logs the reasoning and hands ``graft.fit`` the chosen strategy.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from graft.backbones import DEFAULT_BACKBONE
+from graft.backbones.base import Backbone
+from graft.data.base import Dataset
+from graft.measure.advise import measure_facts
+from graft.measure.source import DEFAULT_SCORE
+from graft.measure.stored import store_config
+from graft.model import GraftModel
+from graft.strategies.auto import Advice, Auto, as_strategy, decide
+from graft.training.loop import TrainConfig
+from graft.workflows import _inputs
+
+
+def resolve_auto(
+    model: GraftModel,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    options: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+    seed: int = 0,
+) -> Auto:
+    """``graft.fit``'s hook for ``strategy="auto"``: measure, log the reasoning, record it.
+
+    The reasoning goes to ``model.info["advice"]`` (saved with the model artifact).
+
+    Args:
+        model: the model about to be fitted (its backbone is measured).
+        data: the fit's dataset.
+        cfg: the fit's training options (the feature store reads its own from them).
+        options: strategy options the user gave; they override the advisor's.
+        log: where the reasoning goes, one line per call.
+        seed: subsampling and cross-validation seed.
+    """
+    started = time.perf_counter()
+    advice = decide(measure_facts(model.backbone, data, cfg, seed=seed))
+    advice = replace(advice, seconds=round(time.perf_counter() - started, 2))
+    for line in advice.lines():
+        log(line)
+    model.info["advice"] = advice.to_dict()
+    return as_strategy(advice, options, log)
+
+
+def advise(
+    data: str | Path | Dataset,
+    *,
+    task: str | None = None,
+    backbone: str | Backbone = DEFAULT_BACKBONE,
+    weights: str | Path | None = None,
+    pretrained: bool = True,
+    image_size: int | None = None,
+    score: str = DEFAULT_SCORE,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    cache_dir: str | None = None,
+    batch_size: int = 64,
+    seed: int = 0,
+    progress: bool = False,
+) -> Advice:
+    """What ``graft fit --strategy auto`` would choose for ``data``, without training.
+
+    Args:
+        data: an image folder or table, or a loaded Dataset.
+        task: ``classification`` or ``regression`` (inferred when None).
+        backbone: bundled name, ``timm:<name>``, or a Backbone.
+        weights: a local weights file for the backbone.
+        pretrained: False measures a randomly initialised backbone.
+        image_size: input size override.
+        score: the transferability score (a registered name).
+        val_fraction: validation share when no val split is given (as in fit).
+        test_fraction: test share when no test split is given (as in fit).
+        cache_dir: feature store folder (the one ``graft fit --cache-dir`` reads).
+        batch_size: images per backbone forward.
+        seed: data split and random initialisation seed (as in fit).
+        progress: progress bars.
+
+    Example:
+        >>> print("\\n".join(graft.advise("photos/").lines()))  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    dataset = _inputs.dataset(
+        data, task=task, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+    )
+    torch.manual_seed(seed)
+    bb = _inputs.backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
+    cfg = store_config(cache_dir, batch_size, 0, progress)
+    advice = decide(measure_facts(bb, dataset, cfg, score=score, seed=seed))
+    return replace(advice, seconds=round(time.perf_counter() - started, 2))

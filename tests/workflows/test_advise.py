@@ -1,0 +1,83 @@
+"""``graft.advise`` and the fit hook: the advisor measures real data, then decides."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graft.measure.probes import PIXEL_SIZE
+from graft.workflows.advise import advise
+
+
+def test_the_front_door_reaches_the_workflow() -> None:
+    import graft
+
+    assert graft.advise is advise
+
+
+def test_guard_fires_when_pretrained_features_lose_to_pixels(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    # Built deliberately: 8x8 digits blown up to 64 px are far from ImageNet, and a linear
+    # probe on 16x16 pixels beats one on the bundled backbone's features there.
+    advice = advise(digits_dir, image_size=64, cache_dir=str(tmp_path))
+    f = advice.facts
+    assert f.probe is not None and f.pixel_probe is not None and f.probe < f.pixel_probe
+    assert advice.guard and advice.strategy != "feature_extraction"
+    assert f.gap == "far" and "FEATURES LOSE" in "\n".join(advice.lines())
+    assert f.pixel_size == PIXEL_SIZE and f"{PIXEL_SIZE}x{PIXEL_SIZE} pixels" in advice.lines()[-2]
+
+
+def test_a_random_backbone_has_no_reference_sample(digits_dir: Path, tmp_path: Path) -> None:
+    advice = advise(
+        digits_dir,
+        backbone="timm:test_efficientnet",
+        pretrained=False,
+        image_size=32,
+        cache_dir=str(tmp_path),
+    )
+    assert advice.facts.gap is None and "not measured" in advice.lines()[2]
+    assert advice.facts.score is not None and advice.facts.probe is not None
+
+
+def test_fit_defaults_to_auto_and_records_the_advice(digits_dir: Path, tmp_path: Path) -> None:
+    import graft
+
+    lines: list[str] = []
+    model = graft.fit(
+        digits_dir,
+        backbone="timm:test_efficientnet",
+        pretrained=False,
+        image_size=32,
+        dry_run=True,
+        cache_dir=str(tmp_path),
+        progress=False,
+        log=lines.append,
+    )
+    advice = model.info["advice"]
+    assert advice["lines"][0].startswith("advice: ") and advice["lines"][0] in lines
+    assert model.info["plan"]["strategy"] == advice["strategy"]
+    assert "chosen by --strategy auto" in model.info["plan"]["notes"][-1]
+    assert json.loads(json.dumps(advice))["lines"] == advice["lines"], "JSON-ready for the artifact"
+
+
+def test_natural_photos_get_a_head_first_plan_without_the_guard(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    data = pytest.importorskip("skimage.data")
+    rng = np.random.default_rng(0)
+    for name in ("chelsea", "coffee", "astronaut", "rocket"):
+        img = Image.fromarray(getattr(data, name)())
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(10):
+            side = int(min(img.size) * rng.uniform(0.4, 0.8))
+            left, top = (int(rng.integers(0, s - side + 1)) for s in img.size)
+            crop = img.crop((left, top, left + side, top + side)).resize((96, 96))
+            crop.save(tmp_path / "photos" / name / f"{i}.png")
+    advice = advise(tmp_path / "photos", image_size=64, cache_dir=str(tmp_path / "store"))
+    assert advice.facts.gap in ("near", "moderate") and not advice.guard
+    assert advice.strategy in ("feature_extraction", "two_stage")
+    assert advice.options.get("fraction") is None, "small data near the source: top groups only"
