@@ -29,14 +29,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from graft.backbones import BackboneSpec, from_spec
+from graft.backbones import BackboneSpec, create, from_spec
 from graft.backbones.base import Backbone
 from graft.backbones.source_net import assemble_source_net, body_of
-from graft.backbones.sources import Source, register_source
+from graft.backbones.sources import Source, SourceExample, register_source
 from graft.backbones.weights import file_sha256
 from graft.errors import BackboneError, ConfigError
-from graft.model import CONFIG_FILE, FORMAT, WEIGHTS_FILE, load
-from graft.tasks.base import Head, TaskSpec
+from graft.model import CONFIG_FILE, FORMAT, WEIGHTS_FILE, GraftModel, load
+from graft.tasks.base import Classification, Head, TaskSpec
 
 SOURCE = "graft"
 
@@ -66,6 +66,14 @@ class GraftSource(Source):
 
     def holds(self, folder: Path) -> bool:
         return is_saved_model(folder)
+
+    def example(self, workdir: Path) -> SourceExample:
+        """A small CNN with a two-class head, saved under ``workdir``: the source model."""
+        backbone = create("scratch:small_cnn", pretrained=False, image_size=16)
+        folder = GraftModel(backbone, Classification.spec_for(["a", "b"])).save(
+            workdir / "source-model"
+        )
+        return SourceExample(str(folder))
 
     def build(
         self, name: str, *, pretrained: bool, weights: Path | None, image_size: int | None
@@ -114,7 +122,9 @@ class GraftSource(Source):
             root = from_spec(BackboneSpec.from_dict(spec.kwargs["root"]), load_weights=False)
             task_dict = spec.kwargs.get("source_task")
         except KeyError as e:
-            raise BackboneError(f"graft-source backbone spec lacks {e}; save the model again") from e
+            raise BackboneError(
+                f"graft-source backbone spec lacks {e}; save the model again"
+            ) from e
         body = body_of(root.model)
         task = TaskSpec.from_dict(task_dict) if task_dict else None
         return assemble_source_net(body, _source_classifier(task, body), spec, None)

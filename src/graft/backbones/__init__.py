@@ -26,7 +26,14 @@ from graft.backbones.factory import (
     usage,
 )
 from graft.backbones.groups import layer_groups
-from graft.backbones.sources import SOURCES, Source, list_sources, register_source, resolve
+from graft.backbones.sources import (
+    SOURCES,
+    Source,
+    SourceExample,
+    list_sources,
+    register_source,
+    resolve,
+)
 
 del scratch, timm_source  # imported for their registration
 
@@ -43,6 +50,7 @@ __all__ = [
     "DataConfig",
     "LayerGroup",
     "Source",
+    "SourceExample",
     "check_input_kind",
     "create",
     "from_spec",

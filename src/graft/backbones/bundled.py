@@ -20,7 +20,7 @@ from torch import nn
 from graft._registry import Registry, UnknownNameError
 from graft.backbones.base import Backbone, BackboneSpec, DataConfig
 from graft.backbones.plain import assemble, build_arch, build_plain, check_sha, rebuild_plain
-from graft.backbones.sources import Source, register_source
+from graft.backbones.sources import Source, SourceExample, register_source
 from graft.backbones.weights import file_sha256, load_checked, map_by_position, read_state_dict
 from graft.errors import BackboneError
 
@@ -131,6 +131,10 @@ class BundledSource(Source):
     def suggest(self, name: str) -> str:
         del name
         return f"Bundled (offline): {', '.join(BUNDLED)}."
+
+    def example(self, workdir: Path) -> SourceExample:
+        del workdir
+        return SourceExample("efficientnet_lite0", {"image_size": 32})  # real weights, offline
 
     def build(
         self, name: str, *, pretrained: bool, weights: Path | None, image_size: int | None

@@ -13,7 +13,7 @@ from pathlib import Path
 from graft.backbones.base import Backbone, BackboneSpec
 from graft.backbones.plain import assemble, build_plain, rebuild_plain
 from graft.backbones.small_cnn import SMALL_CNNS, is_small_cnn, no_pretrained_error
-from graft.backbones.sources import Source, register_source
+from graft.backbones.sources import Source, SourceExample, register_source
 from graft.errors import BackboneError
 
 
@@ -35,12 +35,18 @@ class ScratchSource(Source):
     def entries(self) -> list[str]:
         return sorted(SMALL_CNNS)
 
+    def example(self, workdir: Path) -> SourceExample:
+        del workdir
+        return SourceExample("small_cnn_gray", {"pretrained": False, "image_size": 16})
+
     def build(
         self, name: str, *, pretrained: bool, weights: Path | None, image_size: int | None
     ) -> Backbone:
         if not is_small_cnn(name):
             known = ", ".join(sorted(SMALL_CNNS))
-            raise BackboneError(f"--backbone scratch:{name}: unknown; the scratch networks: {known}")
+            raise BackboneError(
+                f"--backbone scratch:{name}: unknown; the scratch networks: {known}"
+            )
         built = build_plain(name, name, {}, pretrained=pretrained, weights=weights)
         if built is None:
             raise no_pretrained_error(name)

@@ -20,14 +20,28 @@ import importlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from graft._registry import Registry, UnknownNameError
 from graft.backbones.base import Backbone, BackboneSpec
 from graft.errors import ArtifactError, BackboneError, ConfigError
 
 _PREFIX = re.compile(r"^([A-Za-z][\w-]+):(.*)$", re.DOTALL)  # two letters or more: not C:\
+
+
+@dataclass(frozen=True)
+class SourceExample:
+    """A tiny, offline backbone of a source, for the contract test every source passes.
+
+    Args:
+        name: the text after the prefix.
+        options: keywords for :func:`~graft.backbones.create` (``pretrained``, ``image_size``).
+    """
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Source(ABC):
@@ -60,6 +74,15 @@ class Source(ABC):
     def entries(self) -> list[str]:
         """Names it offers without a network (listed by ``graft models``); may be empty."""
         return []
+
+    def example(self, workdir: Path) -> SourceExample:
+        """A tiny offline backbone of this source (files it needs go under ``workdir``).
+
+        The contract test builds it, saves a model with it and loads that back; a new source
+        defines this so that the test covers it without editing a list.
+        """
+        del workdir
+        raise NotImplementedError(f"source {self.prefix!r} defines no example for its tests")
 
     @abstractmethod
     def build(
@@ -140,8 +163,13 @@ def register_source(cls: S) -> S:
     return cls
 
 
-def resolve(name: str) -> tuple[Source, str]:
+def resolve(name: str, *, folders: bool = True) -> tuple[Source, str]:
     """The source a ``--backbone`` value names, and the name to give it.
+
+    Args:
+        name: ``PREFIX:NAME``, a bare name, or (with ``folders``) a folder a source holds.
+        folders: also look at an existing folder of that name (False: names only, as when
+            rebuilding a recorded spec, whose meaning must not depend on the current folder).
 
     Order: an explicit ``PREFIX:``; else an existing folder that a source holds, or a bare
     name offered to the sources in their ``bare_order`` (both at once is ambiguous).
@@ -159,15 +187,16 @@ def resolve(name: str) -> tuple[Source, str]:
             return SOURCES.get(prefix), rest
         except UnknownNameError as e:
             raise BackboneError(f"--backbone {raw!r}: {e} Write PREFIX:NAME.") from None
-    folder, bare = _held_folder(raw), _bare_source(raw)
+    folder, bare = (_held_folder(raw) if folders else None), _bare_source(raw)
     if folder is not None and bare is not None:
         raise ConfigError(
             f"--backbone {raw!r}: both a folder with a saved model and the {bare.prefix} "
             f"backbone of that name; write {folder.prefix}:{raw} or {bare.prefix}:{raw}"
         )
-    if folder is not None or bare is not None:
-        return (folder or bare), raw  # type: ignore[return-value]
-    if raw and Path(raw).expanduser().is_dir():
+    chosen = folder or bare
+    if chosen is not None:
+        return chosen, raw
+    if folders and raw and Path(raw).expanduser().is_dir():
         raise ArtifactError(
             f"{raw}: not a saved graft model (no graft config.json and model.safetensors in "
             "it) and not a backbone name; pass the folder a model was saved to (graft:PATH)"
@@ -182,7 +211,7 @@ def source_for_spec(spec: BackboneSpec) -> Source:
     """
     if spec.source in SOURCES:
         return SOURCES.get(spec.source)
-    source, _ = resolve(spec.name)
+    source, _ = resolve(spec.name, folders=False)
     return source
 
 

@@ -14,7 +14,7 @@ from torch import nn
 from graft.backbones.base import Backbone, BackboneSpec
 from graft.backbones.plain import FIXES, assemble, build_plain, rebuild_plain
 from graft.backbones.small_cnn import is_small_cnn, no_pretrained_error
-from graft.backbones.sources import Source, register_source, unknown_message
+from graft.backbones.sources import Source, SourceExample, register_source, unknown_message
 from graft.errors import BackboneError
 
 
@@ -45,6 +45,10 @@ class TimmSource(Source):
 
         close = difflib.get_close_matches(name.lower(), timm.list_models(), n=5, cutoff=0.6)
         return f"Close timm models: {', '.join(close)}." if close else ""
+
+    def example(self, workdir: Path) -> SourceExample:
+        del workdir
+        return SourceExample("test_efficientnet", {"pretrained": False, "image_size": 32})
 
     def build(
         self, name: str, *, pretrained: bool, weights: Path | None, image_size: int | None
