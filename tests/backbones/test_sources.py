@@ -71,7 +71,7 @@ def test_unknown_prefix_lists_the_known_ones() -> None:
         create("tim:resnet18", pretrained=False)
     msg = str(e.value)
     assert "Did you mean 'timm'" in msg
-    assert all(p in msg for p in ("bundled", "graft", "scratch", "timm"))
+    assert all(p in msg for p in ("bundled", "folder", "graft", "scratch", "timm"))
 
 
 def test_unknown_names_within_a_source() -> None:
@@ -86,7 +86,7 @@ def test_a_slash_does_not_make_a_saved_model(tmp_path: Path) -> None:
         create("runs/digits", pretrained=False)
     other = tmp_path / "hub-folder"
     other.mkdir()
-    (other / "config.json").write_text('{"architecture": "resnet18"}')
+    (other / "config.json").write_text('{"format": "another-tool"}')
     (other / "model.safetensors").write_bytes(b"")
     with pytest.raises(ArtifactError, match="not a saved graft model"):
         create(str(other))
@@ -149,3 +149,16 @@ def test_building_by_name_loads_nothing_above_backbones() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_timm_folder_brings_its_preprocessing(tmp_path: Path) -> None:
+    folder = Path(SOURCES.get("folder").example(tmp_path).name)
+    config = json.loads((folder / "config.json").read_text())
+    config["pretrained_cfg"].update(mean=[0.5] * 3, std=[0.25] * 3, input_size=[3, 40, 40])
+    (folder / "config.json").write_text(json.dumps(config))
+    bb = create(str(folder))
+    assert (bb.data_config.mean, bb.data_config.std) == ((0.5,) * 3, (0.25,) * 3)
+    assert bb.data_config.input_size == (3, 40, 40) and bb.source_head is not None
+    assert from_spec(bb.spec, load_weights=False).data_config == bb.data_config
+    with pytest.raises(ConfigError, match="brings its own weights"):
+        create(f"folder:{folder}", pretrained=False)

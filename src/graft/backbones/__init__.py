@@ -1,13 +1,13 @@
 """Backbones: pretrained networks without their classifier, with preprocessing and layer groups.
 
-Sources (``bundled:``, ``timm:``, ``scratch:``, and ``graft:`` from the model layer) are a
+Sources (``bundled:``, ``timm:``, ``scratch:``, ``folder:``, and ``graft:`` from the model layer) are a
 registry, :data:`SOURCES`; :func:`create` builds by name and :func:`from_spec` rebuilds a
 saved spec through it.
 """
 
 from typing import Any
 
-from graft.backbones import scratch, timm_source
+from graft.backbones import folder, scratch, timm_source
 from graft.backbones.base import (
     INPUT_KINDS,
     Backbone,
@@ -35,7 +35,7 @@ from graft.backbones.sources import (
     resolve,
 )
 
-del scratch, timm_source  # imported for their registration
+del folder, scratch, timm_source  # imported for their registration
 
 __all__ = [
     "BUNDLED",

@@ -1,7 +1,7 @@
 """Backbone sources: where a backbone comes from, named by an explicit prefix.
 
 ``--backbone PREFIX:NAME`` picks a registered :class:`Source` (``bundled:``, ``timm:``,
-``scratch:``, ``graft:``). A bare name keeps working: a bundled name goes to ``bundled``,
+``scratch:``, ``folder:`` (a timm model folder), ``graft:``). A bare name keeps working: a bundled name goes to ``bundled``,
 ``small_cnn*`` to ``scratch`` and any other name to ``timm``. A saved graft model is found by
 its prefix, or when the name is an existing folder that holds a saved model's own files (its
 config says so); the shape of the string (a slash) never decides.
