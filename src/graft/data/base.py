@@ -50,6 +50,7 @@ class Dataset:
     target_names: list[str] | None = None
     source: str = ""
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    input_kind: str = "image"  # what its items are; a backbone must take this kind
 
     @property
     def num_outputs(self) -> int:

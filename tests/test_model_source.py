@@ -11,7 +11,7 @@ import torch
 
 import graft
 from graft.backbones import from_spec
-from graft.backbones.graft_source import SourceNet
+from graft.backbones.source_net import SourceNet
 from graft.errors import ArtifactError, ConfigError
 from graft.testing import tiny_backbone
 

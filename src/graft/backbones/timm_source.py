@@ -1,0 +1,92 @@
+"""The ``timm:`` source: any timm architecture, its pretrained weights from timm's model hub.
+
+Weights never silently fall back to random initialisation: a pretrained backbone whose weights
+cannot be had is a :class:`~graft.errors.BackboneError` that says what to do instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from torch import nn
+
+from graft.backbones.base import Backbone, BackboneSpec
+from graft.backbones.plain import FIXES, assemble, build_plain, rebuild_plain
+from graft.backbones.small_cnn import is_small_cnn, no_pretrained_error
+from graft.backbones.sources import Source, SourceExample, register_source, unknown_message
+from graft.errors import BackboneError
+
+
+@register_source
+class TimmSource(Source):
+    """Any timm model: ``timm:resnet50`` (or the bare name); weights from timm's hub."""
+
+    prefix = "timm"
+    summary = "any timm model, e.g. timm:resnet50 (or the bare name)"
+    usage = (
+        "any timm architecture: --backbone timm:<name> (or the bare name), e.g. timm:resnet50;\n"
+        "  timm fetches its pretrained weights when a model hub is reachable.\n"
+        "local weights for a timm architecture: --backbone timm:<name> --weights PATH\n"
+        '  (.safetensors, or a state dict saved with torch.save; "module."/"state_dict" '
+        "wrappers are fine).\n"
+        "random initialisation: --no-pretrained (pretrained=False)."
+    )
+    bare_order = 30
+
+    def claims(self, name: str) -> bool:
+        import timm
+
+        return bool(name) and bool(timm.is_model(name))
+
+    def suggest(self, name: str) -> str:
+        """Close timm model names, for an unknown name."""
+        import timm
+
+        close = difflib.get_close_matches(name.lower(), timm.list_models(), n=5, cutoff=0.6)
+        return f"Close timm models: {', '.join(close)}." if close else ""
+
+    def example(self, workdir: Path) -> SourceExample:
+        del workdir
+        return SourceExample("test_efficientnet", {"pretrained": False, "image_size": 32})
+
+    def build(
+        self, name: str, *, pretrained: bool, weights: Path | None, image_size: int | None
+    ) -> Backbone:
+        if not self.claims(name):
+            raise BackboneError(unknown_message(name, shown=f"timm:{name}"))
+        canonical = f"timm:{name}"
+        built = build_plain(canonical, name, {}, pretrained=pretrained, weights=weights)
+        model, spec = built if built is not None else _from_hub(canonical, name)
+        return assemble(model, spec, None, image_size)
+
+    def rebuild(self, spec: BackboneSpec, *, load_weights: bool) -> Backbone:
+        model = rebuild_plain(spec, load_weights=load_weights)
+        if model is None and spec.source == "timm":
+            model, _ = _from_hub(spec.name, spec.arch)
+        if model is None:
+            raise BackboneError(f"cannot load weights for backbone source {spec.source!r}")
+        return assemble(model, spec, None, None)
+
+
+def _from_hub(name: str, arch: str) -> tuple[nn.Module, BackboneSpec]:
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    if is_small_cnn(arch):
+        raise no_pretrained_error(name)
+    cfg = get_pretrained_cfg(arch)
+    where = cfg and (cfg.hf_hub_id or cfg.url or cfg.file)
+    if not where:
+        # timm would warn and return random weights; graft refuses to do that silently.
+        raise BackboneError(f"timm has no pretrained weights for {arch!r}; {FIXES}")
+    try:
+        model = timm.create_model(arch, pretrained=True)
+    except Exception as e:  # hub, HTTP, SSL and file errors differ by timm/huggingface version
+        reason = str(e).splitlines()[0][:200] if str(e) else ""
+        raise BackboneError(
+            f"could not fetch pretrained weights for timm model {arch!r} from {where} "
+            f"({type(e).__name__}: {reason}); no network? {FIXES} "
+            "(HF_HUB_OFFLINE=1 skips the hub's network retries)"
+        ) from e
+    return model, BackboneSpec(name, arch, "timm", weights=str(where))
