@@ -56,6 +56,7 @@ LAYERS: dict[str, int] = {
     "graft.backbones": 1,
     "graft.data": 2,
     "graft.model": 3,
+    "graft.model_source": 3,
     "graft.testing": 3,
     "graft.training": 4,
     "graft.measure": 4,
@@ -77,7 +78,6 @@ DEFERRED_BUDGET = 135
 #: inside one package.
 KNOWN_ELSEWHERE: dict[str, set[tuple[str, str]]] = {
     "layer": {
-        ("graft.backbones.graft_source", "graft.model"),  # backbones: a saved model as a source
         ("graft.cli", "graft"),  # cli: the front door inside the package
         ("graft.protect.options", "graft.cli"),  # protect: the key=value option parser
     },
@@ -86,8 +86,6 @@ KNOWN_ELSEWHERE: dict[str, set[tuple[str, str]]] = {
         ("graft.protect.base", "graft.protect"),  # registers the regularizers likewise
         ("graft.strategies.base", "graft.strategies"),  # create_strategy registers the built-ins
         ("graft.tasks.base", "graft.tasks.multitask"),  # registers multilabel and multitask
-        ("graft.backbones.graft_source", "graft.backbones.factory"),
-        ("graft.backbones.graft_source", "graft.model"),
         ("graft.cli._commands", "graft.cli"),
         ("graft.cli.adapt", "graft.cli"),
         ("graft.protect.options", "graft.cli"),
@@ -97,9 +95,6 @@ KNOWN_ELSEWHERE: dict[str, set[tuple[str, str]]] = {
         ("graft.adapt.base", "graft.adapt"),
         ("graft.adapt.session", "graft.adapt.base"),
         ("graft.adapt.session", "graft.adapt.term"),
-        ("graft.backbones.graft_source", "graft.backbones.factory"),
-        ("graft.backbones.graft_source", "graft.backbones.groups"),
-        ("graft.backbones.graft_source", "graft.backbones.weights"),
         ("graft.cli", "graft.cli._commands"),
         ("graft.cli", "graft.cli.adapt"),
         ("graft.cli._commands", "graft.cli"),
