@@ -159,6 +159,7 @@ class Strategy:
     def depth_multipliers(self, n_backbone: int, trainable_top: int) -> tuple[float, ...]:
         """Multipliers for backbone groups with the top ``trainable_top`` unfrozen, then head 1.0."""
         trainable_top = max(0, min(trainable_top, n_backbone))
+        self._check_group_lrs(n_backbone)
         mults = [0.0] * n_backbone
         for i in range(n_backbone - trainable_top, n_backbone):
             depth = n_backbone - i  # 1 for the group next to the head
@@ -167,6 +168,14 @@ class Strategy:
             else:
                 mults[i] = float(self.layer_decay**depth)
         return (*mults, 1.0)
+
+    def _check_group_lrs(self, n_backbone: int) -> None:
+        """One explicit rate per backbone group, or a ConfigError that says how many."""
+        if self.group_lrs is not None and len(self.group_lrs) != n_backbone:
+            raise ConfigError(
+                f"strategy {self.name!r} option group_lrs has {len(self.group_lrs)} rates but "
+                f"the backbone has {n_backbone} layer groups: give {n_backbone} (input side first)"
+            )
 
     def stage(self, name: str, epochs: int, lr: float, mults: tuple[float, ...]) -> Stage:
         return Stage(
