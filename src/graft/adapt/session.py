@@ -9,19 +9,24 @@ its accuracy is reported per epoch and at the end, never used to train or to sel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graft.errors import ConfigError
+from graft.training.extensions import ExtensionBase
 
 if TYPE_CHECKING:
+    import torch
+
     from graft.adapt.base import Adapter
+    from graft.adapt.term import AlignmentTerm
+    from graft.data.base import Dataset
     from graft.data.base import Samples
     from graft.model import GraftModel
-    from graft.strategies.base import Plan
-    from graft.training.loop import Callback, LossTerm, TrainConfig
+    from graft.strategies.base import Plan, Stage
+    from graft.training.loop import TrainConfig
 
 DEFAULT_METHOD = "dann"
 #: Options of rotation pre-training (keywords of :func:`~graft.adapt.pretrain_rotation`).
@@ -29,8 +34,12 @@ ROTATION_OPTIONS = ("epochs", "lr", "weight_decay")
 
 
 @dataclass(eq=False)
-class Adaptation:
-    """A checked adaptation request for one fit: the method, its target images, its report set."""
+class Adaptation(ExtensionBase):
+    """A checked adaptation request for one fit, as the loop's extension named ``adapt``.
+
+    It holds the method, its target images and its report set; :meth:`prepare` runs rotation
+    pre-training or builds the alignment term that :meth:`loss` delegates to.
+    """
 
     method: str | None
     adapter: Adapter | None
@@ -41,35 +50,59 @@ class Adaptation:
     target_eval: Samples | None = None
     log: Callable[[str], None] = print
     done: dict[str, Any] = field(default_factory=dict)
+    model: GraftModel | None = None
 
-    def before_training(
-        self,
-        model: GraftModel,
-        cfg: TrainConfig,
-        terms: Sequence[LossTerm],
-        callbacks: Sequence[Callback],
-    ) -> tuple[list[LossTerm], list[Callback]]:
-        """Rotation pre-training now, or the alignment term; the target report callback."""
-        terms, callbacks = list(terms), list(callbacks)
+    name = "adapt"
+    term: AlignmentTerm | None = None
+
+    def prepare(self, model: GraftModel, cfg: TrainConfig) -> None:
+        """Before training: rotation pre-training now, or build the alignment term."""
         if self.adapter is not None and self.adapter.stage == "pretrain":
             self.done["rotation"] = _pretrain(self, model, cfg)
         elif self.adapter is not None:
             from graft.adapt.term import AlignmentTerm
 
-            terms.append(
-                AlignmentTerm(
-                    self.adapter,
-                    self.paths,
-                    batch_size=cfg.batch_size,
-                    seed=cfg.seed,
-                    augment=cfg.augment,
-                    num_workers=cfg.num_workers,
-                )
+            self.term = AlignmentTerm(
+                self.adapter,
+                self.paths,
+                batch_size=cfg.batch_size,
+                seed=cfg.seed,
+                augment=cfg.augment,
+                num_workers=cfg.num_workers,
             )
-            callbacks.append(self.report_alignment)
-        if self.target_eval is not None:
-            callbacks.append(TargetReport(model, self.target_eval, self.log))
-        return terms, callbacks
+
+    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool:
+        """Active in a stage that runs the backbone when an alignment method was asked for."""
+        return self.term is not None and self.term.setup(model, stage, accelerator)
+
+    def loss(
+        self,
+        model: GraftModel,
+        x: torch.Tensor,
+        features: torch.Tensor,
+        outputs: torch.Tensor,
+        progress: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The alignment loss of this batch against a batch of target images."""
+        assert self.term is not None, "setup answered False: the loop adds no loss here"
+        return self.term.loss(model, x, features, outputs, progress)
+
+    def on_epoch(self, row: dict[str, Any]) -> None:
+        """Log the alignment metrics, then add the target report's ``target_*`` metrics."""
+        self.report_alignment(row)
+        if self.target_eval is not None and self.model is not None:
+            TargetReport(self.model, self.target_eval, self.log)(row)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The adapter's weights (DANN's discriminator) for checkpoints."""
+        return self.term.state_dict() if self.term is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.term is not None:
+            self.term.load_state_dict(state)
+
+    def parameter_groups(self, stage: Stage) -> list[dict[str, Any]]:
+        return self.term.parameter_groups(stage) if self.term is not None else []
 
     def report_alignment(self, row: dict[str, Any]) -> None:
         """Log an epoch's alignment metrics (DANN: domain accuracy), where the term ran."""
@@ -78,8 +111,9 @@ class Adaptation:
         if shown:
             self.log(f"  {self.method}: {'  '.join(shown)}")
 
-    def finish(self, model: GraftModel) -> dict[str, Any]:
+    def finish(self, model: GraftModel, dataset: Dataset, cfg: TrainConfig) -> dict[str, Any]:
         """Store what was done in ``model.info["adaptation"]`` (and the final target metrics)."""
+        del dataset, cfg
         info: dict[str, Any] = {
             "method": self.method,
             "options": self.options,
@@ -156,8 +190,9 @@ def start_adaptation(
         + (f"; {len(report)} labeled target images only to report" if report is not None else "")
     )
     return Adaptation(
-        method, adapter, adapter.options() | options, str(unlabeled), paths, active, report, log
-    )
+        method, adapter, adapter.options() | options, str(unlabeled), paths, active, report, log,
+        model=model,
+    )  # fmt: skip
 
 
 def _report_only(
@@ -165,7 +200,7 @@ def _report_only(
 ) -> Adaptation:
     report = model.samples_for(target_eval)
     log(f"target report: {len(report)} labeled target images, used only to report")
-    return Adaptation(None, None, {}, "", [], [], report, log)
+    return Adaptation(None, None, {}, "", [], [], report, log, model=model)
 
 
 def _method(unlabeled: str | Path | None, adapt: str | None) -> str:
@@ -210,7 +245,9 @@ def _pretrain(adaptation: Adaptation, model: GraftModel, cfg: TrainConfig) -> di
     from graft.data import ImageDataset, build_transform
     from graft.data.unlabeled import unlabeled_samples
 
-    device = torch.device("cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu")
+    from graft.training.loop import make_accelerator
+
+    device = make_accelerator(cfg).device  # Accelerate picks the device, as in the loop
     model.to(device)
     dataset = ImageDataset(
         unlabeled_samples(adaptation.paths), build_transform(model.data_config, train=cfg.augment)

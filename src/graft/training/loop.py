@@ -27,6 +27,15 @@ from graft.model import GraftModel
 from graft.strategies.base import Plan, Stage
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
+from graft.training.extensions import (
+    Extension,
+    epoch_hooks,
+    extension_groups,
+    extension_loss,
+    extension_states,
+    restore_states,
+    setup_stage,
+)
 from graft.training.schedules import ScheduleConfig, build_scheduler
 
 Callback = Callable[[dict[str, Any]], None]
@@ -154,12 +163,14 @@ def train(
     *,
     log: Callable[[str], None] = print,
     callbacks: Sequence[Callback] = (),
-    terms: Sequence[LossTerm] = (),
+    extensions: Sequence[Extension | LossTerm] = (),
 ) -> list[dict[str, Any]]:
     """Run every stage of ``plan`` on ``data``; return the per-epoch history.
 
-    ``terms`` are extra losses (regularizers, domain adaptation) active in the stages that run
-    the backbone; stages on stored features train the head alone.
+    ``extensions`` (:mod:`graft.training.extensions`: regularizers, domain adaptation, target
+    reports) add their loss in the stages that run the backbone where their ``setup`` does not
+    answer False; stages on stored features train the head alone. Every extension's
+    ``on_epoch`` sees each epoch's row after ``callbacks`` and before the log writes it.
     """
     from graft.training.logs import EpochLogger
 
@@ -189,10 +200,8 @@ def train(
                 log(note)
         else:
             loaders = image_loaders(model, data, cfg, generator)
-        active = [] if on_features else list(terms)
-        for term in active:
-            term.setup(model, stage, accelerator)
-        _restore_terms(active, state)
+        active = [] if on_features else setup_stage(extensions, model, stage, accelerator)
+        restore_states(active, state)
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
         rows = runner.run(
             # Callbacks may add columns to a row (target_* metrics): the log writes it last.
@@ -200,25 +209,13 @@ def train(
             state=state,
             history=history,
             log=log,
-            hooks=[*callbacks, logger.log],
+            hooks=[*callbacks, *epoch_hooks(extensions), logger.log],
         )
         history += rows
         accelerator.free_memory()
     logger.close()
     model.eval()
     return history
-
-
-def _term_states(terms: Sequence[LossTerm]) -> dict[str, Any]:
-    """The state of every term that has one (e.g. DANN's discriminator), for checkpoints."""
-    return {t.name: t.state_dict() for t in terms if hasattr(t, "state_dict")}
-
-
-def _restore_terms(terms: Sequence[LossTerm], state: dict[str, Any]) -> None:
-    saved = state.get("terms", {})
-    for term in terms:
-        if term.name in saved and hasattr(term, "load_state_dict"):
-            term.load_state_dict(saved[term.name])
 
 
 def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> None:
@@ -290,7 +287,9 @@ class _StageRunner:
         from accelerate.utils import set_seed
 
         groups = param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
-        optimizer = torch.optim.AdamW(groups + term_groups(self.terms, self.stage, self.cfg))
+        optimizer = torch.optim.AdamW(
+            groups + extension_groups(self.terms, self.stage, self.cfg.weight_decay)
+        )
         steps = self.stage.epochs * math.ceil(len(train_loader) / self.cfg.grad_accum)
         scheduler = build_scheduler(optimizer, steps, self.cfg.schedule)
         if "optimizer" in state:
@@ -377,7 +376,7 @@ class _StageRunner:
             "epoch": 0 if done else epoch,
             "model": model_state,
             "history": history + (rows if done else []),
-            "terms": _term_states(self.terms),
+            "extensions": extension_states(self.terms),
         }
         if not done:
             state.update(
@@ -438,7 +437,7 @@ class _StageRunner:
         task_loss = self.model.task.loss(outputs, y)
         loss, metrics = task_loss, {"task_loss": task_loss.item()}
         for term in self.terms:
-            extra, term_metrics = term(self.model, x, features, outputs, progress)
+            extra, term_metrics = extension_loss(term, self.model, x, features, outputs, progress)
             loss = loss + extra
             metrics[f"{term.name}_loss"] = extra.item()
             metrics.update({f"{term.name}_{k}": v for k, v in term_metrics.items()})
@@ -457,19 +456,6 @@ class _StageRunner:
         raw_targets = self.model.task.decode_targets(targets.numpy())
         metrics = self.model.task.metrics(raw_targets, self.model.task.decode(outputs.numpy()))
         return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
-
-
-def term_groups(terms: Sequence[LossTerm], stage: Stage, cfg: TrainConfig) -> list[dict[str, Any]]:
-    """Optimizer groups of the terms' own parameters (e.g. a DANN discriminator).
-
-    A term that owns parameters exposes ``parameter_groups(stage) -> list[dict]``; groups
-    without a ``weight_decay`` get the loop's.
-    """
-    out: list[dict[str, Any]] = []
-    for term in terms:
-        get = getattr(term, "parameter_groups", None)
-        out += [{"weight_decay": cfg.weight_decay, **g} for g in (get(stage) if get else [])]
-    return out
 
 
 def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any]) -> dict[str, Any]:
