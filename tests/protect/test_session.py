@@ -13,8 +13,8 @@ from graft.model import GraftModel
 from graft.protect import REGULARIZERS, create_regularizer
 from graft.protect.session import start_forgetting
 from graft.protect.term import RegularizerTerm, copy_state
-from graft.workflows.extensions import train_config_for
 from graft.testing import tiny_backbone
+from graft.workflows.extensions import train_config_for
 from graft.workflows.fit import load_data, make_plan, task_spec_for, train_config
 
 

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
     from graft.adapt.base import Adapter
     from graft.adapt.term import AlignmentTerm
-    from graft.data.base import Dataset
-    from graft.data.base import Samples
+    from graft.data.base import Dataset, Samples
     from graft.model import GraftModel
     from graft.strategies.base import Plan, Stage
     from graft.training.loop import TrainConfig
@@ -244,7 +243,6 @@ def _pretrain(adaptation: Adaptation, model: GraftModel, cfg: TrainConfig) -> di
 
     from graft.data import ImageDataset, build_transform
     from graft.data.unlabeled import unlabeled_samples
-
     from graft.training.loop import make_accelerator
 
     device = make_accelerator(cfg).device  # Accelerate picks the device, as in the loop

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from graft.data.base import Dataset, Samples
     from graft.model import GraftModel
     from graft.strategies.base import Plan
-    from graft.training.loop import TrainConfig
 
 #: Cap on reference images for the retention report (two forward passes each).
 RETENTION_SAMPLES = 512

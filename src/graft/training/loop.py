@@ -25,8 +25,6 @@ from graft.data.base import Dataset
 from graft.errors import ConfigError, TrainingError
 from graft.model import GraftModel
 from graft.strategies.base import Plan, Stage
-from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
-from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
 from graft.training.extensions import (
     Extension,
     epoch_hooks,
@@ -36,6 +34,8 @@ from graft.training.extensions import (
     restore_states,
     setup_stage,
 )
+from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
+from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
 from graft.training.schedules import ScheduleConfig, build_scheduler
 
 Callback = Callable[[dict[str, Any]], None]
