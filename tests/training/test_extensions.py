@@ -52,7 +52,9 @@ def test_every_registered_extension_runs_through_the_loop(
     history = train(model, plan, data, cfg, log=lambda s: None, extensions=extensions)
     loss_name = name if kind == "protect" else "adapt"
     losses = [row.get(f"train_{loss_name}_loss") for row in history]
-    if name == "rotation":  # a pre-training step: no loss inside the supervised stages
+    if name == "rotation":  # a pretext stage of the loop, before the supervised stages
+        assert history[0]["kind"] == "pretext" and 0.0 <= history[0]["train_adapt_acc"] <= 1.0
+        assert [r["stage"] for r in history][:2] == ["rotation", "head"] and len(history) == 3
         assert all(v is None for v in losses)
     else:  # head stage on stored features: no term; the fine-tuning stage: the term's loss
         assert losses[0] is None and losses[-1] is not None and losses[-1] == losses[-1]
@@ -65,6 +67,8 @@ def test_every_registered_extension_runs_through_the_loop(
         assert records[name]["name"] == name and "top1_agreement" in records["retention"]
     else:
         assert records["adapt"]["method"] == name and records["adapt"]["n_unlabeled"] > 0
+    if name == "rotation":
+        assert [r["epoch"] for r in records["adapt"]["rotation"]["history"]] == [1]
 
 
 def test_an_inactive_extension_adds_no_loss_but_sees_every_epoch(digits_dir: Path) -> None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from graft.adapt.base import Adapter
+    from graft.adapt.rotation import RotationTerm
     from graft.adapt.term import AlignmentTerm
     from graft.data.base import Dataset, Samples
     from graft.model import GraftModel
@@ -52,23 +53,55 @@ class Adaptation(ExtensionBase):
     model: GraftModel | None = None
 
     name = "adapt"
-    term: AlignmentTerm | None = None
+    term: AlignmentTerm | RotationTerm | None = None
 
     def prepare(self, model: GraftModel, cfg: TrainConfig) -> None:
-        """Before training: rotation pre-training now, or build the alignment term."""
-        if self.adapter is not None and self.adapter.stage == "pretrain":
-            self.done["rotation"] = _pretrain(self, model, cfg)
-        elif self.adapter is not None:
-            from graft.adapt.term import AlignmentTerm
+        """Before training: build the rotation (pretext stage) or alignment term."""
+        if self.adapter is None:
+            return
+        if self.adapter.stage == "pretrain":
+            from graft.adapt.rotation import RotationPretext, RotationTerm
 
-            self.term = AlignmentTerm(
-                self.adapter,
-                self.paths,
-                batch_size=cfg.batch_size,
-                seed=cfg.seed,
-                augment=cfg.augment,
-                num_workers=cfg.num_workers,
-            )
+            assert isinstance(self.adapter, RotationPretext)
+            self.term = RotationTerm(
+                self.adapter, self.paths, batch_size=cfg.batch_size, augment=cfg.augment,
+                num_workers=cfg.num_workers, log=self.log,
+                weight_decay=float(self.options.get("weight_decay", 0.0)),
+            )  # fmt: skip
+            return
+        from graft.adapt.term import AlignmentTerm
+
+        self.term = AlignmentTerm(
+            self.adapter,
+            self.paths,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            augment=cfg.augment,
+            num_workers=cfg.num_workers,
+        )
+
+    def pretext_stages(self, plan: Plan) -> Plan:
+        """The plan with rotation pre-training prepended as a ``pretext`` stage (else as is)."""
+        if self.adapter is None or self.adapter.stage != "pretrain":
+            return plan
+        from dataclasses import replace
+
+        from graft.strategies.base import Stage
+
+        rotation = Stage(
+            name="rotation", kind="pretext", epochs=int(self.options.get("epochs", 1)),
+            lr=float(self.options.get("lr", 1e-4)),
+            multipliers=(*(1.0 for _ in plan.groups[:-1]), 0.0), bn="train", patience=None,
+        )  # fmt: skip
+        return replace(plan, stages=(rotation, *plan.stages))
+
+    def pretext_loader(self, model: GraftModel, generator: Any) -> Any:
+        """The pretext stage's batches (rotation: the unlabeled target images)."""
+        return self.term.pretext_loader(model, generator)  # type: ignore[union-attr]
+
+    def pretext_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The pretext stage's model inputs from a batch (rotation: four rotations)."""
+        return self.term.pretext_inputs(x)  # type: ignore[union-attr]
 
     def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool:
         """Active in a stage that runs the backbone when an alignment method was asked for."""
@@ -88,6 +121,10 @@ class Adaptation(ExtensionBase):
 
     def on_epoch(self, row: dict[str, Any]) -> None:
         """Log the alignment metrics, then add the target report's ``target_*`` metrics."""
+        if row.get("kind") == "pretext":
+            if self.term is not None:
+                self.term.on_epoch(row)
+            return
         self.report_alignment(row)
         if self.target_eval is not None and self.model is not None:
             TargetReport(self.model, self.target_eval, self.log)(row)
@@ -113,6 +150,8 @@ class Adaptation(ExtensionBase):
     def finish(self, model: GraftModel, dataset: Dataset, cfg: TrainConfig) -> dict[str, Any]:
         """Store what was done in ``model.info["adaptation"]`` (and the final target metrics)."""
         del dataset, cfg
+        if self.term is not None and hasattr(self.term, "result"):
+            self.done["rotation"] = self.term.result()
         info: dict[str, Any] = {
             "method": self.method,
             "options": self.options,
@@ -235,40 +274,3 @@ def _active_stages(plan: Plan, method: str) -> list[str]:
             "adapt='rotation'"
         )
     return active
-
-
-def _pretrain(adaptation: Adaptation, model: GraftModel, cfg: TrainConfig) -> dict[str, Any]:
-    """Rotation pre-training of the backbone on the target images, before the stages."""
-    import torch
-
-    from graft.data import ImageDataset, build_transform
-    from graft.data.unlabeled import unlabeled_samples
-    from graft.training.loop import make_accelerator
-
-    device = make_accelerator(cfg).device  # Accelerate picks the device, as in the loop
-    model.to(device)
-    dataset = ImageDataset(
-        unlabeled_samples(adaptation.paths), build_transform(model.data_config, train=cfg.augment)
-    )
-    batch = max(2, cfg.batch_size // 4)  # every image is seen at four rotations
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        num_workers=cfg.num_workers,
-        drop_last=len(dataset) > batch,
-    )
-    result = adaptation.adapter.pretrain(  # type: ignore[union-attr,operator]
-        model.backbone,
-        loader,
-        device=device,
-        progress=cfg.progress,
-        **{k: v for k, v in adaptation.options.items() if k in ROTATION_OPTIONS},
-    )
-    for row in result["history"]:
-        adaptation.log(
-            f"  rotation epoch {int(row['epoch'])}: loss {row['rotation_loss']:.4f}  "
-            f"accuracy {row['rotation_acc']:.4f}"
-        )
-    return result

@@ -73,6 +73,8 @@ class AlignmentTerm(ExtensionBase):
 
     def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool:
         """Move the adapter to the device and build the target images' dataset for this stage."""
+        if stage.kind == "pretext":
+            return False
         from graft.data import ImageDataset, build_transform
         from graft.data.unlabeled import unlabeled_samples
 

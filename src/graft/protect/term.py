@@ -61,6 +61,8 @@ class RegularizerTerm(ExtensionBase):
 
     def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool:
         """Snapshot the pretrained state at the first stage that trains the backbone."""
+        if stage.kind == "pretext":
+            return False  # a self-supervised stage: nothing to keep yet, no task head trains
         if self.ready:
             return True
         device = getattr(accelerator, "device", None)

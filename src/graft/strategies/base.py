@@ -34,6 +34,9 @@ class Stage:
             the head train).
         patience: early stopping on the monitored validation metric; None disables it.
         freeze_patterns: parameter-name patterns (fnmatch) frozen whatever the group says.
+        kind: ``task`` (the labeled data and the task's loss) or ``pretext`` (a self-supervised
+            stage whose data and loss come from an extension, e.g. rotation on unlabeled
+            target images; prepended by :func:`graft.workflows.extensions.setup_extensions`).
     """
 
     name: str
@@ -43,8 +46,11 @@ class Stage:
     bn: BNPolicy = "frozen"
     patience: int | None = None
     freeze_patterns: tuple[str, ...] = ()
+    kind: Literal["task", "pretext"] = "task"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("task", "pretext"):
+            raise ValueError(f"stage {self.name!r}: kind must be 'task' or 'pretext'")
         if self.epochs < 0:
             raise ValueError(f"stage {self.name!r}: epochs must be >= 0, got {self.epochs}")
         if not self.lr > 0:

@@ -187,22 +187,29 @@ def train(
             continue
         state = resume if index == resume.get("stage") else {}
         trainable = apply_trainable(model, stage)
-        on_features = cfg.use_cache and stage.backbone_frozen
+        pretext = stage.kind == "pretext"
+        on_features = not pretext and cfg.use_cache and stage.backbone_frozen
         where = "stored features" if on_features else "images"
+        where = "unlabeled images (pretext)" if pretext else where
         log(
             f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}"
         )
         generator = torch.Generator()
-        if on_features:
+        if pretext:
+            active = _pretext_extension(extensions, model, stage, accelerator)
+            loaders = (active[0].pretext_loader(model, generator), None)
+        elif on_features:
             loaders = feature_loaders(model, data, cfg, accelerator, generator)
             note = constant_features_note(loaders[0].dataset, model)
             if note:
                 log(note)
         else:
             loaders = image_loaders(model, data, cfg, generator)
-        active = [] if on_features else setup_stage(extensions, model, stage, accelerator)
-        restore_states(active, state)
+        if not pretext:
+            active = [] if on_features else setup_stage(extensions, model, stage, accelerator)
+        restore_states(extensions, state)  # every extension: a later stage may need it
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
+        runner.saved = list(extensions)
         rows = runner.run(
             # Callbacks may add columns to a row (target_* metrics): the log writes it last.
             *loaders,
@@ -216,6 +223,21 @@ def train(
     logger.close()
     model.eval()
     return history
+
+
+def _pretext_extension(
+    extensions: Sequence[Any], model: GraftModel, stage: Stage, accelerator: Any
+) -> list[Any]:
+    """The one extension that runs a ``pretext`` stage (its data and its loss)."""
+    owners = [e for e in extensions if hasattr(e, "pretext_loader")]  # and pretext_inputs
+    active = setup_stage(owners, model, stage, accelerator)
+    if len(active) != 1:
+        raise ConfigError(
+            f"stage {stage.name!r} is a pretext stage: exactly one extension must provide its "
+            f"data and loss, found {len(active)}; add the extension that prepended it "
+            "(e.g. adapt='rotation' with unlabeled=...)"
+        )
+    return active
 
 
 def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> None:
@@ -271,6 +293,8 @@ class _StageRunner:
         )
         self.module: torch.nn.Module = model.head if on_features else model
         self.terms = list(terms)
+        self.pretext = stage.kind == "pretext"
+        self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
         self.generator = generator or torch.Generator()
         self.monitor, self.sign = _monitor(cfg.monitor)
 
@@ -286,7 +310,11 @@ class _StageRunner:
     ) -> list[dict[str, Any]]:
         from accelerate.utils import set_seed
 
-        groups = param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
+        groups = (
+            []
+            if self.pretext
+            else param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
+        )
         optimizer = torch.optim.AdamW(
             groups + extension_groups(self.terms, self.stage, self.cfg.weight_decay)
         )
@@ -295,8 +323,11 @@ class _StageRunner:
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-        prepared = self.acc.prepare(self.module, optimizer, train_loader, val_loader)
-        module, optimizer, train_loader, val_loader = prepared
+        if val_loader is None:  # a pretext stage: nothing labeled to validate on
+            module, optimizer, train_loader = self.acc.prepare(self.module, optimizer, train_loader)
+        else:
+            prepared = self.acc.prepare(self.module, optimizer, train_loader, val_loader)
+            module, optimizer, train_loader, val_loader = prepared
         rows: list[dict[str, Any]] = list(state.get("rows", []))
         best = state.get("best", math.inf)
         best_state = state.get("best_state")
@@ -316,30 +347,35 @@ class _StageRunner:
                 "train_loss": train_loss,
                 **term_metrics,
             }
-            row.update(self._validate(module, val_loader))
+            if self.pretext:
+                row["kind"] = "pretext"
+            else:
+                row.update(self._validate(module, val_loader))
             row.update(
                 lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3)
             )
-            if self.monitor not in row:
+            if not self.pretext and self.monitor not in row:
                 raise ConfigError(
                     f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}"
                 )
             rows.append(row)
             log(_epoch_line(row))
-            value = self.sign * row[self.monitor]
+            value = row["train_loss"] if self.pretext else self.sign * row[self.monitor]
             if self.cfg.schedule.per_epoch:
                 scheduler.step(value)
-            if value < best - 1e-9:
+            if self.pretext:
+                pass  # no validation: the last epoch's weights are kept
+            elif value < best - 1e-9:
                 best, bad = value, 0
                 best_state = copy.deepcopy(self.acc.unwrap_model(module).state_dict())
             else:
                 bad += 1
             stop = self.stage.patience is not None and bad >= self.stage.patience
+            for hook in hooks:  # before the checkpoint: it keeps what they add and record
+                hook(row)
             self._checkpoint(
                 optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop
             )
-            for hook in hooks:
-                hook(row)
             if stop:
                 log(f"  early stop: {self.monitor} did not improve for {bad} epochs")
                 break
@@ -376,7 +412,7 @@ class _StageRunner:
             "epoch": 0 if done else epoch,
             "model": model_state,
             "history": history + (rows if done else []),
-            "extensions": extension_states(self.terms),
+            "extensions": extension_states(self.saved),
         }
         if not done:
             state.update(
@@ -431,6 +467,12 @@ class _StageRunner:
         self, module: Any, x: torch.Tensor, y: torch.Tensor, progress: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The task's loss plus every extra term's, and their metrics."""
+        if self.pretext:  # the pretext extension's inputs and loss alone
+            (ext,) = self.terms
+            x = ext.pretext_inputs(x)  # type: ignore[attr-defined]  # e.g. four rotations
+            outputs, features = module(x, return_features=True)  # DDP and autocast apply
+            loss, found = extension_loss(ext, self.model, x, features, outputs, progress)
+            return loss, {f"{ext.name}_{k}": v for k, v in found.items()}
         if not self.terms:
             return self.model.task.loss(module(x), y), {}
         outputs, features = module(x, return_features=True)
@@ -475,9 +517,10 @@ def _monitor(name: str) -> tuple[str, int]:
 def _epoch_line(row: dict[str, Any]) -> str:
     keys = [k for k in row if k.startswith("val_") and k != "val_loss"][:3]
     extra = "  ".join(f"{k[4:]} {row[k]:.4f}" for k in keys)
+    val = f"val_loss {row['val_loss']:.4f}  " if "val_loss" in row else ""
     return (
         f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
-        f"val_loss {row['val_loss']:.4f}  {extra}  ({row['seconds']:.1f}s)"
+        f"{val}{extra}  ({row['seconds']:.1f}s)"
     )
 
 

@@ -78,6 +78,7 @@ def setup_extensions(
     if adaptation is not None:
         if not dry_run:
             adaptation.prepare(model, train_config)
+            plan = adaptation.pretext_stages(plan)
         extensions.append(adaptation)
     extensions += forgetting.extensions()
     return plan, extensions
