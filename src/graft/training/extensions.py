@@ -126,11 +126,6 @@ def extension_loss(
     return result
 
 
-def epoch_hooks(extensions: Sequence[Any]) -> list[Any]:
-    """Every extension's ``on_epoch`` (plain loss terms have none)."""
-    return [e.on_epoch for e in extensions if hasattr(e, "on_epoch")]
-
-
 def extension_states(extensions: Sequence[Any]) -> dict[str, Any]:
     """The state of every extension that has one (e.g. DANN's discriminator)."""
     return {e.name: e.state_dict() for e in extensions if hasattr(e, "state_dict")}
@@ -156,7 +151,6 @@ def extension_groups(extensions: Sequence[Any], stage: Stage, weight_decay: floa
 __all__ = [
     "Extension",
     "ExtensionBase",
-    "epoch_hooks",
     "extension_groups",
     "extension_loss",
     "extension_states",

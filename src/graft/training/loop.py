@@ -27,7 +27,6 @@ from graft.model import GraftModel
 from graft.strategies.base import Plan, Stage
 from graft.training.extensions import (
     Extension,
-    epoch_hooks,
     extension_groups,
     extension_loss,
     extension_states,
@@ -170,7 +169,8 @@ def train(
     ``extensions`` (:mod:`graft.training.extensions`: regularizers, domain adaptation, target
     reports) add their loss in the stages that run the backbone where their ``setup`` does not
     answer False; stages on stored features train the head alone. Every extension's
-    ``on_epoch`` sees each epoch's row after ``callbacks`` and before the log writes it.
+    ``on_epoch`` sees each epoch's row before the checkpoint (which keeps what it adds, e.g.
+    ``target_*`` metrics), then ``callbacks`` see it, then the log writes it.
     """
     from graft.training.logs import EpochLogger
 
@@ -211,12 +211,12 @@ def train(
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
         runner.saved = list(extensions)
         rows = runner.run(
-            # Callbacks may add columns to a row (target_* metrics): the log writes it last.
+            # Extensions and callbacks may add columns to a row: the log writes it last.
             *loaders,
             state=state,
             history=history,
             log=log,
-            hooks=[*callbacks, *epoch_hooks(extensions), logger.log],
+            hooks=[*callbacks, logger.log],
         )
         history += rows
         accelerator.free_memory()
@@ -371,11 +371,14 @@ class _StageRunner:
             else:
                 bad += 1
             stop = self.stage.patience is not None and bad >= self.stage.patience
-            for hook in hooks:  # before the checkpoint: it keeps what they add and record
-                hook(row)
+            for ext in self.saved:  # part of the epoch: the checkpoint keeps what they record
+                if hasattr(ext, "on_epoch"):
+                    ext.on_epoch(row)
             self._checkpoint(
                 optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop
             )
+            for hook in hooks:
+                hook(row)
             if stop:
                 log(f"  early stop: {self.monitor} did not improve for {bad} epochs")
                 break
