@@ -143,3 +143,31 @@ def test_dann_resumed_after_a_kill_matches_an_uninterrupted_run(
     resumed = _fit(digits_dir, **kw, checkpoint_dir=str(tmp_path / "b"), resume=True)
     for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.equal(a, b), f"{name} differs after resume"
+
+
+def test_rotation_is_a_resumable_pretext_stage_of_the_loop(
+    digits_dir: Path, flat_target: Path, tmp_path: Path
+) -> None:
+    """Rotation runs in the one loop: checkpoints carry its head and epochs, resume matches."""
+
+    class Killed(Exception):
+        pass
+
+    def kill_in_the_head_stage(row: dict[str, Any]) -> None:
+        if row["stage"] == "head" and row["epoch"] == 2:
+            raise Killed
+
+    kw: dict[str, Any] = {"unlabeled": flat_target, "adapt": "rotation", "epochs": 2}
+    kw.update(augment=False, adapt_options={"epochs": 2})
+    full = _fit(digits_dir, **kw, checkpoint_dir=str(tmp_path / "a"))
+    assert [r["stage"] for r in full.info["history"]][:2] == ["rotation", "rotation"]
+    with pytest.raises(Killed):
+        _fit(
+            digits_dir, **kw, checkpoint_dir=str(tmp_path / "b"), callbacks=[kill_in_the_head_stage]
+        )
+    resumed = _fit(digits_dir, **kw, checkpoint_dir=str(tmp_path / "b"), resume=True)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), f"{name} differs after resume"
+    rotation = resumed.info["adaptation"]["rotation"]
+    assert rotation == full.info["adaptation"]["rotation"]
+    assert [r["epoch"] for r in rotation["history"]] == [1, 2]

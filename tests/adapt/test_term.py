@@ -19,7 +19,8 @@ from graft.model import GraftModel
 from graft.strategies.base import Stage
 from graft.tasks.base import Classification
 from graft.testing import tiny_backbone
-from graft.training.loop import TrainConfig, term_groups
+from graft.training.extensions import extension_groups
+from graft.training.loop import TrainConfig
 
 STAGE = Stage("tune", epochs=2, lr=1e-3, multipliers=(1.0, 0.5))
 QUIET: dict[str, Any] = {"progress": False, "log": lambda s: None}
@@ -66,7 +67,9 @@ def test_only_adapters_with_parameters_add_optimizer_groups() -> None:
     dann = AlignmentTerm(create_adapter("dann", 8, hidden=4), [Path("a"), Path("b")])
     coral = AlignmentTerm(create_adapter("coral", 8), [Path("a"), Path("b")])
     plain = SimpleNamespace(name="plain")  # a term without parameters of its own
-    groups = term_groups([dann, coral, plain], STAGE, TrainConfig(weight_decay=0.01))  # type: ignore[list-item]
+    groups = extension_groups(
+        [dann, coral, plain], STAGE, TrainConfig(weight_decay=0.01).weight_decay
+    )
     assert len(groups) == 1
     assert groups[0]["lr"] == pytest.approx(5e-4), "the head's rate"
     assert groups[0]["weight_decay"] == 0.01

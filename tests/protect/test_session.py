@@ -14,6 +14,7 @@ from graft.protect import REGULARIZERS, create_regularizer
 from graft.protect.session import start_forgetting
 from graft.protect.term import RegularizerTerm, copy_state
 from graft.testing import tiny_backbone
+from graft.workflows.extensions import train_config_for
 from graft.workflows.fit import load_data, make_plan, task_spec_for, train_config
 
 
@@ -57,7 +58,7 @@ def test_term_anchors_once_and_drops_the_metric_prefix(setting) -> None:
     term.setup(model, stage, None)  # a later stage: the anchor stays at the first weights
     x = torch.randn(2, 3, 32, 32)
     outputs, features = model(x, return_features=True)
-    loss, metrics = term(model, x, features, outputs, 0.5)
+    loss, metrics = term.loss(model, x, features, outputs, 0.5)
     assert loss.item() > 0
     assert "drift" in metrics and not any(k.startswith("l2sp_") for k in metrics)
 
@@ -78,18 +79,18 @@ def test_resumed_run_anchors_at_the_pretrained_weights(name: str, setting) -> No
     term.setup(model.eval(), plan.stages[-1], None)
     assert all(torch.equal(v, moved[k]) for k, v in copy_state(model.backbone).items())
     outputs, features = model(x, return_features=True)
-    assert term(model, x, features, outputs, 0.0)[0].item() > 0
+    assert term.loss(model, x, features, outputs, 0.0)[0].item() > 0
     model.backbone.load_state_dict(pretrained)
     outputs, features = model(x, return_features=True)
-    assert term(model, x, features, outputs, 0.0)[0].item() == pytest.approx(0.0, abs=1e-7)
+    assert term.loss(model, x, features, outputs, 0.0)[0].item() == pytest.approx(0.0, abs=1e-7)
 
 
 def test_l2sp_turns_the_optimizer_decay_off_unless_given(setting) -> None:
     model, plan, data = setting
     session = start_forgetting(model, plan, data, regularize="l2sp", log=lambda s: None)
-    cfg = train_config(weight_decay=1e-4)
-    assert session.train_config(cfg, weight_decay_given=False).weight_decay == 0.0
-    assert session.train_config(cfg, weight_decay_given=True).weight_decay == 1e-4
+    cfg, exts, quiet = train_config(weight_decay=1e-4), session.extensions(), lambda s: None
+    assert train_config_for(cfg, exts, weight_decay_given=False, log=quiet).weight_decay == 0.0
+    assert train_config_for(cfg, exts, weight_decay_given=True, log=quiet).weight_decay == 1e-4
 
 
 def test_frozen_backbone_says_the_term_is_inactive(digits_dir: Path) -> None:
@@ -128,7 +129,8 @@ def test_retention_on_given_images(setting, digits_dir: Path) -> None:
     with torch.no_grad():
         for p in model.backbone.model.conv_stem.parameters():
             p.mul_(-1.0)
-    session.finish(model, data, batch_size=8)
+    for ext in session.extensions():
+        ext.finish(model, data, train_config(batch_size=8))
     moved = model.info["retention"]
     assert moved["samples"] == 15 and str(digits_dir / "3") in moved["reference"]
     assert moved["mean_kl"] > 0

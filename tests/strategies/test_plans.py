@@ -93,3 +93,12 @@ def test_stage_validation() -> None:
         Stage("x", 1, 0.0, (1.0,))
     with pytest.raises(ValueError, match="multipliers"):
         Plan("x", ("a", "head"), (Stage("x", 1, 1e-3, (1.0,)),))
+
+
+@pytest.mark.parametrize("rates", [(0.1, 0.2), (0.1,) * 7])
+def test_group_lrs_of_the_wrong_length_name_the_option_and_the_count(
+    rates: tuple[float, ...],
+) -> None:
+    strategy = create_strategy("full", group_lrs=rates)
+    with pytest.raises(ConfigError, match=r"group_lrs has \d rates .* give 6"):
+        strategy.plan(GROUPS, epochs=1, lr=1.0)

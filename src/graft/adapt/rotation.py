@@ -18,6 +18,7 @@ from graft.adapt.base import ADAPTERS, Adapter
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError
 from graft.protect.base import backbone_params, first_item, resolve_device
+from graft.training.extensions import ExtensionBase
 
 
 def rotate_batch(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,3 +180,137 @@ def _rotation_epoch(
         "rotation_acc": acc_sum / seen,
         "steps": float(steps),
     }
+
+
+class RotationTerm(ExtensionBase):
+    """Rotation pre-training as a ``pretext`` stage of the one training loop.
+
+    The stage (prepended to the plan by :func:`graft.workflows.extensions.setup_extensions`)
+    trains the whole backbone and :attr:`head` on the unlabeled target images, each seen at four
+    rotations; Accelerate chooses the device and precision, and checkpoints carry the head.
+
+    Args:
+        head: the rotation classifier.
+        paths: unlabeled target image files.
+        batch_size: the loop's batch size (a quarter of it per step: every image counts four).
+        augment: the training augmentation on target images.
+        num_workers: DataLoader workers.
+        weight_decay: AdamW weight decay of the stage (backbone and head).
+        log: where to write each epoch's rotation loss and accuracy.
+    """
+
+    name = "adapt"
+
+    def __init__(
+        self,
+        head: RotationPretext,
+        paths: list[Any],
+        *,
+        batch_size: int = 32,
+        augment: bool = True,
+        num_workers: int = 0,
+        weight_decay: float = 0.0,
+        log: Any = print,
+    ) -> None:
+        self.head, self.paths = head, list(paths)
+        self.batch = max(2, batch_size // 4)
+        self.augment, self.num_workers, self.weight_decay = augment, num_workers, weight_decay
+        self.log = log
+        self._model: Any = None
+        self.history: list[dict[str, float]] = []
+        self._runner: Any = head
+        self._labels = torch.zeros(0, dtype=torch.long)
+        self._steps = 0
+
+    def setup(self, model: Any, stage: Any, accelerator: Any) -> bool:
+        """Active only in the pretext stage: the head moves to Accelerate's device."""
+        if stage.kind != "pretext":
+            return False
+        self._model = model
+        self.head.to(accelerator.device)
+        if accelerator.num_processes > 1:  # the head's gradients are averaged like the model's
+            self._runner = accelerator.prepare_model(self.head)
+        return True
+
+    def pretext_loader(self, model: Any, generator: torch.Generator) -> Any:
+        """Batches of target images (their placeholder labels are never read)."""
+        from graft.data import ImageDataset, build_transform
+        from graft.data.unlabeled import unlabeled_samples
+
+        transform = build_transform(model.data_config, train=self.augment)
+        dataset = ImageDataset(unlabeled_samples(self.paths), transform)
+        loader = torch.utils.data.DataLoader(
+            dataset,
+            batch_size=self.batch,
+            shuffle=True,
+            generator=generator,
+            num_workers=self.num_workers,
+            drop_last=len(dataset) > self.batch,
+        )
+        self._steps = len(loader)
+        return loader
+
+    def parameter_groups(self, stage: Any) -> list[dict[str, Any]]:
+        """In the pretext stage: every backbone group and the head, at the stage's rate."""
+        if stage.kind != "pretext" or self._model is None:
+            return []
+        from graft.training.params import param_groups
+
+        groups = param_groups(self._model, stage, weight_decay=self.weight_decay)
+        head = {"params": list(self.head.parameters()), "lr": stage.lr, "name": "rotation"}
+        return [*groups, {**head, "weight_decay": self.weight_decay}]
+
+    def pretext_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The batch at four rotations (the loop runs the model on it); keeps the labels."""
+        rotated, self._labels = rotate_batch(x)
+        return rotated
+
+    def loss(
+        self,
+        model: Any,
+        x: torch.Tensor,
+        features: torch.Tensor,
+        outputs: torch.Tensor,
+        progress: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The 4-way rotation loss on the rotated batch's features, and the accuracy."""
+        del model, x, outputs, progress
+        self.head.train()
+        loss, metrics = self._runner(features, self._labels)
+        return loss, {"acc": metrics["rotation_acc"]}
+
+    def on_epoch(self, row: dict[str, Any]) -> None:
+        """Keep and log the pretext stage's epochs (the supervised stages are not its own)."""
+        if row.get("kind") != "pretext" or "train_adapt_acc" not in row:
+            return
+        entry = {
+            "epoch": float(row["epoch"]),
+            "rotation_loss": float(row["train_loss"]),
+            "rotation_acc": float(row["train_adapt_acc"]),
+            "steps": float(self._steps),
+        }
+        self.history.append(entry)
+        self.log(
+            f"  rotation epoch {row['epoch']}: loss {entry['rotation_loss']:.4f}  "
+            f"accuracy {entry['rotation_acc']:.4f}"
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rotation head and the epochs so far, for checkpoints."""
+        head = {k: v.detach().clone() for k, v in self.head.state_dict().items()}
+        return {"head": head, "history": [dict(h) for h in self.history]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.head.load_state_dict(state["head"])
+        self.history = [dict(h) for h in state.get("history", [])]
+
+    def result(self) -> dict[str, Any]:
+        """What pre-training did, in :func:`pretrain_rotation`'s format."""
+        if not self.history:
+            return {"history": []}
+        last = self.history[-1]
+        return {
+            "history": self.history,
+            "rotation_loss": last["rotation_loss"],
+            "rotation_acc": last["rotation_acc"],
+        }

@@ -9,19 +9,24 @@ its accuracy is reported per epoch and at the end, never used to train or to sel
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graft.errors import ConfigError
+from graft.training.extensions import ExtensionBase
 
 if TYPE_CHECKING:
+    import torch
+
     from graft.adapt.base import Adapter
-    from graft.data.base import Samples
+    from graft.adapt.rotation import RotationTerm
+    from graft.adapt.term import AlignmentTerm
+    from graft.data.base import Dataset, Samples
     from graft.model import GraftModel
-    from graft.strategies.base import Plan
-    from graft.training.loop import Callback, LossTerm, TrainConfig
+    from graft.strategies.base import Plan, Stage
+    from graft.training.loop import TrainConfig
 
 DEFAULT_METHOD = "dann"
 #: Options of rotation pre-training (keywords of :func:`~graft.adapt.pretrain_rotation`).
@@ -29,8 +34,12 @@ ROTATION_OPTIONS = ("epochs", "lr", "weight_decay")
 
 
 @dataclass(eq=False)
-class Adaptation:
-    """A checked adaptation request for one fit: the method, its target images, its report set."""
+class Adaptation(ExtensionBase):
+    """A checked adaptation request for one fit, as the loop's extension named ``adapt``.
+
+    It holds the method, its target images and its report set; :meth:`prepare` runs rotation
+    pre-training or builds the alignment term that :meth:`loss` delegates to.
+    """
 
     method: str | None
     adapter: Adapter | None
@@ -41,35 +50,95 @@ class Adaptation:
     target_eval: Samples | None = None
     log: Callable[[str], None] = print
     done: dict[str, Any] = field(default_factory=dict)
+    model: GraftModel | None = None
 
-    def before_training(
+    name = "adapt"
+    term: AlignmentTerm | RotationTerm | None = None
+
+    def prepare(self, model: GraftModel, cfg: TrainConfig) -> None:
+        """Before training: build the rotation (pretext stage) or alignment term."""
+        if self.adapter is None:
+            return
+        if self.adapter.stage == "pretrain":
+            from graft.adapt.rotation import RotationPretext, RotationTerm
+
+            assert isinstance(self.adapter, RotationPretext)
+            self.term = RotationTerm(
+                self.adapter, self.paths, batch_size=cfg.batch_size, augment=cfg.augment,
+                num_workers=cfg.num_workers, log=self.log,
+                weight_decay=float(self.options.get("weight_decay", 0.0)),
+            )  # fmt: skip
+            return
+        from graft.adapt.term import AlignmentTerm
+
+        self.term = AlignmentTerm(
+            self.adapter,
+            self.paths,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            augment=cfg.augment,
+            num_workers=cfg.num_workers,
+        )
+
+    def pretext_stages(self, plan: Plan) -> Plan:
+        """The plan with rotation pre-training prepended as a ``pretext`` stage (else as is)."""
+        if self.adapter is None or self.adapter.stage != "pretrain":
+            return plan
+        from dataclasses import replace
+
+        from graft.strategies.base import Stage
+
+        rotation = Stage(
+            name="rotation", kind="pretext", epochs=int(self.options.get("epochs", 1)),
+            lr=float(self.options.get("lr", 1e-4)),
+            multipliers=(*(1.0 for _ in plan.groups[:-1]), 0.0), bn="train", patience=None,
+        )  # fmt: skip
+        return replace(plan, stages=(rotation, *plan.stages))
+
+    def pretext_loader(self, model: GraftModel, generator: Any) -> Any:
+        """The pretext stage's batches (rotation: the unlabeled target images)."""
+        return self.term.pretext_loader(model, generator)  # type: ignore[union-attr]
+
+    def pretext_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """The pretext stage's model inputs from a batch (rotation: four rotations)."""
+        return self.term.pretext_inputs(x)  # type: ignore[union-attr]
+
+    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool:
+        """Active in a stage that runs the backbone when an alignment method was asked for."""
+        return self.term is not None and self.term.setup(model, stage, accelerator)
+
+    def loss(
         self,
         model: GraftModel,
-        cfg: TrainConfig,
-        terms: Sequence[LossTerm],
-        callbacks: Sequence[Callback],
-    ) -> tuple[list[LossTerm], list[Callback]]:
-        """Rotation pre-training now, or the alignment term; the target report callback."""
-        terms, callbacks = list(terms), list(callbacks)
-        if self.adapter is not None and self.adapter.stage == "pretrain":
-            self.done["rotation"] = _pretrain(self, model, cfg)
-        elif self.adapter is not None:
-            from graft.adapt.term import AlignmentTerm
+        x: torch.Tensor,
+        features: torch.Tensor,
+        outputs: torch.Tensor,
+        progress: float,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The alignment loss of this batch against a batch of target images."""
+        assert self.term is not None, "setup answered False: the loop adds no loss here"
+        return self.term.loss(model, x, features, outputs, progress)
 
-            terms.append(
-                AlignmentTerm(
-                    self.adapter,
-                    self.paths,
-                    batch_size=cfg.batch_size,
-                    seed=cfg.seed,
-                    augment=cfg.augment,
-                    num_workers=cfg.num_workers,
-                )
-            )
-            callbacks.append(self.report_alignment)
-        if self.target_eval is not None:
-            callbacks.append(TargetReport(model, self.target_eval, self.log))
-        return terms, callbacks
+    def on_epoch(self, row: dict[str, Any]) -> None:
+        """Log the alignment metrics, then add the target report's ``target_*`` metrics."""
+        if row.get("kind") == "pretext":
+            if self.term is not None:
+                self.term.on_epoch(row)
+            return
+        self.report_alignment(row)
+        if self.target_eval is not None and self.model is not None:
+            TargetReport(self.model, self.target_eval, self.log)(row)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The adapter's weights (DANN's discriminator) for checkpoints."""
+        return self.term.state_dict() if self.term is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.term is not None:
+            self.term.load_state_dict(state)
+
+    def parameter_groups(self, stage: Stage) -> list[dict[str, Any]]:
+        return self.term.parameter_groups(stage) if self.term is not None else []
 
     def report_alignment(self, row: dict[str, Any]) -> None:
         """Log an epoch's alignment metrics (DANN: domain accuracy), where the term ran."""
@@ -78,8 +147,11 @@ class Adaptation:
         if shown:
             self.log(f"  {self.method}: {'  '.join(shown)}")
 
-    def finish(self, model: GraftModel) -> dict[str, Any]:
+    def finish(self, model: GraftModel, dataset: Dataset, cfg: TrainConfig) -> dict[str, Any]:
         """Store what was done in ``model.info["adaptation"]`` (and the final target metrics)."""
+        del dataset, cfg
+        if self.term is not None and hasattr(self.term, "result"):
+            self.done["rotation"] = self.term.result()
         info: dict[str, Any] = {
             "method": self.method,
             "options": self.options,
@@ -156,8 +228,9 @@ def start_adaptation(
         + (f"; {len(report)} labeled target images only to report" if report is not None else "")
     )
     return Adaptation(
-        method, adapter, adapter.options() | options, str(unlabeled), paths, active, report, log
-    )
+        method, adapter, adapter.options() | options, str(unlabeled), paths, active, report, log,
+        model=model,
+    )  # fmt: skip
 
 
 def _report_only(
@@ -165,7 +238,7 @@ def _report_only(
 ) -> Adaptation:
     report = model.samples_for(target_eval)
     log(f"target report: {len(report)} labeled target images, used only to report")
-    return Adaptation(None, None, {}, "", [], [], report, log)
+    return Adaptation(None, None, {}, "", [], [], report, log, model=model)
 
 
 def _method(unlabeled: str | Path | None, adapt: str | None) -> str:
@@ -201,39 +274,3 @@ def _active_stages(plan: Plan, method: str) -> list[str]:
             "adapt='rotation'"
         )
     return active
-
-
-def _pretrain(adaptation: Adaptation, model: GraftModel, cfg: TrainConfig) -> dict[str, Any]:
-    """Rotation pre-training of the backbone on the target images, before the stages."""
-    import torch
-
-    from graft.data import ImageDataset, build_transform
-    from graft.data.unlabeled import unlabeled_samples
-
-    device = torch.device("cuda" if torch.cuda.is_available() and not cfg.cpu else "cpu")
-    model.to(device)
-    dataset = ImageDataset(
-        unlabeled_samples(adaptation.paths), build_transform(model.data_config, train=cfg.augment)
-    )
-    batch = max(2, cfg.batch_size // 4)  # every image is seen at four rotations
-    loader = torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch,
-        shuffle=True,
-        generator=torch.Generator().manual_seed(cfg.seed),
-        num_workers=cfg.num_workers,
-        drop_last=len(dataset) > batch,
-    )
-    result = adaptation.adapter.pretrain(  # type: ignore[union-attr,operator]
-        model.backbone,
-        loader,
-        device=device,
-        progress=cfg.progress,
-        **{k: v for k, v in adaptation.options.items() if k in ROTATION_OPTIONS},
-    )
-    for row in result["history"]:
-        adaptation.log(
-            f"  rotation epoch {int(row['epoch'])}: loss {row['rotation_loss']:.4f}  "
-            f"accuracy {row['rotation_acc']:.4f}"
-        )
-    return result

@@ -19,13 +19,14 @@ import torch
 
 from graft.adapt.base import Adapter
 from graft.errors import ConfigError
+from graft.training.extensions import ExtensionBase
 
 if TYPE_CHECKING:
     from graft.model import GraftModel
     from graft.strategies.base import Stage
 
 
-class AlignmentTerm:
+class AlignmentTerm(ExtensionBase):
     """A :class:`~graft.training.loop.LossTerm` around an ``align`` adapter (DANN, CORAL, MMD).
 
     The adapter's own parameters (DANN's discriminator) are offered to the stage's optimizer
@@ -70,8 +71,10 @@ class AlignmentTerm:
         self._epoch, self._cycle = -1, 0
         self._rank, self._world = 0, 1
 
-    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> None:
+    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool:
         """Move the adapter to the device and build the target images' dataset for this stage."""
+        if stage.kind == "pretext":
+            return False
         from graft.data import ImageDataset, build_transform
         from graft.data.unlabeled import unlabeled_samples
 
@@ -83,6 +86,7 @@ class AlignmentTerm:
         transform = build_transform(model.data_config, train=self.augment)
         self._dataset = ImageDataset(unlabeled_samples(self.paths), transform)
         self._epoch, self._cycle = -1, 0
+        return True
 
     def state_dict(self) -> dict[str, Any]:
         """The adapter's weights (a DANN discriminator), saved with every checkpoint."""
@@ -100,7 +104,7 @@ class AlignmentTerm:
         lr = stage.lr * (stage.multipliers[-1] or 1.0)
         return [{"params": params, "lr": lr, "name": self.name}]
 
-    def __call__(
+    def loss(
         self,
         model: GraftModel,
         x: torch.Tensor,

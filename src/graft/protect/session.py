@@ -12,21 +12,21 @@ and stores it in ``model.info["retention"]``, so forgetting is measured, not gue
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graft.errors import ConfigError
 from graft.protect.base import REGULARIZERS, Regularizer, create_regularizer
 from graft.protect.term import RegularizerTerm, copy_state
+from graft.training.extensions import ExtensionBase
 
 if TYPE_CHECKING:
     from graft.backbones.base import Backbone
     from graft.data.base import Dataset, Samples
     from graft.model import GraftModel
     from graft.strategies.base import Plan
-    from graft.training.loop import LossTerm, TrainConfig
 
 #: Cap on reference images for the retention report (two forward passes each).
 RETENTION_SAMPLES = 512
@@ -41,33 +41,44 @@ class ForgettingSession:
     retention_data: str | Path | None
     log: Callable[[str], None]
 
-    def train_config(self, cfg: TrainConfig, *, weight_decay_given: bool) -> TrainConfig:
-        """L2-SP decays the new head itself: the optimizer's own decay is off unless asked for."""
-        if self.term is None or self.term.name != "l2sp" or weight_decay_given:
-            return cfg
-        self.log("  l2sp: optimizer weight decay set to 0 (L2-SP's beta decays the head)")
-        return replace(cfg, weight_decay=0.0)
+    def extensions(self) -> list[ExtensionBase]:
+        """The loop's extensions: the regularizer term, then the retention report."""
+        out: list[ExtensionBase] = [self.term] if self.term is not None else []
+        if self.original is not None:
+            out.append(RetentionReport(self.original, self.retention_data, self.log))
+        return out
 
-    def before_training(self, terms: Sequence[LossTerm]) -> list[LossTerm]:
-        return [*terms, self.term] if self.term is not None else list(terms)
 
-    def finish(self, model: GraftModel, dataset: Dataset, batch_size: int) -> None:
-        """Store the regularizer's options and the retention report in ``model.info``."""
-        if self.term is not None:
-            model.info["regularize"] = {
-                "name": self.term.name,
-                **self.term.regularizer.options(),
-            }
-        if self.original is None:
-            return
+class RetentionReport(ExtensionBase):
+    """An extension without a loss: after training, agreement with the original model.
+
+    Args:
+        original: a frozen copy of the backbone before training, with its source classifier.
+        retention_data: reference images (default: the target test, else val split).
+        log: where to print the report.
+    """
+
+    name = "retention"
+
+    def __init__(
+        self, original: Backbone, retention_data: str | Path | None, log: Callable[[str], None]
+    ) -> None:
+        self.original, self.retention_data, self.log = original, retention_data, log
+
+    def finish(self, model: GraftModel, dataset: Dataset, cfg: Any) -> dict[str, Any]:
+        """Measure retention; also kept in ``model.info["retention"]``."""
         samples, where = _reference(dataset, self.retention_data)
-        report = measure_retention(self.original, model, samples, batch_size=batch_size)
+        param = next(model.parameters(), None)
+        if param is not None:  # the original runs where Accelerate put the trained model
+            self.original.to(param.device)
+        report = measure_retention(self.original, model, samples, batch_size=cfg.batch_size)
         report["reference"] = where
         model.info["retention"] = report
         self.log(
             f"retention (original model vs fine-tuned backbone + original head, {where}): "
             f"top-1 agreement {report['top1_agreement']:.1%}, KL {report['mean_kl']:.4f} nats"
         )
+        return report
 
 
 def start_forgetting(

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from graft.protect.base import Regularizer
+from graft.training.extensions import ExtensionBase
 
 if TYPE_CHECKING:
+    from graft.data.base import Dataset
     from graft.model import GraftModel
     from graft.strategies.base import Stage
 
@@ -25,8 +27,8 @@ if TYPE_CHECKING:
 ReferenceFactory = Callable[[], Iterable[Any]]
 
 
-class RegularizerTerm:
-    """Adapts a :class:`Regularizer` to the loop's ``LossTerm`` protocol.
+class RegularizerTerm(ExtensionBase):
+    """A :class:`Regularizer` as an :class:`~graft.training.extensions.Extension` of the loop.
 
     Args:
         regularizer: a configured regularizer (``create_regularizer("ewc", lam=1.0)``).
@@ -57,10 +59,12 @@ class RegularizerTerm:
         self.log = log
         self.ready = False
 
-    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> None:
+    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool:
         """Snapshot the pretrained state at the first stage that trains the backbone."""
+        if stage.kind == "pretext":
+            return False  # a self-supervised stage: nothing to keep yet, no task head trains
         if self.ready:
-            return
+            return True
         device = getattr(accelerator, "device", None)
         batches = self.reference() if self.reference is not None else None
         current = copy_state(model.backbone) if self.anchor is not None else None
@@ -76,8 +80,9 @@ class RegularizerTerm:
         self.ready, self.anchor = True, None
         where = "the pretrained weights" if current is not None else "the current weights"
         self.log(f"  {self.name}: anchored at {where} (stage {stage.name!r})")
+        return True
 
-    def __call__(
+    def loss(
         self,
         model: GraftModel,
         x: torch.Tensor,
@@ -90,6 +95,13 @@ class RegularizerTerm:
         penalty, metrics = self.regularizer.penalty(model, x, outputs, features=features)
         prefix = f"{self.name}_"
         return penalty, {k.removeprefix(prefix): v for k, v in metrics.items()}
+
+    def finish(self, model: GraftModel, dataset: Dataset, cfg: Any) -> dict[str, Any]:
+        """The method and its options, also kept in ``model.info["regularize"]``."""
+        del dataset, cfg
+        record = {"name": self.name, **self.regularizer.options()}
+        model.info["regularize"] = record
+        return record
 
 
 def copy_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:

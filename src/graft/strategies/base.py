@@ -34,6 +34,9 @@ class Stage:
             the head train).
         patience: early stopping on the monitored validation metric; None disables it.
         freeze_patterns: parameter-name patterns (fnmatch) frozen whatever the group says.
+        kind: ``task`` (the labeled data and the task's loss) or ``pretext`` (a self-supervised
+            stage whose data and loss come from an extension, e.g. rotation on unlabeled
+            target images; prepended by :func:`graft.workflows.extensions.setup_extensions`).
     """
 
     name: str
@@ -43,8 +46,11 @@ class Stage:
     bn: BNPolicy = "frozen"
     patience: int | None = None
     freeze_patterns: tuple[str, ...] = ()
+    kind: Literal["task", "pretext"] = "task"
 
     def __post_init__(self) -> None:
+        if self.kind not in ("task", "pretext"):
+            raise ValueError(f"stage {self.name!r}: kind must be 'task' or 'pretext'")
         if self.epochs < 0:
             raise ValueError(f"stage {self.name!r}: epochs must be >= 0, got {self.epochs}")
         if not self.lr > 0:
@@ -159,6 +165,7 @@ class Strategy:
     def depth_multipliers(self, n_backbone: int, trainable_top: int) -> tuple[float, ...]:
         """Multipliers for backbone groups with the top ``trainable_top`` unfrozen, then head 1.0."""
         trainable_top = max(0, min(trainable_top, n_backbone))
+        self._check_group_lrs(n_backbone)
         mults = [0.0] * n_backbone
         for i in range(n_backbone - trainable_top, n_backbone):
             depth = n_backbone - i  # 1 for the group next to the head
@@ -167,6 +174,14 @@ class Strategy:
             else:
                 mults[i] = float(self.layer_decay**depth)
         return (*mults, 1.0)
+
+    def _check_group_lrs(self, n_backbone: int) -> None:
+        """One explicit rate per backbone group, or a ConfigError that says how many."""
+        if self.group_lrs is not None and len(self.group_lrs) != n_backbone:
+            raise ConfigError(
+                f"strategy {self.name!r} option group_lrs has {len(self.group_lrs)} rates but "
+                f"the backbone has {n_backbone} layer groups: give {n_backbone} (input side first)"
+            )
 
     def stage(self, name: str, epochs: int, lr: float, mults: tuple[float, ...]) -> Stage:
         return Stage(

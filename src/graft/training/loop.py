@@ -25,6 +25,14 @@ from graft.data.base import Dataset
 from graft.errors import ConfigError, TrainingError
 from graft.model import GraftModel
 from graft.strategies.base import Plan, Stage
+from graft.training.extensions import (
+    Extension,
+    extension_groups,
+    extension_loss,
+    extension_states,
+    restore_states,
+    setup_stage,
+)
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
 from graft.training.schedules import ScheduleConfig, build_scheduler
@@ -154,12 +162,15 @@ def train(
     *,
     log: Callable[[str], None] = print,
     callbacks: Sequence[Callback] = (),
-    terms: Sequence[LossTerm] = (),
+    extensions: Sequence[Extension | LossTerm] = (),
 ) -> list[dict[str, Any]]:
     """Run every stage of ``plan`` on ``data``; return the per-epoch history.
 
-    ``terms`` are extra losses (regularizers, domain adaptation) active in the stages that run
-    the backbone; stages on stored features train the head alone.
+    ``extensions`` (:mod:`graft.training.extensions`: regularizers, domain adaptation, target
+    reports) add their loss in the stages that run the backbone where their ``setup`` does not
+    answer False; stages on stored features train the head alone. Every extension's
+    ``on_epoch`` sees each epoch's row before the checkpoint (which keeps what it adds, e.g.
+    ``target_*`` metrics), then ``callbacks`` see it, then the log writes it.
     """
     from graft.training.logs import EpochLogger
 
@@ -176,26 +187,31 @@ def train(
             continue
         state = resume if index == resume.get("stage") else {}
         trainable = apply_trainable(model, stage)
-        on_features = cfg.use_cache and stage.backbone_frozen
+        pretext = stage.kind == "pretext"
+        on_features = not pretext and cfg.use_cache and stage.backbone_frozen
         where = "stored features" if on_features else "images"
+        where = "unlabeled images (pretext)" if pretext else where
         log(
             f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}"
         )
         generator = torch.Generator()
-        if on_features:
+        if pretext:
+            active = _pretext_extension(extensions, model, stage, accelerator)
+            loaders = (active[0].pretext_loader(model, generator), None)
+        elif on_features:
             loaders = feature_loaders(model, data, cfg, accelerator, generator)
             note = constant_features_note(loaders[0].dataset, model)
             if note:
                 log(note)
         else:
             loaders = image_loaders(model, data, cfg, generator)
-        active = [] if on_features else list(terms)
-        for term in active:
-            term.setup(model, stage, accelerator)
-        _restore_terms(active, state)
+        if not pretext:
+            active = [] if on_features else setup_stage(extensions, model, stage, accelerator)
+        restore_states(extensions, state)  # every extension: a later stage may need it
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
+        runner.saved = list(extensions)
         rows = runner.run(
-            # Callbacks may add columns to a row (target_* metrics): the log writes it last.
+            # Extensions and callbacks may add columns to a row: the log writes it last.
             *loaders,
             state=state,
             history=history,
@@ -209,16 +225,19 @@ def train(
     return history
 
 
-def _term_states(terms: Sequence[LossTerm]) -> dict[str, Any]:
-    """The state of every term that has one (e.g. DANN's discriminator), for checkpoints."""
-    return {t.name: t.state_dict() for t in terms if hasattr(t, "state_dict")}
-
-
-def _restore_terms(terms: Sequence[LossTerm], state: dict[str, Any]) -> None:
-    saved = state.get("terms", {})
-    for term in terms:
-        if term.name in saved and hasattr(term, "load_state_dict"):
-            term.load_state_dict(saved[term.name])
+def _pretext_extension(
+    extensions: Sequence[Any], model: GraftModel, stage: Stage, accelerator: Any
+) -> list[Any]:
+    """The one extension that runs a ``pretext`` stage (its data and its loss)."""
+    owners = [e for e in extensions if hasattr(e, "pretext_loader")]  # and pretext_inputs
+    active = setup_stage(owners, model, stage, accelerator)
+    if len(active) != 1:
+        raise ConfigError(
+            f"stage {stage.name!r} is a pretext stage: exactly one extension must provide its "
+            f"data and loss, found {len(active)}; add the extension that prepended it "
+            "(e.g. adapt='rotation' with unlabeled=...)"
+        )
+    return active
 
 
 def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> None:
@@ -274,6 +293,8 @@ class _StageRunner:
         )
         self.module: torch.nn.Module = model.head if on_features else model
         self.terms = list(terms)
+        self.pretext = stage.kind == "pretext"
+        self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
         self.generator = generator or torch.Generator()
         self.monitor, self.sign = _monitor(cfg.monitor)
 
@@ -289,15 +310,24 @@ class _StageRunner:
     ) -> list[dict[str, Any]]:
         from accelerate.utils import set_seed
 
-        groups = param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
-        optimizer = torch.optim.AdamW(groups + term_groups(self.terms, self.stage, self.cfg))
+        groups = (
+            []
+            if self.pretext
+            else param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
+        )
+        optimizer = torch.optim.AdamW(
+            groups + extension_groups(self.terms, self.stage, self.cfg.weight_decay)
+        )
         steps = self.stage.epochs * math.ceil(len(train_loader) / self.cfg.grad_accum)
         scheduler = build_scheduler(optimizer, steps, self.cfg.schedule)
         if "optimizer" in state:
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
-        prepared = self.acc.prepare(self.module, optimizer, train_loader, val_loader)
-        module, optimizer, train_loader, val_loader = prepared
+        if val_loader is None:  # a pretext stage: nothing labeled to validate on
+            module, optimizer, train_loader = self.acc.prepare(self.module, optimizer, train_loader)
+        else:
+            prepared = self.acc.prepare(self.module, optimizer, train_loader, val_loader)
+            module, optimizer, train_loader, val_loader = prepared
         rows: list[dict[str, Any]] = list(state.get("rows", []))
         best = state.get("best", math.inf)
         best_state = state.get("best_state")
@@ -317,25 +347,33 @@ class _StageRunner:
                 "train_loss": train_loss,
                 **term_metrics,
             }
-            row.update(self._validate(module, val_loader))
+            if self.pretext:
+                row["kind"] = "pretext"
+            else:
+                row.update(self._validate(module, val_loader))
             row.update(
                 lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3)
             )
-            if self.monitor not in row:
+            if not self.pretext and self.monitor not in row:
                 raise ConfigError(
                     f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}"
                 )
             rows.append(row)
             log(_epoch_line(row))
-            value = self.sign * row[self.monitor]
+            value = row["train_loss"] if self.pretext else self.sign * row[self.monitor]
             if self.cfg.schedule.per_epoch:
                 scheduler.step(value)
-            if value < best - 1e-9:
+            if self.pretext:
+                pass  # no validation: the last epoch's weights are kept
+            elif value < best - 1e-9:
                 best, bad = value, 0
                 best_state = copy.deepcopy(self.acc.unwrap_model(module).state_dict())
             else:
                 bad += 1
             stop = self.stage.patience is not None and bad >= self.stage.patience
+            for ext in self.saved:  # part of the epoch: the checkpoint keeps what they record
+                if hasattr(ext, "on_epoch"):
+                    ext.on_epoch(row)
             self._checkpoint(
                 optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop
             )
@@ -377,7 +415,7 @@ class _StageRunner:
             "epoch": 0 if done else epoch,
             "model": model_state,
             "history": history + (rows if done else []),
-            "terms": _term_states(self.terms),
+            "extensions": extension_states(self.saved),
         }
         if not done:
             state.update(
@@ -432,13 +470,19 @@ class _StageRunner:
         self, module: Any, x: torch.Tensor, y: torch.Tensor, progress: float
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """The task's loss plus every extra term's, and their metrics."""
+        if self.pretext:  # the pretext extension's inputs and loss alone
+            (ext,) = self.terms
+            x = ext.pretext_inputs(x)  # type: ignore[attr-defined]  # e.g. four rotations
+            outputs, features = module(x, return_features=True)  # DDP and autocast apply
+            loss, found = extension_loss(ext, self.model, x, features, outputs, progress)
+            return loss, {f"{ext.name}_{k}": v for k, v in found.items()}
         if not self.terms:
             return self.model.task.loss(module(x), y), {}
         outputs, features = module(x, return_features=True)
         task_loss = self.model.task.loss(outputs, y)
         loss, metrics = task_loss, {"task_loss": task_loss.item()}
         for term in self.terms:
-            extra, term_metrics = term(self.model, x, features, outputs, progress)
+            extra, term_metrics = extension_loss(term, self.model, x, features, outputs, progress)
             loss = loss + extra
             metrics[f"{term.name}_loss"] = extra.item()
             metrics.update({f"{term.name}_{k}": v for k, v in term_metrics.items()})
@@ -459,19 +503,6 @@ class _StageRunner:
         return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
 
 
-def term_groups(terms: Sequence[LossTerm], stage: Stage, cfg: TrainConfig) -> list[dict[str, Any]]:
-    """Optimizer groups of the terms' own parameters (e.g. a DANN discriminator).
-
-    A term that owns parameters exposes ``parameter_groups(stage) -> list[dict]``; groups
-    without a ``weight_decay`` get the loop's.
-    """
-    out: list[dict[str, Any]] = []
-    for term in terms:
-        get = getattr(term, "parameter_groups", None)
-        out += [{"weight_decay": cfg.weight_decay, **g} for g in (get(stage) if get else [])]
-    return out
-
-
 def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any]) -> dict[str, Any]:
     if module is model:
         return state
@@ -489,9 +520,10 @@ def _monitor(name: str) -> tuple[str, int]:
 def _epoch_line(row: dict[str, Any]) -> str:
     keys = [k for k in row if k.startswith("val_") and k != "val_loss"][:3]
     extra = "  ".join(f"{k[4:]} {row[k]:.4f}" for k in keys)
+    val = f"val_loss {row['val_loss']:.4f}  " if "val_loss" in row else ""
     return (
         f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
-        f"val_loss {row['val_loss']:.4f}  {extra}  ({row['seconds']:.1f}s)"
+        f"{val}{extra}  ({row['seconds']:.1f}s)"
     )
 
 

@@ -256,26 +256,28 @@ def fit(
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
     model.info["plan"] = plan.to_dict()
-    from graft.protect.session import start_forgetting
+    from graft.workflows.extensions import (
+        finish_extensions,
+        setup_extensions,
+        train_config_for,
+    )
 
-    forgetting = start_forgetting(
-        model, plan, dataset, regularize=regularize, regularize_strength=regularize_strength,
-        regularize_options=regularize_options, ewc_data=ewc_data, retention_data=retention_data,
-        retention=retention and not dry_run, use_cache=cfg.use_cache, log=log,
+    plan, extensions = setup_extensions(
+        model, plan, dataset, cfg, dry_run=dry_run, log=log,
+        protect={"regularize": regularize, "regularize_strength": regularize_strength,
+                 "regularize_options": regularize_options, "ewc_data": ewc_data,
+                 "retention": retention, "retention_data": retention_data},
+        adapt={"unlabeled": unlabeled, "adapt": adapt, "adapt_options": adapt_options,
+               "target_eval": target_eval},
     )  # fmt: skip
-    cfg = forgetting.train_config(cfg, weight_decay_given="weight_decay" in train_options)
-    from graft.adapt.session import start_adaptation
-
-    adaptation = start_adaptation(
-        model, plan, cfg, unlabeled=unlabeled, adapt=adapt, adapt_options=adapt_options,
-        target_eval=target_eval, log=log,
-    )  # fmt: skip
+    cfg = train_config_for(
+        cfg, extensions, weight_decay_given="weight_decay" in train_options, log=log
+    )
     if dry_run:
         return model
-    if adaptation is not None:
-        terms, callbacks = adaptation.before_training(model, cfg, terms, callbacks)
-    terms = forgetting.before_training(terms)
-    history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks, terms=terms)
+    history = train(
+        model, plan, dataset, cfg, log=log, callbacks=callbacks, extensions=[*terms, *extensions]
+    )
     metrics = {"val": model.evaluate(dataset.val)}
     if dataset.test is not None and len(dataset.test):
         metrics["test"] = model.evaluate(dataset.test)
@@ -286,9 +288,7 @@ def fit(
         train_config=cfg.to_dict(),
         seconds=round(time.perf_counter() - started, 2),
     )
-    if adaptation is not None:
-        adaptation.finish(model)
-    forgetting.finish(model, dataset, cfg.batch_size)
+    model.info["extensions"] = finish_extensions(extensions, model, dataset, cfg)
     if out is not None and main_process:
         model.save(out)
         if cfg.checkpoint_dir == f"{out}.ckpt":
