@@ -75,7 +75,7 @@ def store_config(
 def samples_features(backbone: Backbone, samples: Samples, cfg: Any) -> Any:
     """Stored features of ``samples`` (computed once if missing), as fit reads them."""
     from graft.model import GraftModel
-    from graft.tasks.base import Classification
+    from graft.tasks import Classification
     from graft.training.loaders import stored_features
 
     # stored_features reads the model's backbone and preprocessing only; the head is a stand-in.
