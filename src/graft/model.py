@@ -307,13 +307,14 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _expand(files: Iterable[str | Path]) -> list[Path]:
-    from graft.data.images import IMAGE_EXTENSIONS
+    """Files as given; folders listed as fit lists them (hidden, ``__MACOSX`` and folders skipped)."""
+    from graft.data.images import list_images
 
     out: list[Path] = []
     for f in files:
         p = Path(f)
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS)
+            out += list_images(p)
         elif p.exists():
             out.append(p)
         else:

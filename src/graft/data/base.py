@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "multilabel", "multitask"]
 
 
 @dataclass
 class Samples:
     """One split: file paths and their targets.
 
-    ``targets`` is ``int64`` of shape ``(n,)`` (class indices) for classification and
-    ``float32`` of shape ``(n, n_targets)`` for regression, in original units.
+    ``targets`` is ``int64`` of shape ``(n,)`` (class indices) for classification,
+    ``float32`` of shape ``(n, n_targets)`` for regression (in original units), a 0/1 ``float32``
+    matrix ``(n, n_labels)`` for multi-label, and the subtasks' columns side by side for
+    multi-task (see ``Dataset.subtasks``).
     """
 
     paths: list[Path]
@@ -50,12 +52,17 @@ class Dataset:
     target_names: list[str] | None = None
     source: str = ""
     skipped: list[tuple[Path, str]] = field(default_factory=list)
+    #: multitask only: each task's ``name``, ``kind``, ``columns`` (its width in ``targets``)
+    #: and ``class_names`` or ``target_names``, in target-column order.
+    subtasks: list[dict[str, Any]] | None = None
 
     @property
     def num_outputs(self) -> int:
-        if self.task == "classification":
+        if self.task in ("classification", "multilabel"):
             assert self.class_names is not None
             return len(self.class_names)
+        if self.task == "multitask":
+            return sum(len(t.get("class_names") or [t["name"]]) for t in self.subtasks or [])
         assert self.target_names is not None
         return len(self.target_names)
 
