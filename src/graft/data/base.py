@@ -66,6 +66,23 @@ class Dataset:
         assert self.target_names is not None
         return len(self.target_names)
 
+    def class_counts(self) -> list[int] | None:
+        """Training samples per class (per label for multi-label); None for other tasks."""
+        if self.class_names is None or self.task not in ("classification", "multilabel"):
+            return None
+        t = np.asarray(self.train.targets)
+        if self.task == "multilabel":
+            return [int(v) for v in t.reshape(len(t), -1).sum(axis=0)]
+        return np.bincount(t.astype(np.int64), minlength=len(self.class_names)).tolist()
+
+    def describe(self) -> str:
+        """What the model learns, in words: ``10 classes``, ``targets a, b``, ``tasks a, b``."""
+        if self.task == "multitask":
+            return "tasks " + ", ".join(f"{t['name']} ({t['kind']})" for t in self.subtasks or [])
+        if self.task in ("classification", "multilabel"):
+            return f"{len(self.class_names or [])} {'labels' if self.task == 'multilabel' else 'classes'}"
+        return f"targets {', '.join(self.target_names or [])}"
+
     def splits(self) -> dict[str, Samples]:
         out = {"train": self.train, "val": self.val}
         if self.test is not None:

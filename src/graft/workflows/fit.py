@@ -12,7 +12,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from graft.backbones.base import Backbone
@@ -306,9 +305,7 @@ def data_summary(data: Dataset) -> dict[str, Any]:
     out.update({f"n_{k}": len(v) for k, v in data.splits().items()})
     if data.class_names is not None:
         out["classes"] = list(data.class_names)
-        out["class_counts"] = np.bincount(
-            data.train.targets, minlength=len(data.class_names)
-        ).tolist()
+        out["class_counts"] = data.class_counts()
     if data.target_names is not None:
         out["targets"] = list(data.target_names)
     out["skipped"] = [str(p) for p, _ in data.skipped]
@@ -317,12 +314,7 @@ def data_summary(data: Dataset) -> dict[str, Any]:
 
 def describe_data(data: Dataset) -> str:
     parts = ", ".join(f"{k} {len(v)}" for k, v in data.splits().items())
-    what = (
-        f"{len(data.class_names or [])} classes"
-        if data.task == "classification"
-        else f"targets {', '.join(data.target_names or [])}"
-    )
-    return f"data: {data.source} ({data.task}, {what}; {parts})"
+    return f"data: {data.source} ({data.task}, {data.describe()}; {parts})"
 
 
 def lr_find(
