@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graft.errors import ConfigError
+from graft.errors import ConfigError, DataError
 from graft.tasks.base import TASKS, TaskSpec
 from graft.tasks.multitask import MultiTask
 
@@ -69,3 +69,64 @@ def _subtask_specs(data: Dataset, weights: dict[str, float]) -> list[TaskSpec]:
         specs.append(replace(spec, name=str(t["name"]), loss_weight=weight))
         col += width
     return specs
+
+
+def align_targets(
+    spec: TaskSpec,
+    targets: np.ndarray,
+    class_names: list[str] | None,
+    subtasks: list[dict[str, Any]] | None = None,
+) -> np.ndarray:
+    """Dataset targets re-encoded in the model's order (classes, labels, subtasks).
+
+    Data read from another folder or table numbers its classes by what it holds; this maps
+    them onto the classes the model predicts.
+
+    Raises:
+        DataError: the data holds classes, labels or tasks the model does not know.
+    """
+    mine = list(spec.class_names or [])
+    if spec.kind == "classification" and class_names is not None and list(class_names) != mine:
+        _check_known(class_names, mine, "classes")
+        lookup = np.array([mine.index(n) for n in class_names], dtype=np.int64)
+        return lookup[np.asarray(targets, dtype=np.int64)]
+    if spec.kind == "multilabel" and class_names is not None and list(class_names) != mine:
+        _check_known(class_names, mine, "labels")
+        t = np.asarray(targets).reshape(len(targets), -1)
+        out = np.zeros((len(t), len(mine)), dtype=np.float32)
+        out[:, [mine.index(n) for n in class_names]] = t
+        return out
+    if spec.kind == "multitask" and subtasks is not None:
+        return _align_subtasks(spec, np.asarray(targets), subtasks)
+    return targets
+
+
+def _check_known(names: list[str], mine: list[str], what: str) -> None:
+    unknown = sorted(set(names) - set(mine))
+    if unknown:
+        raise DataError(
+            f"{what} {unknown} are not known to this model (it predicts {mine}); "
+            f"evaluate on data with the model's {what}"
+        )
+
+
+def _align_subtasks(spec: TaskSpec, targets: np.ndarray, subtasks: list[dict[str, Any]]) -> Any:
+    t = targets.reshape(len(targets), -1)
+    columns, col = {}, 0
+    for s in subtasks:
+        width = int(s.get("columns", 1))
+        columns[str(s["name"])] = (s, t[:, col : col + width])
+        col += width
+    parts = []
+    for sub in spec.subtasks or ():
+        if sub.name not in columns:
+            raise DataError(
+                f"the data has no column for task {sub.name!r} (it has {', '.join(columns)}); "
+                "evaluate on a table with every target column the model was trained on"
+            )
+        info, part = columns[str(sub.name)]
+        if sub.kind == "classification":
+            part = part[:, 0].astype(np.int64)
+        aligned = align_targets(sub, part, info.get("class_names"))
+        parts.append(np.asarray(aligned, dtype=np.float32).reshape(len(t), -1))
+    return np.concatenate(parts, axis=1)
