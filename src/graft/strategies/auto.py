@@ -297,9 +297,10 @@ def _score_and_guard(
         out.update(
             score_name=score, score=measure.measure_score(score, backbone, fx, fy, data.task)
         )
-        if SCORES.get(score).needs == "features":
+        task = data.task
+        if SCORES.get(score).needs == "features" and task in ("classification", "regression"):
             all_pix, all_y = np.concatenate(list(pix.values())), np.concatenate(list(y.values()))
-            out["pixel_score"] = compute(score, targets=all_y, task=data.task, features=all_pix)
+            out["pixel_score"] = compute(score, targets=all_y, task=task, features=all_pix)
     except (ConfigError, DataError):
         pass
     return out
