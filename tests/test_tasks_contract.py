@@ -123,5 +123,5 @@ def test_label_separator_alone_reads_a_multilabel_table(table: Path, tmp_path: P
     """``graft fit t.csv --label-separator ';'`` used to end in a TypeError traceback."""
     out = tmp_path / "model"
     argv = ["fit", str(table), *TINY, *QUIET, "--strategy", "feature-extraction"]
-    assert main([*argv, "--label-column", "tags", "--label-separator", ";", "--out", str(out)]) == 0
+    assert main([*argv, "--label-separator", ";", "--out", str(out)]) == 0  # finds ``tags``
     assert graft.load(out).task_spec.kind == "multilabel"
