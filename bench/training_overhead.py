@@ -31,7 +31,7 @@ def batches(n_batches: int, batch_size: int, size: int) -> list[tuple[torch.Tens
 
 def build(size: int) -> tuple[torch.nn.Module, object, object]:
     from graft.model import GraftModel
-    from graft.tasks.base import Classification
+    from graft.tasks import Classification
     from graft.training.params import apply_trainable
     from graft.workflows.fit import make_backbone, make_plan
 

@@ -189,7 +189,7 @@ class GraftModel(nn.Module):
         merged = Samples(
             [p for s in chosen for p in s.paths], np.concatenate([s.targets for s in chosen])
         )
-        return self._remap_classes(merged, data.class_names)
+        return self._remap_classes(merged, data.class_names, data)
 
     def _training_split(self, source: str | Path) -> dict[str, Any]:
         """The split settings this model was trained with, when ``source`` is its training data.
@@ -203,20 +203,13 @@ class GraftModel(nn.Module):
             return dict(recorded)
         return {"val_fraction": 0.0, "test_fraction": 0.0}
 
-    def _remap_classes(self, samples: Samples, names: list[str] | None) -> Samples:
-        mine = self.task_spec.class_names
-        if self.task_spec.kind != "classification" or names is None or mine is None:
-            return samples
-        if list(names) == list(mine):
-            return samples
-        unknown = sorted(set(names) - set(mine))
-        if unknown:
-            raise DataError(
-                f"classes {unknown} are not known to this model (it predicts {list(mine)}); "
-                "evaluate on data with the model's classes"
-            )
-        lookup = np.array([mine.index(n) for n in names], dtype=np.int64)
-        return Samples(samples.paths, lookup[samples.targets])
+    def _remap_classes(self, samples: Samples, names: list[str] | None, data: Any) -> Samples:
+        """Targets in this model's class, label and subtask order (see ``align_targets``)."""
+        from graft.tasks.spec import align_targets
+
+        subtasks = getattr(data, "subtasks", None)
+        targets = align_targets(self.task_spec, samples.targets, names, subtasks)
+        return samples if targets is samples.targets else Samples(samples.paths, targets)
 
     # ---------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
@@ -307,13 +300,14 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def _expand(files: Iterable[str | Path]) -> list[Path]:
-    from graft.data.images import IMAGE_EXTENSIONS
+    """Files as given; folders listed as fit lists them (hidden, ``__MACOSX`` and folders skipped)."""
+    from graft.data.images import list_images
 
     out: list[Path] = []
     for f in files:
         p = Path(f)
         if p.is_dir():
-            out += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS)
+            out += list_images(p)
         elif p.exists():
             out.append(p)
         else:

@@ -36,7 +36,7 @@ from graft.backbones.sources import Source, SourceExample, register_source
 from graft.backbones.weights import file_sha256
 from graft.errors import BackboneError, ConfigError
 from graft.model import CONFIG_FILE, FORMAT, WEIGHTS_FILE, GraftModel, load
-from graft.tasks.base import Classification, Head, TaskSpec
+from graft.tasks import Classification, Head, TaskSpec
 
 SOURCE = "graft"
 

@@ -17,7 +17,7 @@ from graft.data.unlabeled import load_unlabeled
 from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.strategies.base import Stage
-from graft.tasks.base import Classification
+from graft.tasks import Classification
 from graft.testing import tiny_backbone
 from graft.training.extensions import extension_groups
 from graft.training.loop import TrainConfig

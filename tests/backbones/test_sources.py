@@ -30,7 +30,7 @@ from graft.backbones import (
 from graft.backbones.sources import source_for_spec
 from graft.errors import ArtifactError, BackboneError, ConfigError
 from graft.model import GraftModel
-from graft.tasks.base import Classification
+from graft.tasks import Classification
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "graft"
 

@@ -73,3 +73,17 @@ def test_no_batches_is_an_error(model_and_batches: tuple[GraftModel, list]) -> N
     model, _ = model_and_batches
     with pytest.raises(DataError, match="no batches"):
         layer_importance(model, [])
+
+
+def test_existing_gradients_are_restored(model_and_batches: tuple[GraftModel, list]) -> None:
+    model, batches = model_and_batches
+    x, y = batches[0]
+    model.zero_grad(set_to_none=True)
+    model.task.loss(model(x), y).backward()  # e.g. gradients accumulating in a training step
+    before = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert before
+    layer_importance(model, batches)
+    after = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    assert set(after) == set(before)
+    assert all(torch.equal(after[n], g) for n, g in before.items())
+    model.zero_grad(set_to_none=True)

@@ -37,7 +37,7 @@ def test_split_features_are_the_stored_ones_and_reused(small_digits: Path, tmp_p
 
 def _load(bb: object, path: Path) -> torch.Tensor:
     from graft.model import GraftModel
-    from graft.tasks.base import Classification
+    from graft.tasks import Classification
     from graft.training.loaders import FileLoader
 
     return FileLoader(GraftModel(bb, Classification.spec_for(["a", "b"])))(path)  # type: ignore[arg-type]

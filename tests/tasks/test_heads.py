@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from graft.tasks.base import TASKS, Classification, Regression, TaskSpec, create_task
-from graft.tasks.multitask import MultiLabel, MultiTask
+from graft.tasks import (
+    TASKS,
+    Classification,
+    MultiLabel,
+    MultiTask,
+    Regression,
+    TaskSpec,
+    create_task,
+)
 
 
 def _spec(kind: str) -> TaskSpec:

@@ -90,7 +90,7 @@ def test_resume_without_checkpoint_is_a_clear_error(digits_dir: Path, tmp_path: 
 def test_nan_loss_stops_with_a_clear_message(
     digits_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from graft.tasks.base import Classification
+    from graft.tasks import Classification
 
     monkeypatch.setattr(Classification, "loss", lambda self, o, t: o.sum() * float("nan"))
     with pytest.raises(

@@ -8,19 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "multilabel", "multitask"]
 
 
 @dataclass
 class Samples:
     """One split: file paths and their targets.
 
-    ``targets`` is ``int64`` of shape ``(n,)`` (class indices) for classification and
-    ``float32`` of shape ``(n, n_targets)`` for regression, in original units.
+    ``targets`` is ``int64`` of shape ``(n,)`` (class indices) for classification,
+    ``float32`` of shape ``(n, n_targets)`` for regression (in original units), a 0/1 ``float32``
+    matrix ``(n, n_labels)`` for multi-label, and the subtasks' columns side by side for
+    multi-task (see ``Dataset.subtasks``).
     """
 
     paths: list[Path]
@@ -51,14 +53,36 @@ class Dataset:
     source: str = ""
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     input_kind: str = "image"  # what its items are; a backbone must take this kind
+    #: multitask only: each task's ``name``, ``kind``, ``columns`` (its width in ``targets``)
+    #: and ``class_names`` or ``target_names``, in target-column order.
+    subtasks: list[dict[str, Any]] | None = None
 
     @property
     def num_outputs(self) -> int:
-        if self.task == "classification":
+        if self.task in ("classification", "multilabel"):
             assert self.class_names is not None
             return len(self.class_names)
+        if self.task == "multitask":
+            return sum(len(t.get("class_names") or [t["name"]]) for t in self.subtasks or [])
         assert self.target_names is not None
         return len(self.target_names)
+
+    def class_counts(self) -> list[int] | None:
+        """Training samples per class (per label for multi-label); None for other tasks."""
+        if self.class_names is None or self.task not in ("classification", "multilabel"):
+            return None
+        t = np.asarray(self.train.targets)
+        if self.task == "multilabel":
+            return [int(v) for v in t.reshape(len(t), -1).sum(axis=0)]
+        return np.bincount(t.astype(np.int64), minlength=len(self.class_names)).tolist()
+
+    def describe(self) -> str:
+        """What the model learns, in words: ``10 classes``, ``targets a, b``, ``tasks a, b``."""
+        if self.task == "multitask":
+            return "tasks " + ", ".join(f"{t['name']} ({t['kind']})" for t in self.subtasks or [])
+        if self.task in ("classification", "multilabel"):
+            return f"{len(self.class_names or [])} {'labels' if self.task == 'multilabel' else 'classes'}"
+        return f"targets {', '.join(self.target_names or [])}"
 
     def splits(self) -> dict[str, Samples]:
         out = {"train": self.train, "val": self.val}

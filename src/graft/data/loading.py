@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ def load(
     seed: int = 0,
     strict: bool = False,
     verify_images: bool = True,
+    label_separator: str | None = None,
 ) -> Dataset:
     """Load an image folder or a CSV/TSV/Parquet table into train/val/test splits.
 
@@ -37,17 +39,21 @@ def load(
 
     Args:
         source: the folder or table.
-        task: ``classification`` or ``regression``; inferred when None (folders classify; see
-            :mod:`graft.data.tables` for tables).
+        task: ``classification``, ``regression``, ``multilabel`` or ``multitask``; inferred
+            when None (folders classify; see :mod:`graft.data.tables` for tables, and
+            :mod:`graft.data.multi` for multi-label and multi-task tables).
         path_column: table column with image paths (default: path, file, filename, image,
             filepath).
         label_column: table column with class labels (default: label, class, target).
-        target_columns: table columns with regression targets (default: the numeric columns).
+        target_columns: table columns with regression targets (default: the numeric columns);
+            multitask: ``NAME`` or ``NAME:KIND`` per task (default: every other column).
         val_fraction: share of the data for validation when no val split is given.
         test_fraction: share for testing when no test split is given (0 → ``test`` is None).
         seed: random seed of the split.
         strict: raise at an unreadable image instead of skipping it with a warning.
         verify_images: check that every image decodes (once, at load).
+        label_separator: multi-label tables: separator of the labels in a cell (default ``;``);
+            given with ``task`` None, the table is read as multi-label.
 
     Returns:
         The :class:`Dataset`; skipped files are listed in ``Dataset.skipped``.
@@ -58,7 +64,7 @@ def load(
     """
     check_fractions(val_fraction, test_fraction)
     path = Path(source).expanduser()
-    rows = _read(path, task, path_column, label_column, target_columns)
+    rows = _read(path, task, path_column, label_column, target_columns, label_separator)
     skipped = check_images(rows.paths, strict=strict) if verify_images else []
     if skipped:
         rows = _without(rows, {p for p, _ in skipped})
@@ -80,8 +86,10 @@ def load(
         str(path),
         class_names,
     )
+    class_names = class_names if rows.class_names is None else rows.class_names
     data = Dataset(rows.task, train, val, test, class_names, rows.target_names, str(path), skipped)
-    if class_names is not None:
+    data.subtasks = rows.subtasks
+    if rows.task == "classification":
         _check_train_classes(data)
     return data
 
@@ -92,16 +100,18 @@ def _read(
     path_column: str | None,
     label_column: str | None,
     target_columns: list[str] | None,
+    label_separator: str | None = None,
 ) -> Rows:
     if not path.exists():
         raise DataError(
             f"{path}: no such file or folder; pass an image folder or a CSV/Parquet table"
         )
     if path.is_dir():
-        if task not in (None, "classification"):
+        if task not in (None, "classification") or label_separator is not None:
             raise ConfigError(
-                f"{path}: a folder of class folders is a classification dataset; for "
-                f"task={task!r} pass a table with target columns"
+                f"{path}: a folder of class folders is a classification dataset (one class per "
+                f"image); for task={task or 'multilabel'!r} pass a table: a label column with "
+                "labels joined by the separator (multilabel) or several target columns (multitask)"
             )
         files, labels, splits = read_folder(path)
         return Rows("classification", files, labels, None, splits, None)
@@ -112,6 +122,7 @@ def _read(
             path_column=path_column,
             label_column=label_column,
             target_columns=target_columns,
+            label_separator=label_separator,
         )
     raise DataError(
         f"{path}: not a folder or a table; pass an image folder or a file ending in "
@@ -121,13 +132,12 @@ def _read(
 
 def _without(rows: Rows, bad: set[Path]) -> Rows:
     keep = [i for i, p in enumerate(rows.paths) if p not in bad]
-    return Rows(
-        rows.task,
-        [rows.paths[i] for i in keep],
-        None if rows.labels is None else [rows.labels[i] for i in keep],
-        None if rows.targets is None else rows.targets[keep],
-        [rows.splits[i] for i in keep],
-        rows.target_names,
+    return replace(
+        rows,
+        paths=[rows.paths[i] for i in keep],
+        labels=None if rows.labels is None else [rows.labels[i] for i in keep],
+        targets=None if rows.targets is None else rows.targets[keep],
+        splits=[rows.splits[i] for i in keep],
     )
 
 

@@ -15,7 +15,7 @@ Task inference when ``task`` is None (pass it to be explicit):
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,13 @@ import numpy as np
 
 from graft.data.base import Task
 from graft.data.images import SPLIT_NAMES
+from graft.data.multi import (
+    DEFAULT_SEPARATOR,
+    label_sets,
+    multilabel_targets,
+    multitask_targets,
+    parse_columns,
+)
 from graft.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -43,6 +50,8 @@ class Rows:
     targets: np.ndarray | None
     splits: list[str | None]
     target_names: list[str] | None
+    class_names: list[str] | None = None
+    subtasks: list[dict[str, Any]] | None = field(default=None)
 
 
 def read_table(table: Path) -> pd.DataFrame:
@@ -227,8 +236,13 @@ def read_rows(
     path_column: str | None = None,
     label_column: str | None = None,
     target_columns: list[str] | None = None,
+    label_separator: str | None = None,
 ) -> Rows:
-    """Read ``table`` into paths, labels or targets, and splits (an optional ``split`` column)."""
+    """Read ``table`` into paths, labels or targets, and splits (an optional ``split`` column).
+
+    ``task="multilabel"`` (implied by a ``label_separator`` when ``task`` is None) and
+    ``task="multitask"`` are read by :mod:`graft.data.multi`.
+    """
     df = read_table(table)
     if path_column is None:
         path_column = _default_column(df, PATH_COLUMNS)
@@ -241,6 +255,12 @@ def read_rows(
     path_column = find_column(df, path_column, table, "path_column")
     split_column = _default_column(df, ("split",))
     reserved = {path_column} | ({split_column} if split_column else set())
+    if task is None and label_separator is not None:
+        task = "multilabel"
+    if task in ("multilabel", "multitask"):
+        rows = _multi_rows(df, table, task, label_column, target_columns, reserved)
+        sep = label_separator if label_separator is not None else DEFAULT_SEPARATOR
+        return rows(_paths(df, path_column, table), _splits(df, table), sep)
     kind, columns = infer_task(
         df,
         table,
@@ -254,3 +274,42 @@ def read_rows(
     if kind == "classification":
         return Rows(kind, paths, _labels(df, columns[0], table), None, splits, None)
     return Rows(kind, paths, None, _targets(df, columns, table), splits, columns)
+
+
+def _multi_rows(
+    df: pd.DataFrame,
+    table: Path,
+    task: str,
+    label_column: str | None,
+    target_columns: list[str] | None,
+    reserved: set[str],
+) -> Any:
+    """A function (paths, splits, separator) -> Rows for a multi-label or multi-task table."""
+    if task == "multilabel":
+        if target_columns:
+            raise ConfigError("multilabel reads one label column; pass label_column, not targets")
+        name = label_column or _default_column(df, (*LABEL_COLUMNS, "labels", "tags"))
+        if name is None:
+            cols = ", ".join(str(c) for c in df.columns)
+            raise DataError(
+                f"{table}: no label column (label, class, target, labels, tags); "
+                f"pass --label-column NAME. Available columns: {cols}"
+            )
+        column = find_column(df, name, table, "label_column")
+
+        def multilabel(paths: list[Path], splits: list[str | None], sep: str) -> Rows:
+            names, y = multilabel_targets(label_sets(df, column, sep), table, column)
+            return Rows("multilabel", paths, None, y, splits, None, class_names=names)
+
+        return multilabel
+    if label_column:
+        raise ConfigError("multitask reads target_columns (NAME or NAME:KIND), not label_column")
+    specs = parse_columns(target_columns or [str(c) for c in df.columns if str(c) not in reserved])
+    specs = [(find_column(df, n, table, "target_columns"), k) for n, k in specs]
+
+    def multitask(paths: list[Path], splits: list[str | None], sep: str) -> Rows:
+        subtasks, y = multitask_targets(df, table, specs, sep)
+        names = [str(t["name"]) for t in subtasks]
+        return Rows("multitask", paths, None, y, splits, names, subtasks=subtasks)
+
+    return multitask

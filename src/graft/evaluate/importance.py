@@ -51,6 +51,7 @@ def layer_importance(model: GraftModel, batches: Iterable[Batch]) -> dict[str, f
 
     groups = group_param_lists(model)
     flags = [p.requires_grad for p in model.parameters()]
+    grads = [None if p.grad is None else p.grad.detach().clone() for p in model.parameters()]
     was_training = model.training
     sums = np.zeros(len(groups))
     n = 0
@@ -66,8 +67,8 @@ def layer_importance(model: GraftModel, batches: Iterable[Batch]) -> dict[str, f
             sums += [_mean_abs_grad(params) for _, params in groups]
             n += 1
     finally:
-        model.zero_grad(set_to_none=True)
-        for p, flag in zip(model.parameters(), flags, strict=True):
+        for p, flag, grad in zip(model.parameters(), flags, grads, strict=True):
+            p.grad = grad
             p.requires_grad_(flag)
         model.train(was_training)
     if n == 0:

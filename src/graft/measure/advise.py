@@ -106,7 +106,10 @@ def score_and_guard(
         out.update(
             score_name=score_name, score=measure_score(score_name, backbone, fx, fy, data.task)
         )
-        if SCORES.get(score_name).needs == "features":
+        if SCORES.get(score_name).needs == "features" and data.task in (
+            "classification",
+            "regression",
+        ):
             all_pix, all_y = np.concatenate(list(pix.values())), np.concatenate(list(y.values()))
             out["pixel_score"] = score(score_name, targets=all_y, task=data.task, features=all_pix)
     except (ConfigError, DataError):

@@ -17,7 +17,7 @@ from graft.backbones.base import Backbone
 from graft.data.base import Dataset, Samples
 from graft.measure.features import Features
 from graft.model import GraftModel
-from graft.tasks.base import Classification
+from graft.tasks import Classification
 from graft.training.loaders import stored_features
 from graft.training.loop import TrainConfig
 

@@ -1,8 +1,11 @@
-"""Heads and the tasks they serve: the new layer on top of the backbone, its loss and metrics.
+"""What every task shares: the spec (data), the head module, the Task interface, the registry.
 
 A :class:`TaskSpec` is data (saved in the artifact); a task class registered in ``TASKS`` turns
 it into a head module, a loss, target encoding (regression targets are standardised for
-training and reported in original units) and metrics.
+training and reported in original units) and metrics. Each task lives in its own module
+(``classification``, ``regression``, ``multilabel``, ``multitask``) and registers itself here;
+``graft.tasks`` imports them all, so importing anything from ``graft.tasks`` registers them.
+This module imports none of them.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from graft._registry import Registry
 
@@ -98,6 +100,18 @@ class Task:
         self.spec = spec
         self.class_weights: torch.Tensor | None = None
 
+    @classmethod
+    def spec_from_data(
+        cls,
+        targets: np.ndarray,
+        *,
+        class_names: list[str] | None = None,
+        target_names: list[str] | None = None,
+        dropout: float = 0.0,
+    ) -> TaskSpec:
+        """The spec for training targets (in dataset encoding) and their names."""
+        raise NotImplementedError(f"task {cls.kind!r} cannot be built from a dataset alone")
+
     def build_head(self, in_features: int) -> Head:
         return Head(in_features, self.spec.num_outputs, self.spec.dropout)
 
@@ -127,105 +141,6 @@ class Task:
 TASKS: Registry[type[Task]] = Registry("task")
 
 
-@TASKS.register("classification")
-class Classification(Task):
-    """Binary and multi-class classification: cross-entropy; accuracy, top-k, macro-F1."""
-
-    kind = "classification"
-
-    @classmethod
-    def spec_for(cls, class_names: list[str], dropout: float = 0.0) -> TaskSpec:
-        return TaskSpec("classification", len(class_names), tuple(class_names), dropout=dropout)
-
-    def encode(self, targets: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(targets, dtype=np.int64))
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        w = self.class_weights
-        return F.cross_entropy(outputs, targets, weight=None if w is None else w.to(outputs.device))
-
-    def decode(self, outputs: np.ndarray) -> np.ndarray:
-        z = outputs - outputs.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
-
-    def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
-        from graft.tasks.metrics import classification_metrics
-
-        names = list(self.spec.class_names or [])
-        return classification_metrics(np.asarray(targets), decoded, class_names=names)
-
-    def rows(self, decoded: np.ndarray, std: np.ndarray | None = None) -> list[dict[str, Any]]:
-        names = self.spec.class_names or tuple(str(i) for i in range(decoded.shape[1]))
-        out = []
-        for n, i in enumerate(decoded.argmax(axis=1)):
-            row: dict[str, Any] = {"prediction": names[i], "probability": float(decoded[n, i])}
-            if std is not None:
-                row["probability_std"] = float(std[n, i])
-            out.append(row)
-        return out
-
-
-@TASKS.register("regression")
-class Regression(Task):
-    """One or more numeric targets: linear output, MSE on standardised targets; MAE, RMSE, R²."""
-
-    kind = "regression"
-
-    @classmethod
-    def spec_for(
-        cls, targets: np.ndarray, target_names: list[str], dropout: float = 0.0
-    ) -> TaskSpec:
-        t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
-        std = t.std(axis=0)
-        std = np.where(std > 0, std, 1.0)  # a constant target is left unscaled
-        return TaskSpec(
-            "regression",
-            t.shape[1],
-            target_names=tuple(target_names),
-            target_mean=tuple(float(v) for v in t.mean(axis=0)),
-            target_std=tuple(float(v) for v in std),
-            dropout=dropout,
-        )
-
-    def _scale(self) -> tuple[np.ndarray, np.ndarray]:
-        assert self.spec.target_mean is not None and self.spec.target_std is not None
-        return np.asarray(self.spec.target_mean), np.asarray(self.spec.target_std)
-
-    def encode(self, targets: np.ndarray) -> torch.Tensor:
-        mean, std = self._scale()
-        t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
-        return torch.as_tensor(((t - mean) / std).astype(np.float32))
-
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.mse_loss(outputs, targets)
-
-    def decode(self, outputs: np.ndarray) -> np.ndarray:
-        mean, std = self._scale()
-        return outputs * std + mean
-
-    def decode_targets(self, encoded: np.ndarray) -> np.ndarray:
-        return self.decode(encoded)
-
-    def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
-        from graft.tasks.metrics import regression_metrics
-
-        t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
-        names = list(self.spec.target_names or [])
-        return regression_metrics(t, decoded, target_names=names)
-
-    def rows(self, decoded: np.ndarray, std: np.ndarray | None = None) -> list[dict[str, Any]]:
-        names = self.spec.target_names or tuple(f"y{i}" for i in range(decoded.shape[1]))
-        out = []
-        for n, values in enumerate(decoded):
-            row: dict[str, Any] = {k: float(v) for k, v in zip(names, values, strict=True)}
-            if std is not None:
-                row.update({f"{k}_std": float(v) for k, v in zip(names, std[n], strict=True)})
-            out.append(row)
-        return out
-
-
 def create_task(spec: TaskSpec) -> Task:
-    import graft.tasks.multitask  # noqa: F401  (registers multilabel and multitask)
-
+    """The task object for ``spec`` (its kind must be registered in :data:`TASKS`)."""
     return TASKS.get(spec.kind)(spec)

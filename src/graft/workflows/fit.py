@@ -12,7 +12,6 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from graft.backbones.base import Backbone
@@ -21,7 +20,7 @@ from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.protect.base import Regularizer
 from graft.strategies.base import Plan, Strategy, create_strategy
-from graft.tasks.base import Classification, Regression, TaskSpec
+from graft.tasks import TaskSpec, spec_for
 from graft.training.loop import Callback, LossTerm, TrainConfig, train
 from graft.training.schedules import ScheduleConfig
 from graft.workflows.advise import resolve_auto  # measures on stored features
@@ -83,51 +82,8 @@ def make_backbone(
 def task_spec_for(
     data: Dataset, *, dropout: float = 0.0, loss_weights: dict[str, float] | None = None
 ) -> TaskSpec:
-    """The head's task spec from a dataset (regression scaling from the training split only).
-
-    Args:
-        loss_weights: multi-task only: weight of each subtask's loss by name (default 1.0).
-    """
-    from graft.tasks.multitask import MultiLabel, MultiTask
-
-    if data.task == "classification":
-        return Classification.spec_for(list(data.class_names or []), dropout=dropout)
-    if data.task == "regression":
-        return Regression.spec_for(
-            data.train.targets, list(data.target_names or []), dropout=dropout
-        )
-    if data.task == "multilabel":
-        return MultiLabel.spec_for(list(data.class_names or []), dropout=dropout)
-    if data.task == "multitask":
-        return MultiTask.spec_for(_subtask_specs(data, loss_weights or {}), dropout=dropout)
-    raise ConfigError(f"unknown task {data.task!r}")
-
-
-def _subtask_specs(data: Dataset, weights: dict[str, float]) -> list[TaskSpec]:
-    from dataclasses import replace
-
-    from graft.tasks.multitask import MultiLabel
-
-    subtasks = getattr(data, "subtasks", None) or []
-    unknown = sorted(set(weights) - {str(t["name"]) for t in subtasks})
-    if unknown:
-        names = ", ".join(str(t["name"]) for t in subtasks)
-        raise ConfigError(f"--loss-weights: no task named {', '.join(unknown)}; tasks: {names}")
-    specs, col = [], 0
-    train = data.train.targets.reshape(len(data.train.targets), -1)
-    for t in subtasks:
-        width = int(t.get("columns", 1))
-        if t["kind"] == "classification":
-            spec = Classification.spec_for(list(t["class_names"]))
-        elif t["kind"] == "regression":
-            spec = Regression.spec_for(train[:, col : col + width], list(t["target_names"]))
-        else:
-            spec = MultiLabel.spec_for(list(t["class_names"]))
-        specs.append(
-            replace(spec, name=str(t["name"]), loss_weight=float(weights.get(t["name"], 1.0)))
-        )
-        col += width
-    return specs
+    """The head's task spec from a dataset: see :func:`graft.tasks.spec_for` (its one home)."""
+    return spec_for(data, dropout=dropout, loss_weights=loss_weights)
 
 
 def make_plan(
@@ -348,9 +304,7 @@ def data_summary(data: Dataset) -> dict[str, Any]:
     out.update({f"n_{k}": len(v) for k, v in data.splits().items()})
     if data.class_names is not None:
         out["classes"] = list(data.class_names)
-        out["class_counts"] = np.bincount(
-            data.train.targets, minlength=len(data.class_names)
-        ).tolist()
+        out["class_counts"] = data.class_counts()
     if data.target_names is not None:
         out["targets"] = list(data.target_names)
     out["skipped"] = [str(p) for p, _ in data.skipped]
@@ -359,12 +313,7 @@ def data_summary(data: Dataset) -> dict[str, Any]:
 
 def describe_data(data: Dataset) -> str:
     parts = ", ".join(f"{k} {len(v)}" for k, v in data.splits().items())
-    what = (
-        f"{len(data.class_names or [])} classes"
-        if data.task == "classification"
-        else f"targets {', '.join(data.target_names or [])}"
-    )
-    return f"data: {data.source} ({data.task}, {what}; {parts})"
+    return f"data: {data.source} ({data.task}, {data.describe()}; {parts})"
 
 
 def lr_find(
