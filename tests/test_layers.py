@@ -85,7 +85,6 @@ KNOWN_ELSEWHERE: dict[str, set[tuple[str, str]]] = {
         ("graft.adapt.base", "graft.adapt"),  # registers the adapters by importing the package
         ("graft.protect.base", "graft.protect"),  # registers the regularizers likewise
         ("graft.strategies.base", "graft.strategies"),  # create_strategy registers the built-ins
-        ("graft.tasks.base", "graft.tasks.multitask"),  # registers multilabel and multitask
         ("graft.cli._commands", "graft.cli"),
         ("graft.cli.adapt", "graft.cli"),
         ("graft.protect.options", "graft.cli"),
@@ -112,9 +111,6 @@ KNOWN_ELSEWHERE: dict[str, set[tuple[str, str]]] = {
         ("graft.protect.session", "graft.protect.retention"),
         ("graft.strategies.base", "graft.strategies"),
         ("graft.strategies.base", "graft.strategies.render"),
-        ("graft.tasks.base", "graft.tasks.metrics"),
-        ("graft.tasks.base", "graft.tasks.multitask"),
-        ("graft.tasks.multitask", "graft.tasks.metrics"),
         ("graft.training.loop", "graft.training.checkpoint"),
         ("graft.training.loop", "graft.training.logs"),
         ("graft.training.lr_find", "graft.training.loaders"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graft.data.columns import column_labels, column_targets, is_numeric
 from graft.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -88,19 +89,17 @@ def subtask(
     df: pd.DataFrame, table: Path, column: str, kind: str | None, separator: str
 ) -> tuple[dict[str, Any], np.ndarray]:
     """One target column as a multi-task subtask: its description and its target columns."""
-    from graft.data.tables import _is_numeric, _labels, _targets
-
-    kind = kind or ("regression" if _is_numeric(df[column]) else "classification")
+    kind = kind or ("regression" if is_numeric(df[column]) else "classification")
     info: dict[str, Any] = {"name": column, "kind": kind}
     if kind == "regression":
-        y = _targets(df, [column], table)
+        y = column_targets(df, [column], table)
         info.update(columns=1, target_names=[column])
         return info, y
     if kind == "multilabel":
         names, y = multilabel_targets(label_sets(df, column, separator), table, column)
         info.update(columns=len(names), class_names=names)
         return info, y
-    labels = _labels(df, column, table)
+    labels = column_labels(df, column, table)
     names = sort_names(labels)
     if len(names) < 2:
         raise DataError(f"{table}: column {column!r} has fewer than 2 classes ({names})")

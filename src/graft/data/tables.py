@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graft.data.base import Task
+from graft.data.columns import column_labels, column_targets, is_numeric, row_name, whole_numbers
 from graft.data.images import SPLIT_NAMES
 from graft.data.multi import (
     DEFAULT_SEPARATOR,
@@ -89,21 +90,6 @@ def _default_column(df: pd.DataFrame, candidates: tuple[str, ...]) -> str | None
     return next((lower[c] for c in candidates if c in lower), None)
 
 
-def _is_numeric(s: pd.Series) -> bool:
-    import pandas as pd
-
-    return bool(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s))
-
-
-def _whole_numbers(s: pd.Series) -> bool:
-    v = s.dropna().to_numpy(dtype=np.float64)
-    return bool(np.all(v == np.round(v)))
-
-
-def _row(table: Path, i: int) -> str:
-    return f"{table} row {i + 1}"
-
-
 def infer_task(
     df: pd.DataFrame,
     table: Path,
@@ -138,23 +124,23 @@ def infer_task(
 
 
 def _numeric_columns(df: pd.DataFrame, reserved: set[str]) -> list[str]:
-    return [str(c) for c in df.columns if str(c) not in reserved and _is_numeric(df[c])]
+    return [str(c) for c in df.columns if str(c) not in reserved and is_numeric(df[c])]
 
 
 def _guess_task(df: pd.DataFrame, table: Path, reserved: set[str]) -> tuple[Task, list[str]]:
     name = _default_column(df, LABEL_COLUMNS)
     if name is not None:
         col = df[name]
-        if not _is_numeric(col) or (_whole_numbers(col) and name.lower() != "target"):
+        if not is_numeric(col) or (whole_numbers(col) and name.lower() != "target"):
             return "classification", [name]
-        if not _whole_numbers(col):
+        if not whole_numbers(col):
             return "regression", [name]
         raise DataError(
             f"{table}: column {name!r} holds whole numbers, which may be classes or values; "
             "pass --task classification or --task regression"
         )
     numeric = _numeric_columns(df, reserved)
-    if numeric and not all(_whole_numbers(df[c]) for c in numeric):
+    if numeric and not all(whole_numbers(df[c]) for c in numeric):
         return "regression", numeric
     raise DataError(
         f"{table}: cannot tell the task; pass --label-column NAME (classification) or "
@@ -167,11 +153,11 @@ def _paths(df: pd.DataFrame, column: str, table: Path) -> list[Path]:
     missing: list[str] = []
     for i, value in enumerate(df[column].tolist()):
         if value is None or (isinstance(value, float) and np.isnan(value)) or str(value) == "":
-            raise DataError(f"{_row(table, i)}: column {column!r} is empty; give an image path")
+            raise DataError(f"{row_name(table, i)}: column {column!r} is empty; give an image path")
         p = Path(str(value)).expanduser()
         p = p if p.is_absolute() else table.parent / p
         if not p.is_file():
-            missing.append(f"{_row(table, i)}: {value} not found (looked for {p})")
+            missing.append(f"{row_name(table, i)}: {value} not found (looked for {p})")
         out.append(p)
     if missing:
         more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -179,38 +165,6 @@ def _paths(df: pd.DataFrame, column: str, table: Path) -> list[Path]:
             f"{len(missing)} image files named in the table are missing "
             "(paths are relative to the table's folder):\n  " + "\n  ".join(missing[:5]) + more
         )
-    return out
-
-
-def _labels(df: pd.DataFrame, column: str, table: Path) -> list[str]:
-    out: list[str] = []
-    for i, v in enumerate(df[column].tolist()):
-        if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
-            raise DataError(
-                f"{_row(table, i)}: column {column!r} has no label; fill it or drop the row"
-            )
-        if isinstance(v, float) and v == round(v):
-            v = int(v)  # a label column with blanks elsewhere reads as float: 3.0 means "3"
-        out.append(str(v).strip())
-    return out
-
-
-def _targets(df: pd.DataFrame, columns: list[str], table: Path) -> np.ndarray:
-    import pandas as pd
-
-    out = np.empty((len(df), len(columns)), dtype=np.float32)
-    for j, c in enumerate(columns):
-        values = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            i = int(bad[0])
-            raw: Any = df[c].iloc[i]
-            what = "is empty" if pd.isna(raw) else f"is not a finite number ({raw!r})"
-            raise DataError(
-                f"{_row(table, i)}: column {c!r} {what} ({len(bad)} such rows); "
-                "regression targets must be numbers"
-            )
-        out[:, j] = values
     return out
 
 
@@ -223,7 +177,7 @@ def _splits(df: pd.DataFrame, table: Path) -> list[str | None]:
         key = str(v).strip().lower()
         if key not in SPLIT_NAMES:
             raise DataError(
-                f"{_row(table, i)}: split {v!r} is not one of train, val (valid, validation), test"
+                f"{row_name(table, i)}: split {v!r} is not one of train, val (valid, validation), test"
             )
         out.append(SPLIT_NAMES[key])
     return out
@@ -272,8 +226,8 @@ def read_rows(
     paths = _paths(df, path_column, table)
     splits = _splits(df, table)
     if kind == "classification":
-        return Rows(kind, paths, _labels(df, columns[0], table), None, splits, None)
-    return Rows(kind, paths, None, _targets(df, columns, table), splits, columns)
+        return Rows(kind, paths, column_labels(df, columns[0], table), None, splits, None)
+    return Rows(kind, paths, None, column_targets(df, columns, table), splits, columns)
 
 
 def _multi_rows(

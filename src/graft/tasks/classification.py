@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from graft.tasks.base import TASKS, Task, TaskSpec
+from graft.tasks.metrics import classification_metrics
 
 
 @TASKS.register("classification")
@@ -45,8 +46,6 @@ class Classification(Task):
         return e / e.sum(axis=1, keepdims=True)
 
     def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
-        from graft.tasks.metrics import classification_metrics
-
         names = list(self.spec.class_names or [])
         return classification_metrics(np.asarray(targets), decoded, class_names=names)
 

@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from graft.tasks.base import TASKS, Task, TaskSpec
+from graft.tasks.metrics import multilabel_metrics
 
 
 @TASKS.register("multilabel")
@@ -44,8 +45,6 @@ class MultiLabel(Task):
         return 1.0 / (1.0 + np.exp(-outputs))
 
     def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
-        from graft.tasks.metrics import multilabel_metrics
-
         return multilabel_metrics(np.asarray(targets), decoded, threshold=self.spec.threshold)
 
     def rows(self, decoded: np.ndarray, std: np.ndarray | None = None) -> list[dict[str, Any]]:

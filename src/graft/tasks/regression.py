@@ -9,6 +9,7 @@ import torch
 from torch.nn import functional as F
 
 from graft.tasks.base import TASKS, Task, TaskSpec
+from graft.tasks.metrics import regression_metrics
 
 
 @TASKS.register("regression")
@@ -64,8 +65,6 @@ class Regression(Task):
         return self.decode(encoded)
 
     def metrics(self, targets: np.ndarray, decoded: np.ndarray) -> dict[str, float]:
-        from graft.tasks.metrics import regression_metrics
-
         t = np.asarray(targets, dtype=np.float64).reshape(len(targets), -1)
         names = list(self.spec.target_names or [])
         return regression_metrics(t, decoded, target_names=names)
