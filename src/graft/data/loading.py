@@ -110,8 +110,9 @@ def _read(
         if task not in (None, "classification") or label_separator is not None:
             raise ConfigError(
                 f"{path}: a folder of class folders is a classification dataset (one class per "
-                f"image); for task={task or 'multilabel'!r} pass a table: a label column with "
-                "labels joined by the separator (multilabel) or several target columns (multitask)"
+                f"image); for task={task or 'multilabel'!r} pass a table with target columns "
+                "(regression, multitask) or a label column of labels joined by a separator "
+                "(multilabel)"
             )
         files, labels, splits = read_folder(path)
         return Rows("classification", files, labels, None, splits, None)
