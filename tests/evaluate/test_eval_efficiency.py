@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from graft.data import load as load_data
 from graft.data.base import Dataset
 from graft.errors import ConfigError
 from graft.evaluate.efficiency import efficiency_runs, subsample
-from graft.workflows.fit import load_data
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from graft.data import load as load_data
 from graft.errors import ConfigError
 from graft.testing import tiny_backbone
 from graft.workflows import measure
-from graft.workflows.fit import load_data
 
 TINY = "timm:test_efficientnet@random@32"
 
@@ -64,7 +64,7 @@ def test_parse_candidate_tags() -> None:
 
 
 def test_reference_sample_only_for_bundled_weights_at_a_known_size() -> None:
-    from graft.workflows.fit import make_backbone
+    from graft.backbones import create as make_backbone
 
     ref, _ = measure.reference_features(make_backbone("efficientnet_lite0", image_size=64))
     assert ref is not None and ref.shape[1] == 1280 and ref.dtype == np.float32

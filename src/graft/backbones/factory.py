@@ -24,9 +24,8 @@ from graft.backbones.weights import (
     read_state_dict,
     strip_prefix_to_fit,
 )
+from graft.config import DEFAULT_BACKBONE
 from graft.errors import BackboneError, ConfigError
-
-DEFAULT_BACKBONE = "efficientnet_lite0"
 
 USAGE = """\
 any timm architecture: --backbone timm:<name> (or the bare name), e.g. timm:resnet50;
@@ -46,7 +45,7 @@ _FIXES = (
 
 
 def create(
-    name: str = DEFAULT_BACKBONE,
+    name: str | Backbone = DEFAULT_BACKBONE,
     *,
     pretrained: bool = True,
     weights: str | Path | None = None,
@@ -55,7 +54,8 @@ def create(
     """A backbone by name, with its preprocessing and ordered layer groups, in eval mode.
 
     Args:
-        name: a bundled name (``efficientnet_lite0``), ``timm:<name>`` or a bare timm name.
+        name: a bundled name (``efficientnet_lite0``), ``timm:<name>`` or a bare timm name, or
+            a built Backbone (returned as is, with ``image_size`` applied).
         pretrained: load pretrained weights; False gives a random initialisation.
         weights: a local weights file for the architecture (overrides the default weights).
         image_size: square input size; overrides the weights' default (``--image-size``).
@@ -65,6 +65,10 @@ def create(
         >>> bb(torch.randn(2, 3, 224, 224)).shape  # doctest: +SKIP
         torch.Size([2, 1280])
     """
+    if isinstance(name, Backbone):
+        if image_size is not None:
+            name.data_config = name.data_config.with_image_size(image_size)
+        return name
     if weights is not None and not pretrained:
         raise ConfigError("weights= (--weights) and pretrained=False (--no-pretrained) conflict")
     if graft_source.is_graft_model(name):

@@ -65,7 +65,7 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _similarity_parser(sub: Any) -> None:
-    from graft.cli import _add_backbone_options
+    from graft.cli._flags import add_backbone_options as _add_backbone_options
 
     p = sub.add_parser("similarity", help="domain gap between two image collections")
     p.add_argument("source", help="images like the backbone's (or a model's) training data")
@@ -102,7 +102,7 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def _advise_parser(sub: Any) -> None:
-    from graft.cli import _add_backbone_options
+    from graft.cli._flags import add_backbone_options as _add_backbone_options
 
     p = sub.add_parser("advise", help="what --strategy auto would choose, without training")
     p.add_argument("data", help="image folder (root/<class>/*) or CSV/Parquet table")

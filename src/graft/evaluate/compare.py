@@ -128,9 +128,9 @@ def compare(
         importance: measure layer-group importance for the report.
         progress: progress bars.
         log: where progress lines go.
-        **data_options: passed to :func:`graft.workflows.fit.load_data` (``label_column``, ...).
+        **data_options: passed to :func:`graft.data.load` (``label_column``, ...).
     """
-    from graft.workflows.fit import load_data
+    from graft.data import load as load_data
 
     started = time.perf_counter()
     plan = resolve_budget(
@@ -255,7 +255,7 @@ def native_image_size(data: Dataset, sample: int = 16) -> int:
 def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]:
     """One row of the table from a fitted model's recorded info (the stored numbers)."""
     from graft.strategies.base import Plan
-    from graft.workflows.fit import trainable_counts
+    from graft.training.params import trainable_counts
 
     info = model.info
     metrics: dict[str, dict[str, float]] = info.get("metrics", {})

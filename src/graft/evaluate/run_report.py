@@ -59,7 +59,7 @@ def add_model_sections(
     """Plan, advisor reasoning, metrics, learning curves and evaluation plots of one model."""
     from graft.strategies.base import Plan
     from graft.strategies.render import plan_rows
-    from graft.workflows.fit import trainable_counts
+    from graft.training.params import trainable_counts
 
     info, prefix = model.info, f"{title}: " if title else ""
     if "plan" in info:

@@ -405,7 +405,8 @@ def advise(
     """
     import torch
 
-    from graft.workflows.fit import load_data, make_backbone
+    from graft.backbones import create as make_backbone
+    from graft.data import load as load_data
     from graft.workflows.measure import store_config
 
     started = time.perf_counter()

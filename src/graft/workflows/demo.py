@@ -46,9 +46,9 @@ def run_demo(
         image_size: input size of the backbone in pixels.
     """
     import graft
+    from graft.data import load as load_data
     from graft.data.digits import write_digits
     from graft.tasks.metrics import format_metrics
-    from graft.workflows.fit import load_data
 
     started = time.perf_counter()
     root = Path(out)

@@ -1,82 +1,284 @@
-"""The front door: ``graft.fit`` (data -> trained model), one function per CLI sub-command.
+"""The front door: ``graft.fit`` (data -> trained model), read top to bottom.
 
-Every keyword of :func:`fit` is a ``graft fit`` option of the same name in kebab-case.
+``fit`` takes one :class:`~graft.config.FitConfig` (or flat overrides of its fields, e.g.
+``epochs=3, regularize="ewc"``): config -> data -> backbone -> model -> plan (auto: the advisor
+measures) -> extensions -> train -> evaluate -> record -> save -> report.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+import graft
+from graft.backbones import create as create_backbone
 from graft.backbones.base import Backbone
+from graft.config import FitConfig, TrainConfig
+from graft.data import load as load_dataset
 from graft.data.base import Dataset
 from graft.errors import ConfigError
 from graft.model import GraftModel
-from graft.protect.base import Regularizer
 from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks.base import Classification, Regression, TaskSpec
-from graft.training.loop import Callback, LossTerm, TrainConfig, train
-from graft.training.schedules import ScheduleConfig
+from graft.training.loop import Callback, LossTerm, train
+from graft.training.params import trainable_counts
+from graft.training.schedules import check_schedule
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
-DEFAULT_STRATEGY = "auto"  # the advisor measures the data, then picks (strategies/auto.py)
+Log = Callable[[str], None]
+# Keywords that may carry a built object instead of a name; the config records the name.
+OBJECT_KEYS = ("backbone", "strategy", "regularize")
 
 
-def load_data(
+def fit(
     data: str | Path | Dataset,
+    config: FitConfig | None = None,
     *,
-    task: str | None = None,
-    label_column: str | None = None,
-    target_columns: list[str] | None = None,
-    path_column: str | None = None,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    seed: int = 0,
-    strict: bool = False,
-    label_separator: str | None = None,
-) -> Dataset:
-    """A :class:`Dataset` from a folder or table path (a Dataset passes through)."""
-    if isinstance(data, Dataset):
-        return data
-    from graft.data import load
+    log: Log = print,
+    callbacks: Sequence[Callback] = (),
+    terms: Sequence[LossTerm] = (),
+    **overrides: Any,
+) -> GraftModel:
+    """Transfer a pretrained backbone to ``data`` and return the trained model.
 
-    extra: dict[str, Any] = {} if label_separator is None else {"label_separator": label_separator}
-    return load(
-        data,
-        task=task,
-        label_column=label_column,
-        target_columns=target_columns,
-        path_column=path_column,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        strict=strict,
-        **extra,
-    )
+    Args:
+        data: an image folder (``root/<class>/*``, optional ``train/val/test``), a CSV/Parquet
+            table, or a loaded :class:`~graft.data.Dataset`.
+        config: the run configuration (default: :class:`~graft.config.FitConfig` defaults).
+        log: where progress lines go.
+        callbacks: functions called with each epoch's metrics row.
+        terms: extra losses in stages that run the backbone (the loop's LossTerm).
+        **overrides: any field of the configuration by its flat name (``epochs=3``,
+            ``strategy="two_stage"``, ``regularize="ewc"``, ``batch_size=16``, ...; see
+            ``graft fit --help``); ``backbone``, ``strategy`` and ``regularize`` also take a
+            built object; ``strategy_options={"top": 3}`` is the older spelling of ``top=3``.
+
+    Raises:
+        ConfigError: an unknown override (the message names the close ones) or a bad value.
+
+    Example:
+        >>> model = graft.fit("photos/", epochs=3)  # doctest: +SKIP
+        >>> model.predict(["photos/cat/1.jpg"])  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    log = log if is_main_process() else _quiet  # one process speaks and writes
+    cfg, objects = resolve_config(config, overrides)
+    train_cfg = training_for(cfg)
+    dataset = load_data_for(data, cfg)
+    torch.manual_seed(cfg.training.seed)  # a random backbone and the new head are reproducible
+    backbone = create_backbone(
+        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
+        weights=cfg.model.weights, image_size=cfg.model.image_size,
+    )  # fmt: skip
+    spec = task_spec_for(dataset, dropout=cfg.model.dropout, loss_weights=cfg.data.loss_weights)
+    model = GraftModel(backbone, spec)
+    plan = plan_for(model, dataset, cfg, objects.get("strategy"), train_cfg, log=log)
+    record_setup(model, cfg, plan)
+    log(describe_data(dataset))
+    log(plan.table(trainable_counts(model, plan)))
+    run = _start_extensions(model, plan, dataset, cfg, train_cfg, objects, overrides, log=log)
+    if cfg.output.dry_run:
+        return model
+    plan, train_cfg, terms, callbacks = run.before_training(plan, terms, callbacks)
+    history = train(model, plan, dataset, train_cfg, log=log, callbacks=callbacks, terms=terms)
+    model.info.update(history=history, metrics=evaluate_splits(model, dataset))
+    model.info.update(data=data_summary(dataset), train_config=train_cfg.to_dict())
+    model.info["seconds"] = round(time.perf_counter() - started, 2)
+    run.finish(model, dataset, train_cfg)
+    save_and_report(model, dataset, cfg, train_cfg, log=log)
+    return model
 
 
-def make_backbone(
-    backbone: str | Backbone = DEFAULT_BACKBONE,
+def resolve_config(
+    config: FitConfig | None, overrides: Mapping[str, Any]
+) -> tuple[FitConfig, dict[str, Any]]:
+    """The configuration with overrides applied, and the built objects passed for names."""
+    overrides = dict(overrides)
+    objects = {k: overrides.pop(k) for k in OBJECT_KEYS if _is_object(overrides.get(k))}
+    if "strategy" in objects and overrides.get("strategy_options"):
+        raise ConfigError(
+            "strategy_options given with a Strategy object: set them on the object instead"
+        )
+    names = {k: _object_name(v) for k, v in objects.items()}
+    cfg = (config or FitConfig()).with_overrides(**names, **overrides)
+    check_schedule(cfg.training.schedule)  # the schedule registry lives with the schedules
+    return cfg, objects
+
+
+def _is_object(value: Any) -> bool:
+    return value is not None and not isinstance(value, str | Path)
+
+
+def _object_name(obj: Any) -> str:
+    if isinstance(obj, Backbone):
+        return obj.spec.name
+    return str(getattr(obj, "name", type(obj).__name__))
+
+
+def training_for(cfg: FitConfig) -> TrainConfig:
+    """The loop's options; with ``out``, checkpoints go to ``<out>.ckpt`` unless told otherwise."""
+    t = cfg.training
+    if cfg.output.out is not None and t.checkpoint_dir is None:
+        return replace(t, checkpoint_dir=f"{cfg.output.out}.ckpt")
+    return t
+
+
+def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
+    """The dataset as the configuration reads and splits it (a Dataset passes through)."""
+    d = cfg.data
+    extra = {} if d.label_separator is None else {"label_separator": d.label_separator}
+    return load_dataset(
+        data, task=d.task, label_column=d.label_column, path_column=d.path_column,
+        target_columns=None if d.target_columns is None else list(d.target_columns),
+        val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+        seed=cfg.training.seed, strict=d.strict, **extra,
+    )  # fmt: skip
+
+
+def plan_for(
+    model: GraftModel,
+    dataset: Dataset,
+    cfg: FitConfig,
+    strategy: Strategy | None,
+    train_cfg: TrainConfig,
     *,
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    image_size: int | None = None,
-) -> Backbone:
-    """A backbone by name (bundled, ``timm:<name>``, a saved graft model) or the object itself."""
-    if isinstance(backbone, Backbone):
-        if image_size is not None:
-            backbone.data_config = backbone.data_config.with_image_size(image_size)
-        return backbone
-    from graft.backbones import create
+    log: Log,
+) -> Plan:
+    """The strategy's plan; ``auto`` first measures the data (the advisor) and picks."""
+    t = cfg.tuning
+    options = t.options()
+    if strategy is None and t.strategy.replace("-", "_") == "auto":
+        from graft.strategies.auto import resolve_auto  # measures on stored features
 
-    return create(backbone, pretrained=pretrained, weights=weights, image_size=image_size)
+        seed = cfg.training.seed
+        strategy = resolve_auto(model, dataset, train_cfg, options=options, log=log, seed=seed)
+        options = {}
+    if strategy is not None:
+        return make_plan(model, strategy, epochs=t.epochs, lr=t.lr)
+    return make_plan(model, t.strategy, epochs=t.epochs, lr=t.lr, **options)
+
+
+def record_setup(model: GraftModel, cfg: FitConfig, plan: Plan) -> None:
+    """What the run was asked to do, in ``model.info`` before training."""
+    d = cfg.data
+    model.info["config"] = cfg.to_dict()
+    model.info["graft_version"] = graft.__version__
+    model.info["data_options"] = {
+        "label_column": d.label_column,
+        "target_columns": None if d.target_columns is None else list(d.target_columns),
+        "path_column": d.path_column,
+        "label_separator": d.label_separator,
+    }
+    model.info["split"] = {
+        "val_fraction": d.val_fraction,
+        "test_fraction": d.test_fraction,
+        "seed": cfg.training.seed,
+    }
+    model.info["plan"] = plan.to_dict()
+
+
+# --- extensions: the one block the Extension protocol (workflows/extensions.py) replaces -------
+
+
+class _Extensions:
+    """Today's forgetting and adaptation sessions behind two calls (before / finish)."""
+
+    def __init__(self, forgetting: Any, adaptation: Any, model: GraftModel, cfg: TrainConfig):
+        self.forgetting, self.adaptation, self.model, self.cfg = forgetting, adaptation, model, cfg
+
+    def before_training(
+        self, plan: Plan, terms: Sequence[LossTerm], callbacks: Sequence[Callback]
+    ) -> tuple[Plan, TrainConfig, Sequence[LossTerm], Sequence[Callback]]:
+        if self.adaptation is not None:
+            terms, callbacks = self.adaptation.before_training(
+                self.model, self.cfg, terms, callbacks
+            )
+        return plan, self.cfg, self.forgetting.before_training(terms), callbacks
+
+    def finish(self, model: GraftModel, dataset: Dataset, train_cfg: TrainConfig) -> None:
+        if self.adaptation is not None:
+            self.adaptation.finish(model)
+        self.forgetting.finish(model, dataset, train_cfg.batch_size)
+
+
+def _start_extensions(
+    model: GraftModel,
+    plan: Plan,
+    dataset: Dataset,
+    cfg: FitConfig,
+    train_cfg: TrainConfig,
+    objects: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    *,
+    log: Log,
+) -> _Extensions:
+    from graft.adapt.session import start_adaptation
+    from graft.protect.session import start_forgetting
+
+    p, a = cfg.protection, cfg.adaptation
+    forgetting = start_forgetting(
+        model, plan, dataset, regularize=objects.get("regularize", p.regularize),
+        regularize_strength=p.regularize_strength, regularize_options=p.regularize_options,
+        ewc_data=p.ewc_data, retention_data=p.retention_data,
+        retention=p.retention and not cfg.output.dry_run, use_cache=train_cfg.use_cache, log=log,
+    )  # fmt: skip
+    given = "weight_decay" in overrides or train_cfg.weight_decay != TrainConfig().weight_decay
+    train_cfg = forgetting.train_config(train_cfg, weight_decay_given=given)
+    adaptation = start_adaptation(
+        model, plan, train_cfg, unlabeled=a.unlabeled, adapt=a.adapt,
+        adapt_options=a.adapt_options, target_eval=a.target_eval, log=log,
+    )  # fmt: skip
+    return _Extensions(forgetting, adaptation, model, train_cfg)
+
+
+# --- end of the extensions block ---------------------------------------------------------------
+
+
+def evaluate_splits(model: GraftModel, dataset: Dataset) -> dict[str, dict[str, float]]:
+    """Metrics on the validation split, and on the test split when there is one."""
+    metrics = {"val": model.evaluate(dataset.val)}
+    if dataset.test is not None and len(dataset.test):
+        metrics["test"] = model.evaluate(dataset.test)
+    return metrics
+
+
+def save_and_report(
+    model: GraftModel, dataset: Dataset, cfg: FitConfig, train_cfg: TrainConfig, *, log: Log
+) -> None:
+    """Save the model (checkpoints removed once it is saved) and write the HTML report."""
+    out, report = cfg.output.out, cfg.output.report
+    if not is_main_process():
+        return
+    if out is not None:
+        model.save(out)
+        if train_cfg.checkpoint_dir == f"{out}.ckpt":
+            shutil.rmtree(train_cfg.checkpoint_dir, ignore_errors=True)
+    if report is not None:
+        from graft.evaluate.run_report import write_fit_report
+
+        log(f"report: {write_fit_report(model, dataset, report)}")
+
+
+def is_main_process() -> bool:
+    """False in every process but the first of a distributed run (torchrun, accelerate launch)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+def train_config(**options: Any) -> TrainConfig:
+    """A TrainConfig from flat keyword options (schedule options included, ``schedule=name``)."""
+    return FitConfig.create(**options).training
 
 
 def task_spec_for(
@@ -138,212 +340,6 @@ def make_plan(
     return strat.plan(groups, epochs=epochs, lr=lr)
 
 
-def fit(
-    data: str | Path | Dataset,
-    *,
-    task: str | None = None,
-    backbone: str | Backbone = DEFAULT_BACKBONE,
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    strategy: str | Strategy = DEFAULT_STRATEGY,
-    epochs: int = 5,
-    lr: float = 1e-3,
-    image_size: int | None = None,
-    label_column: str | None = None,
-    target_columns: list[str] | None = None,
-    path_column: str | None = None,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    dropout: float = 0.0,
-    strict: bool = False,
-    label_separator: str | None = None,
-    loss_weights: dict[str, float] | None = None,
-    unlabeled: str | Path | None = None,
-    adapt: str | None = None,
-    adapt_options: dict[str, Any] | None = None,
-    target_eval: str | Path | None = None,
-    regularize: str | Regularizer | None = None,
-    regularize_strength: float | None = None,
-    regularize_options: dict[str, Any] | None = None,
-    ewc_data: str | Path | None = None,
-    retention: bool = True,
-    retention_data: str | Path | None = None,
-    out: str | Path | None = None,
-    report: str | Path | None = None,
-    dry_run: bool = False,
-    log: Callable[[str], None] = print,
-    strategy_options: dict[str, Any] | None = None,
-    callbacks: Sequence[Callback] = (),
-    terms: Sequence[LossTerm] = (),
-    **train_options: Any,
-) -> GraftModel:
-    """Transfer a pretrained backbone to ``data`` and return the trained model.
-
-    Args:
-        data: an image folder (``root/<class>/*``, optional ``train/val/test``), a CSV/Parquet
-            table, or a loaded :class:`~graft.data.Dataset`.
-        task: ``classification`` or ``regression`` (inferred when None).
-        backbone: ``efficientnet_lite0`` (bundled), ``timm:<name>``, or a Backbone.
-        strategy: a registered strategy name or a Strategy object.
-        epochs: epochs per stage.
-        lr: base learning rate (the head's).
-        out: save the trained model there (atomic); checkpoints go to ``<out>.ckpt`` while
-            training and are removed once the model is saved.
-        report: write an HTML report there (plan, advisor, metrics, curves, plots).
-        dry_run: build everything and log the plan, but do not train.
-        strategy_options: options of the strategy (e.g. ``{"top": 3, "lr_factor": 0.01}``).
-        callbacks: functions called with each epoch's metrics row.
-        terms: extra losses (regularizers, domain adaptation) in stages that run the backbone.
-        unlabeled: unlabeled target images (a folder, class folders ignored, or a table of
-            paths) for domain adaptation; see :mod:`graft.adapt.session`.
-        adapt: ``dann`` (the default with ``unlabeled``), ``coral``, ``mmd`` or ``rotation``.
-        adapt_options: the method's options (e.g. ``{"weight": 0.5, "hidden": 256}``).
-        target_eval: labeled target images used only to report target metrics.
-        regularize: keep what the backbone knew: ``ewc``, ``l2sp``, ``lwf`` or a Regularizer,
-            active in stages that train the backbone; see :mod:`graft.protect.session`.
-        regularize_strength: its main strength (EWC/LwF ``lam``, L2-SP ``alpha``).
-        regularize_options: its other options (e.g. ``{"temperature": 2}`` for LwF).
-        ewc_data: source-like images for EWC's Fisher (default: the target training images).
-        retention: after training, measure agreement with the original model when the
-            backbone keeps its original classifier; stored in ``model.info["retention"]``.
-        retention_data: reference images for retention (default: the test, else val split).
-        **train_options: options of the loop, see :class:`~graft.training.loop.TrainConfig`
-            (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
-            ``resume``, ...).
-
-    Example:
-        >>> model = graft.fit("photos/", epochs=3)  # doctest: +SKIP
-        >>> model.predict(["photos/cat/1.jpg"])  # doctest: +SKIP
-    """
-    started = time.perf_counter()
-    main_process = is_main_process()
-    if not main_process:
-        log = _quiet  # one process speaks and writes in a distributed run
-    seed = int(train_options.get("seed", 0))
-    dataset = load_data(
-        data,
-        task=task,
-        label_column=label_column,
-        target_columns=target_columns,
-        path_column=path_column,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        strict=strict,
-        label_separator=label_separator,
-    )
-    if out is not None and train_options.get("checkpoint_dir") is None:
-        train_options["checkpoint_dir"] = f"{out}.ckpt"
-    cfg = train_config(**train_options)
-    torch.manual_seed(seed)  # a randomly initialised backbone and the new head are reproducible
-    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
-    model = GraftModel(bb, task_spec_for(dataset, dropout=dropout, loss_weights=loss_weights))
-    if isinstance(strategy, str) and strategy.replace("-", "_") == "auto":
-        from graft.strategies.auto import resolve_auto  # measures on stored features
-
-        strategy = resolve_auto(model, dataset, cfg, options=strategy_options, log=log, seed=seed)
-    plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
-    model.info["data_options"] = {
-        "label_column": label_column,
-        "target_columns": target_columns,
-        "path_column": path_column,
-        "label_separator": label_separator,
-    }
-    model.info["split"] = {
-        "val_fraction": val_fraction,
-        "test_fraction": test_fraction,
-        "seed": seed,
-    }
-    log(describe_data(dataset))
-    log(plan.table(trainable_counts(model, plan)))
-    model.info["plan"] = plan.to_dict()
-    from graft.protect.session import start_forgetting
-
-    forgetting = start_forgetting(
-        model, plan, dataset, regularize=regularize, regularize_strength=regularize_strength,
-        regularize_options=regularize_options, ewc_data=ewc_data, retention_data=retention_data,
-        retention=retention and not dry_run, use_cache=cfg.use_cache, log=log,
-    )  # fmt: skip
-    cfg = forgetting.train_config(cfg, weight_decay_given="weight_decay" in train_options)
-    from graft.adapt.session import start_adaptation
-
-    adaptation = start_adaptation(
-        model, plan, cfg, unlabeled=unlabeled, adapt=adapt, adapt_options=adapt_options,
-        target_eval=target_eval, log=log,
-    )  # fmt: skip
-    if dry_run:
-        return model
-    if adaptation is not None:
-        terms, callbacks = adaptation.before_training(model, cfg, terms, callbacks)
-    terms = forgetting.before_training(terms)
-    history = train(model, plan, dataset, cfg, log=log, callbacks=callbacks, terms=terms)
-    metrics = {"val": model.evaluate(dataset.val)}
-    if dataset.test is not None and len(dataset.test):
-        metrics["test"] = model.evaluate(dataset.test)
-    model.info.update(
-        history=history,
-        metrics=metrics,
-        data=data_summary(dataset),
-        train_config=cfg.to_dict(),
-        seconds=round(time.perf_counter() - started, 2),
-    )
-    if adaptation is not None:
-        adaptation.finish(model)
-    forgetting.finish(model, dataset, cfg.batch_size)
-    if out is not None and main_process:
-        model.save(out)
-        if cfg.checkpoint_dir == f"{out}.ckpt":
-            shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
-    if report is not None and main_process:
-        from graft.evaluate.run_report import write_fit_report
-
-        log(f"report: {write_fit_report(model, dataset, report)}")
-    return model
-
-
-def is_main_process() -> bool:
-    """False in every process but the first of a distributed run (torchrun, accelerate launch)."""
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _quiet(message: str) -> None:
-    del message
-
-
-def train_config(**options: Any) -> TrainConfig:
-    """A TrainConfig from flat keyword options (schedule options included)."""
-    sched_keys = {f.name for f in fields(ScheduleConfig)}
-    sched = {
-        ("name" if k == "schedule" else k): v
-        for k, v in options.items()
-        if k in sched_keys - {"name"} or k == "schedule"
-    }
-    rest = {k: v for k, v in options.items() if k not in sched_keys and k != "schedule"}
-    valid = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(rest) - valid)
-    if unknown:
-        known = sorted(valid - {"schedule"} | sched_keys - {"name"} | {"schedule"})
-        raise ConfigError(
-            f"unknown option {', '.join(unknown)}; training options: {', '.join(known)}"
-        )
-    return TrainConfig(
-        schedule=ScheduleConfig(**{k: v for k, v in sched.items() if v is not None}),
-        **{k: v for k, v in rest.items() if v is not None},
-    )
-
-
-def trainable_counts(model: GraftModel, plan: Plan) -> list[int]:
-    """Trainable parameters per stage (applies each stage's freezing, then freezes all)."""
-    from graft.training.params import apply_trainable
-
-    counts = [apply_trainable(model, s) for s in plan.stages]
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return counts
-
-
 def data_summary(data: Dataset) -> dict[str, Any]:
     out: dict[str, Any] = {"source": str(data.source), "task": data.task}
     out.update({f"n_{k}": len(v) for k, v in data.splits().items()})
@@ -371,41 +367,46 @@ def describe_data(data: Dataset) -> str:
 def lr_find(
     data: str | Path | Dataset,
     *,
-    task: str | None = None,
-    backbone: str | Backbone = DEFAULT_BACKBONE,
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    strategy: str | Strategy = DEFAULT_STRATEGY,
+    strategy: str | Strategy = "two_stage",
     stage: int = 0,
-    lr: float = 1e-3,
-    image_size: int | None = None,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     steps: int = 100,
     plot: str | Path | None = None,
-    strategy_options: dict[str, Any] | None = None,
-    **train_options: Any,
+    **overrides: Any,
 ) -> Any:
     """Learning-rate range test on one stage of a strategy's plan; returns an LRFindResult.
 
+    The defaults match ``graft lr-find`` (strategy ``two_stage``).
+
     Args:
+        strategy: whose plan to test (a name or a Strategy).
         stage: which stage of the plan to test (0 = the first, usually the head).
         plot: write the loss-vs-rate plot there (PNG).
+        **overrides: fields of :class:`~graft.config.FitConfig` (``label_column``,
+            ``target_columns``, ``backbone``, ``batch_size``, ``seed``, ``lr``, ``top``, ...).
     """
     from graft.training.lr_find import lr_find as run
 
-    seed = int(train_options.get("seed", 0))
-    dataset = load_data(data, task=task, seed=seed)
-    cfg = train_config(**train_options)
-    torch.manual_seed(seed)
-    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
-    model = GraftModel(bb, task_spec_for(dataset))
-    plan = make_plan(model, strategy, epochs=1, lr=lr, **(strategy_options or {}))
+    if isinstance(strategy, str):
+        overrides["strategy"] = strategy
+    cfg, objects = resolve_config(None, overrides)
+    dataset = load_data_for(data, cfg)
+    torch.manual_seed(cfg.training.seed)
+    bb = create_backbone(
+        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
+        weights=cfg.model.weights, image_size=cfg.model.image_size,
+    )  # fmt: skip
+    model = GraftModel(bb, task_spec_for(dataset, loss_weights=cfg.data.loss_weights))
+    chosen = strategy if isinstance(strategy, Strategy) else cfg.tuning.strategy
+    options = {} if isinstance(strategy, Strategy) else cfg.tuning.options()
+    plan = make_plan(model, chosen, epochs=1, lr=cfg.tuning.lr, **options)
     if not 0 <= stage < len(plan.stages):
         raise ConfigError(f"--stage {stage}: the plan has stages 0..{len(plan.stages) - 1}")
     result = run(
-        model, plan, dataset, cfg, stage_index=stage, start_lr=start_lr, end_lr=end_lr, steps=steps
-    )
+        model, plan, dataset, cfg.training, stage_index=stage, start_lr=start_lr,
+        end_lr=end_lr, steps=steps,
+    )  # fmt: skip
     if plot is not None:
         result.plot(plot)
     return result

@@ -284,8 +284,9 @@ def rank(
         seed: the data split, and the initialisation of ``@random`` candidates (as in fit).
         progress: progress bars.
     """
+    from graft.backbones import create as make_backbone
+    from graft.data import load as load_data
     from graft.measure.scores import SCORES
-    from graft.workflows.fit import load_data, make_backbone
 
     started = time.perf_counter()
     citation = SCORES.get(score).citation
@@ -328,8 +329,8 @@ def rank(
 
 def _paths(data: str | Path | Dataset, seed: int) -> list[Path]:
     """Every image of a dataset, or of a folder (class subfolders not required)."""
+    from graft.data import load as load_data
     from graft.data.images import list_images
-    from graft.workflows.fit import load_data
 
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         paths = list_images(Path(data))
@@ -374,7 +375,7 @@ def similarity(
         seed: subsampling and cross-validation seed.
         progress: progress bars.
     """
-    from graft.workflows.fit import make_backbone
+    from graft.backbones import create as make_backbone
 
     torch.manual_seed(seed)
     bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
