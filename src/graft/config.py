@@ -263,10 +263,6 @@ class TrainConfig:
             self.sampler in (None, "weighted"),
             f"--sampler must be 'weighted', got {self.sampler!r}",
         )
-        _check(
-            not self.resume or bool(self.checkpoint_dir),
-            "--resume needs a checkpoint folder (--checkpoint-dir or --out)",
-        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, the schedule nested."""
@@ -386,6 +382,12 @@ class FitConfig:
     adaptation: AdaptConfig = field(default_factory=AdaptConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
 
+    def __post_init__(self) -> None:
+        _check(
+            not self.training.resume or bool(self.training.checkpoint_dir or self.output.out),
+            "--resume needs a checkpoint folder (--checkpoint-dir or --out)",
+        )
+
     @classmethod
     def create(cls, **overrides: Any) -> FitConfig:
         """The defaults with flat overrides (``epochs=3``, ``schedule="linear"``)."""
@@ -458,14 +460,18 @@ STRATEGY_OPTIONS = tuple(f.name for f in fields(StrategyConfig) if f.metadata.ge
 
 
 def _from_model_dir(p: Path) -> FitConfig:
-    record_file = p / "record.json"
-    if record_file.exists():
-        record = json.loads(record_file.read_text())
-        return FitConfig.from_dict(record["config"])
-    raise ConfigError(
-        f"--config {p}: the model has no saved configuration (record.json); it was saved by an "
-        "older graft: rerun with explicit options, or pass a configuration JSON file"
-    )
+    config_file = p / "config.json"
+    try:
+        saved = json.loads(config_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ConfigError(f"--config {p}: not a saved graft model ({e})") from None
+    record = saved.get("record") or saved.get("info") or {}
+    if not record.get("config"):
+        raise ConfigError(
+            f"--config {p}: this model has no saved configuration (saved by graft 0.1.0); "
+            "pass the options again, or a configuration JSON file"
+        )
+    return FitConfig.from_dict(record["config"])
 
 
 def iter_fields(

@@ -32,7 +32,7 @@ def test_adapt_command_on_tiny_digits(
     assert "adaptation: dann with 30 unlabeled target images" in text
     assert "target (report only)" in text and "target metrics" in text
     assert "dann: domain_acc" in text, "domain accuracy is reported per epoch"
-    info = json.loads((out / "config.json").read_text())["info"]["adaptation"]
+    info = json.loads((out / "config.json").read_text())["record"]["extensions"]["adaptation"]
     assert info["method"] == "dann" and info["options"]["hidden"] == 16
     assert info["options"]["max_coeff"] == 0.5 and info["target_eval"]["n"] == 30
 

@@ -69,8 +69,9 @@ def run_fit(args: argparse.Namespace, config: FitConfig) -> int:
     model = graft.fit(args.data, config)
     if config.output.dry_run or not is_main_process():
         return 0
-    print_metrics(model.info.get("metrics", {}))
-    print(f"saved: {config.output.out}  ({model.info.get('seconds', 0):.1f}s)")
+    record = model.record
+    print_metrics(record.metrics)
+    print(f"saved: {config.output.out}  ({record.seconds or 0:.1f}s)")
     return 0
 
 

@@ -10,6 +10,7 @@ import argparse
 from typing import Any
 
 from graft.cli._commands import Handler
+from graft.config import SPLIT_FRACTION
 
 
 def register(sub: Any) -> dict[str, Handler]:
@@ -109,8 +110,8 @@ def _advise_parser(sub: Any) -> None:
     p.add_argument("--task", choices=["classification", "regression"])
     _add_backbone_options(p)
     p.add_argument("--score", default="logme", help="transferability score (registered name)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="as in graft fit")
-    p.add_argument("--test-fraction", type=float, default=0.15, help="as in graft fit")
+    p.add_argument("--val-fraction", type=float, default=SPLIT_FRACTION, help="as in graft fit")
+    p.add_argument("--test-fraction", type=float, default=SPLIT_FRACTION, help="as in graft fit")
     _store_options(p)
 
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graft.config import DEFAULT_BACKBONE, SPLIT_FRACTION
 from graft.errors import ConfigError, DataError
 from graft.strategies.base import STRATEGIES, Plan, Strategy, create_strategy
 
@@ -371,13 +372,13 @@ def advise(
     data: str | Path | Dataset,
     *,
     task: str | None = None,
-    backbone: str | Backbone = "efficientnet_lite0",
+    backbone: str | Backbone = DEFAULT_BACKBONE,
     weights: str | Path | None = None,
     pretrained: bool = True,
     image_size: int | None = None,
     score: str = "logme",
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    val_fraction: float = SPLIT_FRACTION,
+    test_fraction: float = SPLIT_FRACTION,
     cache_dir: str | None = None,
     batch_size: int = 64,
     seed: int = 0,

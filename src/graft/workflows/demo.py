@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graft.config import DEFAULT_BACKBONE
+
 if TYPE_CHECKING:
     from graft.data.base import Dataset
     from graft.model import GraftModel
@@ -59,7 +61,7 @@ def run_demo(
     per_stage = epochs or DEMO_EPOCHS
     model = graft.fit(
         dataset,
-        backbone="efficientnet_lite0",
+        backbone=DEFAULT_BACKBONE,
         strategy="two_stage",
         strategy_options={"top": 2, "lr_factor": 0.1, "head_epochs": 3 * per_stage},
         epochs=per_stage,
@@ -92,7 +94,7 @@ def _compare(dataset: Dataset, model: GraftModel, root: Path, epochs: int, image
     report = root / "report.html"
     result = graft.compare(
         dataset,
-        backbone="efficientnet_lite0",
+        backbone=DEFAULT_BACKBONE,
         budget="quick",
         epochs=epochs,
         image_size=image_size,

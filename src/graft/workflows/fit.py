@@ -132,7 +132,9 @@ def training_for(cfg: FitConfig) -> TrainConfig:
 def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
     """The dataset as the configuration reads and splits it (a Dataset passes through)."""
     d = cfg.data
-    extra = {} if d.label_separator is None else {"label_separator": d.label_separator}
+    extra: dict[str, Any] = {}
+    if d.label_separator is not None:  # the table reader (data/, helper D) takes it
+        extra["label_separator"] = d.label_separator
     return load_dataset(
         data, task=d.task, label_column=d.label_column, path_column=d.path_column,
         target_columns=None if d.target_columns is None else list(d.target_columns),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from graft.backbones.base import Backbone
+from graft.config import DEFAULT_BACKBONE
 from graft.data.base import Dataset, Samples
 from graft.errors import ConfigError, DataError
 from graft.measure.gap import GapReport, domain_gap
@@ -347,7 +348,7 @@ def similarity(
     source: str | Path | Dataset,
     target: str | Path | Dataset,
     *,
-    backbone: str | Backbone = "efficientnet_lite0",
+    backbone: str | Backbone = DEFAULT_BACKBONE,
     weights: str | Path | None = None,
     pretrained: bool = True,
     image_size: int | None = None,
