@@ -110,3 +110,19 @@ def test_help_and_version_import_no_torch(argv: list[str]) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
     assert out.stdout.strip()
+
+
+def test_lr_find_api_and_cli_share_defaults_and_table_options() -> None:
+    # Issue 10: the Python lr_find defaulted to auto where the CLI used two_stage, and the CLI
+    # had no table column options.
+    import inspect
+
+    from graft.cli.lr_find import LR_FIND_STRATEGY
+    from graft.workflows.fit import lr_find
+
+    assert inspect.signature(lr_find).parameters["strategy"].default == LR_FIND_STRATEGY
+    args = build_parser().parse_args(
+        ["lr-find", "t.csv", "--label-column", "y", "--path-column", "p", "--target-columns", "a,b"]
+    )
+    assert (args.label_column, args.path_column, args.target_columns) == ("y", "p", ["a", "b"])
+    assert args.strategy == LR_FIND_STRATEGY and args.batch_size == 32
