@@ -30,10 +30,11 @@ def batches(n_batches: int, batch_size: int, size: int) -> list[tuple[torch.Tens
 
 
 def build(size: int) -> tuple[torch.nn.Module, object, object]:
+    from graft.backbones import create as make_backbone
     from graft.model import GraftModel
     from graft.tasks import Classification
     from graft.training.params import apply_trainable
-    from graft.workflows.fit import make_backbone, make_plan
+    from graft.workflows.fit import make_plan
 
     torch.manual_seed(0)
     model = GraftModel(

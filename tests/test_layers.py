@@ -77,28 +77,17 @@ DEFERRED_BUDGET = 135
 #: that, removed, leave the graph acyclic (each must lie on a cycle). "deferred": a deferred import
 #: inside one package.
 KNOWN_ELSEWHERE: dict[str, set[tuple[str, str]]] = {
-    "layer": {
-        ("graft.cli", "graft"),  # cli: the front door inside the package
-        ("graft.protect.options", "graft.cli"),  # protect: the key=value option parser
-    },
+    "layer": set(),
     "cycle": {
         ("graft.adapt.base", "graft.adapt"),  # registers the adapters by importing the package
         ("graft.protect.base", "graft.protect"),  # registers the regularizers likewise
         ("graft.strategies.base", "graft.strategies"),  # create_strategy registers the built-ins
-        ("graft.cli._commands", "graft.cli"),
-        ("graft.cli.adapt", "graft.cli"),
-        ("graft.protect.options", "graft.cli"),
-        ("graft.evaluate.run_report", "graft.workflows.fit"),  # trainable_counts
     },
     "deferred": {
         ("graft.adapt.base", "graft.adapt"),
         ("graft.adapt.session", "graft.adapt.base"),
         ("graft.adapt.session", "graft.adapt.term"),
-        ("graft.cli", "graft.cli._commands"),
-        ("graft.cli", "graft.cli.adapt"),
-        ("graft.cli._commands", "graft.cli"),
-        ("graft.cli.adapt", "graft.cli"),
-        ("graft.cli.measure", "graft.cli"),
+        ("graft.adapt.session", "graft.adapt.rotation"),
         ("graft.data.digits", "graft.data.splits"),
         ("graft.data.unlabeled", "graft.data.tables"),
         ("graft.evaluate.compare", "graft.evaluate.efficiency"),

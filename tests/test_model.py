@@ -136,3 +136,68 @@ def test_mc_dropout_reports_a_spread(
     assert "probability_std" not in plain[0]
     again = noisy.predict(files)
     assert plain == again, "without --mc-samples dropout stays off: predictions are deterministic"
+
+
+def test_the_run_record_is_saved_typed_and_versioned(
+    trained: tuple[graft.GraftModel, Path],
+) -> None:
+    from graft.record import RECORD_VERSION, RunRecord
+
+    model, out = trained
+    saved = json.loads((out / "config.json").read_text())
+    assert "info" not in saved and saved["format_version"] == 2
+    record = RunRecord.from_dict(saved["record"])
+    assert record.version == RECORD_VERSION and record.graft_version == graft.__version__
+    assert record.plan is not None and record.plan["strategy"] == "feature_extraction"
+    assert record.config is not None and record.config["tuning"]["epochs"] == 2
+    assert record.history and set(record.metrics) >= {"val", "test"}
+    assert record.data["n_test"] > 0 and record.seconds is not None
+    assert graft.load(out).record.to_dict() == _as_json(model.record.to_dict())
+
+
+def _as_json(value: object) -> object:
+    from graft.model import json_default
+
+    return json.loads(json.dumps(value, default=json_default))
+
+
+def _as_release_0_1_0_saved_it(model: graft.GraftModel, folder: Path) -> Path:
+    """The artifact as graft 0.1.0 (commit 7fd62f1) wrote it: format 1, a free "info" dict."""
+    model.save(folder)
+    config = json.loads((folder / "config.json").read_text())
+    record = config.pop("record")
+    info = {k: v for k, v in record.items() if k not in ("extensions", "version", "config")}
+    info = {k: v for k, v in info.items() if k != "graft_version" and v is not None}
+    info.update(record["extensions"])
+    config.update(format_version=1, graft_version="0.1.0", info=info)
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
+def test_an_artifact_of_the_previous_release_still_loads(
+    trained: tuple[graft.GraftModel, Path], tmp_path: Path, digits_dir: Path
+) -> None:
+    from graft.config import FitConfig
+    from graft.errors import ConfigError
+
+    model, _ = trained
+    old = _as_release_0_1_0_saved_it(model, tmp_path / "old")
+    loaded = graft.load(old)
+    assert loaded.record.plan == _as_json(model.record.plan)
+    assert loaded.record.metrics == _as_json(model.record.metrics)
+    assert loaded.record.config is None, "0.1.0 did not save its configuration"
+    assert loaded.evaluate(digits_dir) == pytest.approx(model.evaluate(digits_dir))
+    with pytest.raises(ConfigError, match=r"no saved configuration .* pass the options again"):
+        FitConfig.load(old)
+    loaded.save(tmp_path / "resaved")  # re-saving writes the current format
+    assert json.loads((tmp_path / "resaved" / "config.json").read_text())["format_version"] == 2
+
+
+def test_a_newer_record_is_refused(trained: tuple[graft.GraftModel, Path], tmp_path: Path) -> None:
+    model, _ = trained
+    folder = model.save(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["record"]["version"] = 99
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ArtifactError, match="run record version 99 is newer"):
+        graft.load(folder)

@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from graft.backbones import create as backbone
     from graft.evaluate.compare import compare as compare
     from graft.model import GraftModel as GraftModel
     from graft.model import load as load
     from graft.workflows.advise import advise as advise
     from graft.workflows.fit import fit as fit
-    from graft.workflows.fit import make_backbone as backbone
     from graft.workflows.measure import rank as rank
     from graft.workflows.measure import similarity as similarity
 
 _LAZY = {
     "fit": ("graft.workflows.fit", "fit"),
     "compare": ("graft.evaluate.compare", "compare"),
-    "backbone": ("graft.workflows.fit", "make_backbone"),
+    "backbone": ("graft.backbones", "create"),
     "load": ("graft.model", "load"),
     "GraftModel": ("graft.model", "GraftModel"),
     "rank": ("graft.workflows.measure", "rank"),

@@ -1,7 +1,7 @@
 """GraftModel: a backbone and a head; predict, evaluate, save and load.
 
 An artifact is a folder with ``model.safetensors`` (every weight) and ``config.json``
-(backbone spec, preprocessing, task, plan, history, metrics, graft version). Loading never
+(backbone spec, preprocessing, task, and the run record: configuration, plan, history, metrics). Loading never
 unpickles, and rejects damaged or incompatible artifacts with a clear error. Saving is atomic:
 the folder is written under a temporary name and renamed into place.
 """
@@ -20,10 +20,11 @@ from torch import nn
 from graft.backbones import Backbone, BackboneSpec, DataConfig, from_spec
 from graft.data.base import Samples
 from graft.errors import ArtifactError, BackboneError, DataError
+from graft.record import RunRecord
 from graft.tasks.base import Task, TaskSpec, create_task
 
 FORMAT = "graft-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a typed run record ("record") in place of the free "info" dict
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 
@@ -45,7 +46,7 @@ class GraftModel(nn.Module):
         self.task: Task = create_task(task)
         self.head = self.task.build_head(backbone.num_features)
         self.data_config = data_config or backbone.data_config
-        self.info: dict[str, Any] = {}
+        self.info: dict[str, Any] = {}  # the run record as a run writes it; read `record`
 
     def forward(self, x: torch.Tensor, return_features: bool = False) -> Any:
         """Head outputs; with ``return_features`` also the backbone's pooled features."""
@@ -174,7 +175,7 @@ class GraftModel(nn.Module):
         if isinstance(data, Samples):
             return data
         if not isinstance(data, Dataset):
-            options = {k: v for k, v in self.info.get("data_options", {}).items() if v is not None}
+            options = {k: v for k, v in self.record.data_options.items() if v is not None}
             options.update(self._training_split(data))
             data = load(data, task=self.task_spec.kind, **options)
         parts = data.splits()
@@ -197,8 +198,8 @@ class GraftModel(nn.Module):
         Evaluating on the training folder then scores the held-out test split it never saw;
         other data is evaluated whole (no split carved out).
         """
-        recorded = self.info.get("split")
-        trained_on = self.info.get("data", {}).get("source")
+        recorded = self.record.split
+        trained_on = self.record.data.get("source")
         if recorded and trained_on and Path(trained_on).resolve() == Path(source).resolve():
             return dict(recorded)
         return {"val_fraction": 0.0, "test_fraction": 0.0}
@@ -211,6 +212,11 @@ class GraftModel(nn.Module):
         targets = align_targets(self.task_spec, samples.targets, names, subtasks)
         return samples if targets is samples.targets else Samples(samples.paths, targets)
 
+    @property
+    def record(self) -> RunRecord:
+        """The run record (configuration, plan, advice, history, metrics, data, extensions)."""
+        return RunRecord.from_info(self.info)
+
     # ---------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
         from graft import __version__
@@ -222,7 +228,7 @@ class GraftModel(nn.Module):
             "backbone": self.backbone.spec.to_dict(),
             "data_config": self.data_config.to_dict(),
             "task": self.task_spec.to_dict(),
-            "info": self.info,
+            "record": self.record.to_dict(),
         }
 
     def save(self, directory: str | Path) -> Path:
@@ -273,9 +279,16 @@ def load(directory: str | Path) -> GraftModel:
             f"{weights}: weights do not match the config (missing {list(missing)[:3]}, "
             f"unexpected {list(unexpected)[:3]}); was it written by another model?"
         )
-    model.info = dict(config.get("info", {}))
+    model.info = _read_record(config, path / CONFIG_FILE).to_info()
     model.eval()
     return model
+
+
+def _read_record(config: dict[str, Any], where: Path) -> RunRecord:
+    """The run record; an artifact of format 1 (graft 0.1.0) kept a free ``info`` dict instead."""
+    if "record" in config:
+        return RunRecord.from_dict(config["record"], where=str(where))
+    return RunRecord.from_info(config.get("info", {}))
 
 
 def _read_config(path: Path) -> dict[str, Any]:

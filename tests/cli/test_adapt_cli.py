@@ -32,7 +32,7 @@ def test_adapt_command_on_tiny_digits(
     assert "adaptation: dann with 30 unlabeled target images" in text
     assert "target (report only)" in text and "target metrics" in text
     assert "dann: domain_acc" in text, "domain accuracy is reported per epoch"
-    info = json.loads((out / "config.json").read_text())["info"]["adaptation"]
+    info = json.loads((out / "config.json").read_text())["record"]["extensions"]["adaptation"]
     assert info["method"] == "dann" and info["options"]["hidden"] == 16
     assert info["options"]["max_coeff"] == 0.5 and info["target_eval"]["n"] == 30
 
@@ -49,8 +49,23 @@ def test_fit_takes_the_same_options(
         == 2
     )
     assert "needs unlabeled target images" in capsys.readouterr().err
-    assert main(["adapt", str(digits_dir), str(digits_dir), "--devices", "2", *TINY]) == 2
-    assert "one process" in capsys.readouterr().err
+
+
+def test_adapt_runs_on_several_devices_like_fit(
+    digits_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 10: `graft adapt --devices 2` used to be refused while `graft fit --unlabeled
+    # --devices 2` ran; both now relaunch under torchrun with the same arguments.
+    import subprocess
+
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    argv = ["adapt", str(digits_dir), str(digits_dir), "--devices", "2", *TINY]
+    assert main(argv) == 0
+    (cmd,) = calls
+    assert "--nproc-per-node=2" in cmd and "torch.distributed.run" in cmd
+    assert cmd[cmd.index("graft.cli") + 1 :] == [a for a in argv if a not in ("--devices", "2")]
 
 
 def test_parse_options() -> None:

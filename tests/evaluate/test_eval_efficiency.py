@@ -9,10 +9,11 @@ from typing import Any
 import numpy as np
 import pytest
 
+from graft.data import load as load_data
 from graft.data.base import Dataset
 from graft.errors import ConfigError
 from graft.evaluate.efficiency import efficiency_runs, subsample
-from graft.workflows.fit import load_data
+from graft.record import RunRecord
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +49,9 @@ def test_runs_cover_every_arm_fraction_and_seed(data: Dataset) -> None:
     def fit_arm(arm: str, subset: Dataset, seed: int) -> Any:
         calls.append((arm, len(subset.train), seed))
         score = len(subset.train) / len(data.train) + (0.01 if arm == "b" else 0.0)
-        return SimpleNamespace(info={"metrics": {"test": {"accuracy": score}}})
+        return SimpleNamespace(record=RunRecord(metrics={"test": {"accuracy": score}}))
 
-    done = {"a": SimpleNamespace(info={"metrics": {"test": {"accuracy": 0.5}}})}
+    done = {"a": SimpleNamespace(record=RunRecord(metrics={"test": {"accuracy": 0.5}}))}
     rows = efficiency_runs(
         data, ["a", "b"], [1.0, 0.5], 2, fit_arm, metric="accuracy", done=done, log=lambda _: None
     )  # type: ignore[arg-type]

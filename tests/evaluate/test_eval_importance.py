@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from graft.data import load as load_data
 from graft.errors import DataError
 from graft.evaluate.importance import importance_batches, layer_importance
 from graft.model import GraftModel
 from graft.testing import tiny_backbone
-from graft.workflows.fit import load_data, task_spec_for
+from graft.workflows.fit import task_spec_for
 
 
 @pytest.fixture(scope="module")

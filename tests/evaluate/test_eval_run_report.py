@@ -63,9 +63,9 @@ def test_advisor_reasoning_in_any_recorded_form() -> None:
 
 
 def test_advisor_reasoning_is_in_the_report(small_digits: Path) -> None:
+    from graft.data import load as load_data
     from graft.evaluate.report import Report
     from graft.evaluate.run_report import add_model_sections
-    from graft.workflows.fit import load_data
 
     data = load_data(small_digits)
     model = graft.fit(data, backbone=tiny_backbone(), epochs=1, dry_run=True, log=lambda _: None)

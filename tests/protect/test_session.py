@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import graft
+from graft.data import load as load_data
 from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.protect import REGULARIZERS, create_regularizer
@@ -15,7 +16,7 @@ from graft.protect.session import start_forgetting
 from graft.protect.term import RegularizerTerm, copy_state
 from graft.testing import tiny_backbone
 from graft.workflows.extensions import train_config_for
-from graft.workflows.fit import load_data, make_plan, task_spec_for, train_config
+from graft.workflows.fit import make_plan, task_spec_for, train_config
 
 
 @pytest.fixture

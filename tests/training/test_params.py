@@ -8,12 +8,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from graft.data import load as load_data
 from graft.model import GraftModel
 from graft.strategies.base import Stage
 from graft.testing import tiny_backbone
 from graft.training.loop import TrainConfig, train
 from graft.training.params import apply_trainable, frozen_norm_modules, param_groups
-from graft.workflows.fit import load_data, make_plan, task_spec_for
+from graft.workflows.fit import make_plan, task_spec_for
 
 
 def _model(digits_dir: Path, image_size: int = 32) -> tuple[GraftModel, object]:

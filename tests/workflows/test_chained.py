@@ -13,6 +13,7 @@ import pytest
 
 from graft.cli import main
 from graft.protect import REGULARIZERS
+from graft.record import RunRecord
 
 TINY = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--image-size", "32"]
 
@@ -51,7 +52,7 @@ def test_chained_transfer_from_a_small_cnn(
     assert config["backbone"]["arch"] == "small_cnn_gray"
     assert config["backbone"]["kwargs"]["chain"] == [str(source.resolve())]
     assert config["task"]["class_names"] == [str(k) for k in range(5, 10)]
-    assert 0.0 <= config["info"]["retention"]["top1_agreement"] <= 1.0
+    assert 0.0 <= config["record"]["extensions"]["retention"]["top1_agreement"] <= 1.0
     files = [str(p) for p in sorted((high / "7").iterdir())[:2]]
     assert main(["predict", str(target), *files, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -70,7 +71,7 @@ def test_regularize_from_the_cli(name: str, digits_dir: Path, tmp_path: Path) ->
     assert tuned and all(r[f"train_{name}_loss"] for r in tuned)
     penalty = [float(r[f"train_{name}_loss"]) for r in tuned]
     assert all(math.isfinite(p) and p > 0 for p in penalty)
-    info = _config(out)["info"]
+    info = RunRecord.from_dict(_config(out)["record"]).to_info()  # the saved run record
     cls = REGULARIZERS.get(name)
     assert info["regularize"]["name"] == name and info["regularize"][cls.strength] == 0.5
     assert info["history"][-1][f"train_{name}_loss"] == pytest.approx(penalty[-1])

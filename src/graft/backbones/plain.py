@@ -18,9 +18,8 @@ from graft.backbones.base import Backbone, BackboneSpec, DataConfig
 from graft.backbones.groups import layer_groups
 from graft.backbones.small_cnn import build_small_cnn, is_small_cnn
 from graft.backbones.weights import file_sha256, load_checked, read_state_dict, strip_prefix_to_fit
+from graft.config import DEFAULT_BACKBONE
 from graft.errors import BackboneError, ConfigError
-
-DEFAULT_BACKBONE = "efficientnet_lite0"
 
 FIXES = (
     "pass weights=PATH (CLI --weights PATH) with a local .safetensors or state-dict file for "

@@ -10,6 +10,8 @@ import argparse
 from typing import Any
 
 from graft.cli._commands import Handler
+from graft.cli._flags import add_backbone_options as _add_backbone_options
+from graft.config import SPLIT_FRACTION
 
 
 def register(sub: Any) -> dict[str, Handler]:
@@ -65,8 +67,6 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _similarity_parser(sub: Any) -> None:
-    from graft.cli import _add_backbone_options
-
     p = sub.add_parser("similarity", help="domain gap between two image collections")
     p.add_argument("source", help="images like the backbone's (or a model's) training data")
     p.add_argument("target", help="your images (a folder, class subfolders optional, or a table)")
@@ -102,15 +102,13 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 
 def _advise_parser(sub: Any) -> None:
-    from graft.cli import _add_backbone_options
-
     p = sub.add_parser("advise", help="what --strategy auto would choose, without training")
     p.add_argument("data", help="image folder (root/<class>/*) or CSV/Parquet table")
     p.add_argument("--task", choices=["classification", "regression"])
     _add_backbone_options(p)
     p.add_argument("--score", default="logme", help="transferability score (registered name)")
-    p.add_argument("--val-fraction", type=float, default=0.15, help="as in graft fit")
-    p.add_argument("--test-fraction", type=float, default=0.15, help="as in graft fit")
+    p.add_argument("--val-fraction", type=float, default=SPLIT_FRACTION, help="as in graft fit")
+    p.add_argument("--test-fraction", type=float, default=SPLIT_FRACTION, help="as in graft fit")
     _store_options(p)
 
 

@@ -9,6 +9,7 @@ import argparse
 from typing import Any
 
 from graft.cli._commands import Handler
+from graft.config import DEFAULT_BACKBONE, SPLIT_FRACTION
 
 
 def _floats(text: str) -> list[float]:
@@ -35,10 +36,10 @@ def _compare_parser(sub: Any) -> None:
     g.add_argument("--label-column", help="table column holding class labels")
     g.add_argument("--target-columns", type=_names, help="regression columns, comma-separated")
     g.add_argument("--path-column", help="table column holding image paths")
-    g.add_argument("--val-fraction", type=float, default=0.15, help="validation share")
-    g.add_argument("--test-fraction", type=float, default=0.15, help="test share")
+    g.add_argument("--val-fraction", type=float, default=SPLIT_FRACTION, help="validation share")
+    g.add_argument("--test-fraction", type=float, default=SPLIT_FRACTION, help="test share")
     b = p.add_argument_group("backbone")
-    b.add_argument("--backbone", default="efficientnet_lite0", help="the pretrained backbone")
+    b.add_argument("--backbone", default=DEFAULT_BACKBONE, help="the pretrained backbone")
     b.add_argument("--weights", help="local weights file for a timm architecture")
     c = p.add_argument_group("budget (the same for every arm)")
     c.add_argument(

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graft.config import SPLIT_FRACTION
 from graft.errors import DataError
 
 MARKER = ".graft-digits.json"
@@ -55,9 +56,9 @@ def _split_of(labels: np.ndarray, seed: int) -> list[str]:
     from graft.data.splits import split_indices
 
     out = np.array(["train"] * len(labels), dtype=object)
-    rest, test = split_indices(len(labels), labels, 0.15, seed)
+    rest, test = split_indices(len(labels), labels, SPLIT_FRACTION, seed)
     out[test] = "test"
-    _, val = split_indices(len(rest), labels[rest], 0.15 / 0.85, seed + 1)
+    _, val = split_indices(len(rest), labels[rest], SPLIT_FRACTION / (1 - SPLIT_FRACTION), seed + 1)
     out[rest[val]] = "val"
     return [str(s) for s in out]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graft.config import SPLIT_FRACTION
 from graft.data.base import Dataset, Samples, Task
 from graft.data.images import read_folder
 from graft.data.images import verify_images as check_images
@@ -16,14 +17,14 @@ from graft.errors import ConfigError, DataError
 
 
 def load(
-    source: str | Path,
+    source: str | Path | Dataset,
     *,
     task: str | None = None,
     path_column: str | None = None,
     label_column: str | None = None,
     target_columns: list[str] | None = None,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    val_fraction: float = SPLIT_FRACTION,
+    test_fraction: float = SPLIT_FRACTION,
     seed: int = 0,
     strict: bool = False,
     verify_images: bool = True,
@@ -38,7 +39,7 @@ def load(
     classification, shuffled for regression, the same for the same ``seed``.
 
     Args:
-        source: the folder or table.
+        source: the folder or table (an already-built Dataset passes through unchanged).
         task: ``classification``, ``regression``, ``multilabel`` or ``multitask``; inferred
             when None (folders classify; see :mod:`graft.data.tables` for tables, and
             :mod:`graft.data.multi` for multi-label and multi-task tables).
@@ -62,6 +63,8 @@ def load(
         DataError: a missing source, missing or unreadable files (with ``strict``), bad rows,
             fewer than two classes, or no images at all.
     """
+    if isinstance(source, Dataset):
+        return source
     check_fractions(val_fraction, test_fraction)
     path = Path(source).expanduser()
     rows = _read(path, task, path_column, label_column, target_columns, label_separator)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from graft.config import DEFAULT_BACKBONE
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
 from graft.tasks.metrics import format_value, metric_direction
@@ -82,7 +83,7 @@ def compare(
     data: str | Path | Dataset,
     *,
     task: str | None = None,
-    backbone: str | Backbone = "efficientnet_lite0",
+    backbone: str | Backbone = DEFAULT_BACKBONE,
     weights: str | Path | None = None,
     budget: str | Budget = "standard",
     epochs: int | None = None,
@@ -128,9 +129,9 @@ def compare(
         importance: measure layer-group importance for the report.
         progress: progress bars.
         log: where progress lines go.
-        **data_options: passed to :func:`graft.workflows.fit.load_data` (``label_column``, ...).
+        **data_options: passed to :func:`graft.data.load` (``label_column``, ...).
     """
-    from graft.workflows.fit import load_data
+    from graft.data import load as load_data
 
     started = time.perf_counter()
     plan = resolve_budget(
@@ -255,20 +256,20 @@ def native_image_size(data: Dataset, sample: int = 16) -> int:
 def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]:
     """One row of the table from a fitted model's recorded info (the stored numbers)."""
     from graft.strategies.base import Plan
-    from graft.workflows.fit import trainable_counts
+    from graft.training.params import trainable_counts
 
-    info = model.info
-    metrics: dict[str, dict[str, float]] = info.get("metrics", {})
+    record = model.record
+    metrics = record.metrics
     split = "test" if "test" in metrics else "val"
-    history: list[dict[str, Any]] = info.get("history", [])
+    history = record.history
     best = [i + 1 for i, r in enumerate(history) if r.get("best")]
-    trainable = max(trainable_counts(model, Plan.from_dict(info["plan"])))
+    trainable = max(trainable_counts(model, Plan.from_dict(record.plan or {})))
     row: dict[str, Any] = {"arm": name, "kind": "transfer" if arm.pretrained else "scratch"}
     for m in TABLE_METRICS.get(task, ()):
         row[f"{split} {m}"] = metrics.get(split, {}).get(m)
     row.update(
         {
-            "time (s)": float(info.get("seconds", 0.0)),
+            "time (s)": float(record.seconds or 0.0),
             "epochs to best": best[-1] if best else len(history),
             "epochs": len(history),
             "trainable": int(trainable),

@@ -40,7 +40,7 @@ def subsample(data: Dataset, fraction: float, seed: int) -> Dataset:
 
 def score_of(model: GraftModel, metric: str) -> tuple[str, float]:
     """The split (``test`` when there is one, else ``val``) and the metric's value on it."""
-    metrics: dict[str, dict[str, float]] = model.info.get("metrics", {})
+    metrics = model.record.metrics
     split = "test" if "test" in metrics else "val"
     return split, float(metrics[split][metric])
 

@@ -1,6 +1,6 @@
 """The HTML reports of ``graft fit --report`` and ``graft compare --report``.
 
-Both are assembled from what the run recorded (``model.info``: plan, advice, metrics, history)
+Both are assembled from what the run recorded (``model.record``: plan, advice, metrics, history)
 and from the comparison's rows, so the report shows the numbers that were printed and stored.
 Plots are computed here: learning curves from the history, a confusion matrix (classification)
 or predicted-vs-true and residual plots (regression) on the held-out split, and layer-group
@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
 def write_fit_report(model: GraftModel, data: Dataset, path: str | Path) -> Path:
     """Write the report of one fit: plan, advisor, metrics, curves, evaluation plots."""
-    info = model.info
-    plan = info.get("plan", {})
+    plan = model.record.plan or {}
     report = Report(
         f"{plan.get('strategy', 'fit')} on {Path(str(data.source)).name or data.source}",
         subtitle=f"graft fit: {data.task}",
@@ -41,15 +40,15 @@ def write_fit_report(model: GraftModel, data: Dataset, path: str | Path) -> Path
 
 
 def _fit_summary(model: GraftModel, data: Dataset) -> dict[str, Any]:
-    info = model.info
+    record = model.record
     out: dict[str, Any] = {
         "data": str(data.source),
         "backbone": str(model.backbone.spec.name),
-        "strategy": info.get("plan", {}).get("strategy"),
+        "strategy": (record.plan or {}).get("strategy"),
     }
     out.update({f"{k} examples": len(v) for k, v in data.splits().items()})
-    if "seconds" in info:
-        out["time (s)"] = f"{float(info['seconds']):.1f}"
+    if record.seconds is not None:
+        out["time (s)"] = f"{float(record.seconds):.1f}"
     return out
 
 
@@ -59,22 +58,22 @@ def add_model_sections(
     """Plan, advisor reasoning, metrics, learning curves and evaluation plots of one model."""
     from graft.strategies.base import Plan
     from graft.strategies.render import plan_rows
-    from graft.workflows.fit import trainable_counts
+    from graft.training.params import trainable_counts
 
-    info, prefix = model.info, f"{title}: " if title else ""
-    if "plan" in info:
-        plan = Plan.from_dict(info["plan"])
+    record, prefix = model.record, f"{title}: " if title else ""
+    if record.plan:
+        plan = Plan.from_dict(record.plan)
         rows = plan_rows(plan, trainable_counts(model, plan))
         report.add_plan(rows, strategy=plan.strategy, notes=plan.notes, title=f"{prefix}Plan")
-    lines = advice_lines(info.get("advice"))
+    lines = advice_lines(record.advice)
     if lines:
         report.add_text(f"{prefix}Advisor's reasoning", lines)
-    if info.get("metrics"):
-        report.add_metrics(info["metrics"], f"{prefix}Metrics")
-    if info.get("history"):
+    if record.metrics:
+        report.add_metrics(record.metrics, f"{prefix}Metrics")
+    if record.history:
         report.add_figure(
             f"{prefix}Learning curves",
-            curves.plot_learning_curves(info["history"]),
+            curves.plot_learning_curves(record.history),
             "Train and validation loss and validation metrics per epoch; dashed lines mark "
             "stages, dotted lines the epochs whose weights were kept.",
         )
@@ -169,10 +168,11 @@ def write_compare_report(result: Comparison, path: str | Path) -> Path:
     best = result.models[result.recommended]
     add_model_sections(report, best, data, title=result.recommended)
     for row in result.rows:
-        if row["arm"] != result.recommended and result.models[row["arm"]].info.get("history"):
+        history = result.models[row["arm"]].record.history
+        if row["arm"] != result.recommended and history:
             report.add_figure(
                 f"{row['arm']}: learning curves",
-                curves.plot_learning_curves(result.models[row["arm"]].info["history"]),
+                curves.plot_learning_curves(history),
             )
     return report.write(path)
 

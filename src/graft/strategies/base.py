@@ -201,6 +201,11 @@ STRATEGIES: Registry[type[Strategy]] = Registry("strategy")
 def create_strategy(name: str | Strategy, **options: Any) -> Strategy:
     """A strategy by registered name (``two-stage``) with options, or the object itself."""
     if isinstance(name, Strategy):
+        if options:
+            raise ConfigError(
+                f"strategy options {', '.join(sorted(options))} given with a Strategy object: "
+                "set them on the object instead (e.g. FineTuneTop(top=3))"
+            )
         return name
     import graft.strategies  # noqa: F401  (registers the built-in strategies)
 
@@ -213,7 +218,9 @@ def create_strategy(name: str | Strategy, **options: Any) -> Strategy:
             f"its options: {', '.join(sorted(valid))}"
         )
     try:
-        return cls(**{k: v for k, v in options.items() if v is not None})
+        # None is kept where the option allows it (``top=None``: every group), else dropped.
+        nullable = {f.name for f in fields(cls) if "None" in str(f.type)}
+        return cls(**{k: v for k, v in options.items() if v is not None or k in nullable})
     except ValueError as e:
         raise ConfigError(f"strategy {name!r}: {e}") from e
 

@@ -14,13 +14,13 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
+from graft.config import TrainConfig
 from graft.data.base import Dataset
 from graft.errors import ConfigError, TrainingError
 from graft.model import GraftModel
@@ -35,7 +35,7 @@ from graft.training.extensions import (
 )
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
-from graft.training.schedules import ScheduleConfig, build_scheduler
+from graft.training.schedules import build_scheduler
 
 Callback = Callable[[dict[str, Any]], None]
 
@@ -63,73 +63,6 @@ class LossTerm(Protocol):
         outputs: torch.Tensor,
         progress: float,
     ) -> tuple[torch.Tensor, dict[str, float]]: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Options of the loop (not of the strategy).
-
-    Args:
-        batch_size: samples per optimizer step (per step of all processes together).
-        weight_decay: AdamW weight decay (not applied to biases and norm weights).
-        seed: seeds every epoch from (seed, stage, epoch) for reproducible, resumable runs.
-        num_workers: DataLoader worker processes for image decoding.
-        augment: light training augmentation in stages that run the backbone.
-        cpu: force the CPU even when an accelerator is present.
-        mixed_precision: ``no``, ``fp16`` or ``bf16`` (where the device supports it).
-        use_cache: train frozen-backbone stages on stored features.
-        cache_dir: feature store folder (default ``$GRAFT_CACHE_DIR`` or ``~/.cache/graft``).
-        progress: progress bars.
-        monitor: validation metric for early stopping and best weights (``val_loss``,
-            ``val_accuracy``, ``val_macro_f1``, ``val_rmse``, ...).
-        schedule: learning-rate schedule of every stage.
-        grad_clip: clip the gradient norm to this value (None = off).
-        grad_accum: accumulate gradients over this many batches per optimizer step.
-        class_weights: ``balanced`` weights the loss by inverse class frequency.
-        sampler: ``weighted`` draws training batches with inverse class frequency.
-        checkpoint_dir: write a checkpoint there after every epoch (atomically).
-        resume: continue from the checkpoint in ``checkpoint_dir``.
-        log_csv: append per-epoch metrics to this CSV file.
-        tensorboard: write TensorBoard scalars to this folder (needs ``tensorboard``).
-    """
-
-    batch_size: int = 32
-    weight_decay: float = 1e-4
-    seed: int = 0
-    num_workers: int = 0
-    augment: bool = True
-    cpu: bool = False
-    mixed_precision: str = "no"
-    use_cache: bool = True
-    cache_dir: str | None = None
-    progress: bool = True
-    monitor: str = "val_loss"
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    grad_clip: float | None = None
-    grad_accum: int = 1
-    class_weights: str | None = None
-    sampler: str | None = None
-    checkpoint_dir: str | None = None
-    resume: bool = False
-    log_csv: str | None = None
-    tensorboard: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError(f"--batch-size must be >= 1, got {self.batch_size}")
-        if self.grad_accum < 1:
-            raise ConfigError(f"--grad-accum must be >= 1, got {self.grad_accum}")
-        if self.class_weights not in (None, "balanced"):
-            raise ConfigError(f"--class-weights must be 'balanced', got {self.class_weights!r}")
-        if self.sampler not in (None, "weighted"):
-            raise ConfigError(f"--sampler must be 'weighted', got {self.sampler!r}")
-        if self.resume and not self.checkpoint_dir:
-            raise ConfigError("--resume needs a checkpoint folder (--checkpoint-dir or --out)")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
-        d["schedule"] = self.schedule.__dict__
-        return d
 
 
 def make_accelerator(cfg: TrainConfig) -> Any:

@@ -16,7 +16,7 @@ from torch import nn
 
 if TYPE_CHECKING:
     from graft.model import GraftModel
-    from graft.strategies.base import Stage
+    from graft.strategies.base import Plan, Stage
 
 _BN_TYPES: tuple[type[nn.Module], ...] = (
     nn.modules.batchnorm._BatchNorm,
@@ -50,6 +50,16 @@ def apply_trainable(model: GraftModel, stage: Stage) -> int:
             p.requires_grad_(mult > 0)
     _apply_patterns(model, stage)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def trainable_counts(model: GraftModel, plan: Plan) -> list[int]:
+    """Trainable parameters per stage of ``plan``; every ``requires_grad`` is left as it was."""
+    before = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        return [apply_trainable(model, stage) for stage in plan.stages]
+    finally:
+        for p, flag in before:
+            p.requires_grad_(flag)
 
 
 def _apply_patterns(model: GraftModel, stage: Stage) -> None:

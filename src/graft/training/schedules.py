@@ -8,49 +8,23 @@ the others step after every optimizer step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from graft._registry import Registry
+from graft.config import ScheduleConfig
 from graft.errors import ConfigError
 
 SCHEDULES: Registry[Any] = Registry("schedule")
 
 
-@dataclass(frozen=True, kw_only=True)
-class ScheduleConfig:
-    """Args:
-    name: ``cosine`` (default), ``linear``, ``constant``, ``one_cycle`` or ``plateau``.
-    warmup: warm-up length as a fraction of the stage's steps (0-0.5), linear from 0.
-    min_lr_ratio: the rate decays to ``lr * min_lr_ratio``.
-    plateau_factor: ``plateau``: multiply the rate by this when the monitor stalls.
-    plateau_patience: ``plateau``: epochs without improvement before reducing.
-    """
-
-    name: str = "cosine"
-    warmup: float = 0.0
-    min_lr_ratio: float = 0.0
-    plateau_factor: float = 0.5
-    plateau_patience: int = 1
-
-    def __post_init__(self) -> None:
-        if SCHEDULES.normalize(self.name) not in SCHEDULES:
-            raise ConfigError(
-                SCHEDULES.unknown_message(self.name).replace("unknown", "--schedule: unknown")
-            )
-        if not 0 <= self.warmup <= 0.5:
-            raise ConfigError(
-                f"--warmup must be a fraction of the stage in [0, 0.5], got {self.warmup}"
-            )
-        if not 0 <= self.min_lr_ratio < 1:
-            raise ConfigError(f"--min-lr-ratio must be in [0, 1), got {self.min_lr_ratio}")
-
-    @property
-    def per_epoch(self) -> bool:
-        """True when the schedule steps once per epoch on the validation monitor."""
-        return SCHEDULES.normalize(self.name) == "plateau"
+def check_schedule(config: ScheduleConfig) -> None:
+    """Raise ConfigError when the schedule's name is not registered (names close ones)."""
+    if SCHEDULES.normalize(config.name) not in SCHEDULES:
+        raise ConfigError(
+            SCHEDULES.unknown_message(config.name).replace("unknown", "--schedule: unknown")
+        )
 
 
 def _warmup_then(decay: str, total: int, warmup: int, floor: float) -> Any:

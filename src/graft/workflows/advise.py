@@ -17,6 +17,7 @@ import torch
 
 from graft.backbones import DEFAULT_BACKBONE
 from graft.backbones.base import Backbone
+from graft.config import SPLIT_FRACTION
 from graft.data.base import Dataset
 from graft.measure.advise import measure_facts
 from graft.measure.source import DEFAULT_SCORE
@@ -66,8 +67,8 @@ def advise(
     pretrained: bool = True,
     image_size: int | None = None,
     score: str = DEFAULT_SCORE,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
+    val_fraction: float = SPLIT_FRACTION,
+    test_fraction: float = SPLIT_FRACTION,
     cache_dir: str | None = None,
     batch_size: int = 64,
     seed: int = 0,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from graft.config import DEFAULT_BACKBONE
 from graft.data import load
 from graft.data.base import Dataset
 from graft.data.digits import write_digits
@@ -57,7 +58,7 @@ def run_demo(
     per_stage = epochs or DEMO_EPOCHS
     model = fit(
         dataset,
-        backbone="efficientnet_lite0",
+        backbone=DEFAULT_BACKBONE,
         strategy="two_stage",
         strategy_options={"top": 2, "lr_factor": 0.1, "head_epochs": 3 * per_stage},
         epochs=per_stage,
@@ -88,7 +89,7 @@ def _compare(dataset: Dataset, model: GraftModel, root: Path, epochs: int, image
     report = root / "report.html"
     result = run_compare(
         dataset,
-        backbone="efficientnet_lite0",
+        backbone=DEFAULT_BACKBONE,
         budget="quick",
         epochs=epochs,
         image_size=image_size,

@@ -1,82 +1,245 @@
-"""The front door: ``graft.fit`` (data -> trained model), one function per CLI sub-command.
+"""The front door: ``graft.fit`` (data -> trained model), read top to bottom.
 
-Every keyword of :func:`fit` is a ``graft fit`` option of the same name in kebab-case.
+``fit`` takes one :class:`~graft.config.FitConfig` (or flat overrides of its fields, e.g.
+``epochs=3, regularize="ewc"``): config -> data -> backbone -> model -> plan (auto: the advisor
+measures) -> extensions -> train -> evaluate -> record -> save -> report.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import fields
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from graft import __version__
+from graft.backbones import check_input_kind
+from graft.backbones import create as create_backbone
 from graft.backbones.base import Backbone
+from graft.config import FitConfig, TrainConfig
+from graft.data import load as load_dataset
 from graft.data.base import Dataset
 from graft.errors import ConfigError
 from graft.model import GraftModel
-from graft.protect.base import Regularizer
 from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks import TaskSpec, spec_for
-from graft.training.loop import Callback, LossTerm, TrainConfig, train
-from graft.training.schedules import ScheduleConfig
+from graft.training.extensions import Extension
+from graft.training.loop import Callback, train
+from graft.training.params import trainable_counts
+from graft.training.schedules import check_schedule
 from graft.workflows.advise import resolve_auto  # measures on stored features
+from graft.workflows.extensions import finish_extensions, setup_extensions, train_config_for
 
-DEFAULT_BACKBONE = "efficientnet_lite0"
-DEFAULT_STRATEGY = "auto"  # the advisor measures the data, then picks (strategies/auto.py)
+Log = Callable[[str], None]
+# Keywords that may carry a built object instead of a name; the config records the name.
+OBJECT_KEYS = ("backbone", "strategy", "regularize")
 
 
-def load_data(
+def fit(
     data: str | Path | Dataset,
+    config: FitConfig | None = None,
     *,
-    task: str | None = None,
-    label_column: str | None = None,
-    target_columns: list[str] | None = None,
-    path_column: str | None = None,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    seed: int = 0,
-    strict: bool = False,
-    label_separator: str | None = None,
-) -> Dataset:
-    """A :class:`Dataset` from a folder or table path (a Dataset passes through)."""
-    if isinstance(data, Dataset):
-        return data
-    from graft.data import load
+    log: Log = print,
+    callbacks: Sequence[Callback] = (),
+    extensions: Sequence[Extension] = (),
+    **overrides: Any,
+) -> GraftModel:
+    """Transfer a pretrained backbone to ``data`` and return the trained model.
 
-    extra: dict[str, Any] = {} if label_separator is None else {"label_separator": label_separator}
-    return load(
-        data,
-        task=task,
-        label_column=label_column,
-        target_columns=target_columns,
-        path_column=path_column,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        strict=strict,
-        **extra,
-    )
+    Args:
+        data: an image folder (``root/<class>/*``, optional ``train/val/test``), a CSV/Parquet
+            table, or a loaded :class:`~graft.data.Dataset`.
+        config: the run configuration (default: :class:`~graft.config.FitConfig` defaults).
+        log: where progress lines go.
+        callbacks: functions called with each epoch's metrics row.
+        extensions: extra :class:`~graft.training.extensions.Extension` objects (losses,
+            per-epoch hooks, record entries) beside the ones the configuration asks for.
+        **overrides: any field of the configuration by its flat name (``epochs=3``,
+            ``strategy="two_stage"``, ``regularize="ewc"``, ``batch_size=16``, ...; see
+            ``graft fit --help``); ``backbone``, ``strategy`` and ``regularize`` also take a
+            built object; ``strategy_options={"top": 3}`` is the older spelling of ``top=3``.
+
+    Raises:
+        ConfigError: an unknown override (the message names the close ones) or a bad value.
+
+    Example:
+        >>> model = graft.fit("photos/", epochs=3)  # doctest: +SKIP
+        >>> model.predict(["photos/cat/1.jpg"])  # doctest: +SKIP
+    """
+    started = time.perf_counter()
+    log = log if is_main_process() else _quiet  # one process speaks and writes
+    cfg, objects = resolve_config(config, overrides)
+    train_cfg = training_for(cfg)
+    dataset = load_data_for(data, cfg)
+    torch.manual_seed(cfg.training.seed)  # a random backbone and the new head are reproducible
+    backbone = create_backbone(
+        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
+        weights=cfg.model.weights, image_size=cfg.model.image_size,
+    )  # fmt: skip
+    check_input_kind(backbone, dataset)
+    spec = task_spec_for(dataset, dropout=cfg.model.dropout, loss_weights=cfg.data.loss_weights)
+    model = GraftModel(backbone, spec)
+    plan = plan_for(model, dataset, cfg, objects.get("strategy"), train_cfg, log=log)
+    record_setup(model, cfg, plan)
+    log(describe_data(dataset))
+    log(plan.table(trainable_counts(model, plan)))
+    plan, built = setup_extensions(
+        model, plan, dataset, train_cfg, protect=protect_options(cfg, objects),
+        adapt=asdict(cfg.adaptation), dry_run=cfg.output.dry_run, log=log,
+    )  # fmt: skip
+    given = "weight_decay" in overrides or train_cfg.weight_decay != TrainConfig().weight_decay
+    train_cfg = train_config_for(train_cfg, built, weight_decay_given=given, log=log)
+    if cfg.output.dry_run:
+        return model
+    every = [*extensions, *built]
+    history = train(model, plan, dataset, train_cfg, log=log, callbacks=callbacks, extensions=every)
+    model.info.update(history=history, metrics=evaluate_splits(model, dataset))
+    model.info.update(data=data_summary(dataset), train_config=train_cfg.to_dict())
+    model.info["extensions"] = finish_extensions(built, model, dataset, train_cfg)
+    model.info["seconds"] = round(time.perf_counter() - started, 2)
+    save_and_report(model, dataset, cfg, train_cfg, log=log)
+    return model
 
 
-def make_backbone(
-    backbone: str | Backbone = DEFAULT_BACKBONE,
+def resolve_config(
+    config: FitConfig | None, overrides: Mapping[str, Any]
+) -> tuple[FitConfig, dict[str, Any]]:
+    """The configuration with overrides applied, and the built objects passed for names."""
+    overrides = dict(overrides)
+    objects = {k: overrides.pop(k) for k in OBJECT_KEYS if _is_object(overrides.get(k))}
+    if "strategy" in objects and overrides.get("strategy_options"):
+        raise ConfigError(
+            "strategy_options given with a Strategy object: set them on the object instead"
+        )
+    names = {k: _object_name(v) for k, v in objects.items()}
+    cfg = (config or FitConfig()).with_overrides(**names, **overrides)
+    check_schedule(cfg.training.schedule)  # the schedule registry lives with the schedules
+    return cfg, objects
+
+
+def _is_object(value: Any) -> bool:
+    return value is not None and not isinstance(value, str | Path)
+
+
+def _object_name(obj: Any) -> str:
+    if isinstance(obj, Backbone):
+        return obj.spec.name
+    return str(getattr(obj, "name", type(obj).__name__))
+
+
+def training_for(cfg: FitConfig) -> TrainConfig:
+    """The loop's options; with ``out``, checkpoints go to ``<out>.ckpt`` unless told otherwise."""
+    t = cfg.training
+    if cfg.output.out is not None and t.checkpoint_dir is None:
+        return replace(t, checkpoint_dir=f"{cfg.output.out}.ckpt")
+    return t
+
+
+def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
+    """The dataset as the configuration reads and splits it (a Dataset passes through)."""
+    d = cfg.data
+    extra: dict[str, Any] = {}
+    if d.label_separator is not None:  # the table reader (data/, helper D) takes it
+        extra["label_separator"] = d.label_separator
+    return load_dataset(
+        data, task=d.task, label_column=d.label_column, path_column=d.path_column,
+        target_columns=None if d.target_columns is None else list(d.target_columns),
+        val_fraction=d.val_fraction, test_fraction=d.test_fraction,
+        seed=cfg.training.seed, strict=d.strict, **extra,
+    )  # fmt: skip
+
+
+def plan_for(
+    model: GraftModel,
+    dataset: Dataset,
+    cfg: FitConfig,
+    strategy: Strategy | None,
+    train_cfg: TrainConfig,
     *,
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    image_size: int | None = None,
-) -> Backbone:
-    """A backbone by name (bundled, ``timm:<name>``, a saved graft model) or the object itself."""
-    if isinstance(backbone, Backbone):
-        if image_size is not None:
-            backbone.data_config = backbone.data_config.with_image_size(image_size)
-        return backbone
-    from graft.backbones import create
+    log: Log,
+) -> Plan:
+    """The strategy's plan; ``auto`` first measures the data (the advisor) and picks."""
+    t = cfg.tuning
+    options = t.options()
+    if strategy is None and t.strategy.replace("-", "_") == "auto":
+        seed = cfg.training.seed
+        strategy = resolve_auto(model, dataset, train_cfg, options=options, log=log, seed=seed)
+        options = {}
+    if strategy is not None:
+        return make_plan(model, strategy, epochs=t.epochs, lr=t.lr)
+    return make_plan(model, t.strategy, epochs=t.epochs, lr=t.lr, **options)
 
-    return create(backbone, pretrained=pretrained, weights=weights, image_size=image_size)
+
+def record_setup(model: GraftModel, cfg: FitConfig, plan: Plan) -> None:
+    """What the run was asked to do, in ``model.info`` before training."""
+    d = cfg.data
+    model.info["config"] = cfg.to_dict()
+    model.info["graft_version"] = __version__
+    model.info["data_options"] = {
+        "label_column": d.label_column,
+        "target_columns": None if d.target_columns is None else list(d.target_columns),
+        "path_column": d.path_column,
+        "label_separator": d.label_separator,
+    }
+    model.info["split"] = {
+        "val_fraction": d.val_fraction,
+        "test_fraction": d.test_fraction,
+        "seed": cfg.training.seed,
+    }
+    model.info["plan"] = plan.to_dict()
+
+
+def protect_options(cfg: FitConfig, objects: Mapping[str, Any]) -> dict[str, Any]:
+    """The protection section as the extensions take it (a built Regularizer passes through)."""
+    out = asdict(cfg.protection)
+    if "regularize" in objects:
+        out["regularize"] = objects["regularize"]
+    return out
+
+
+def evaluate_splits(model: GraftModel, dataset: Dataset) -> dict[str, dict[str, float]]:
+    """Metrics on the validation split, and on the test split when there is one."""
+    metrics = {"val": model.evaluate(dataset.val)}
+    if dataset.test is not None and len(dataset.test):
+        metrics["test"] = model.evaluate(dataset.test)
+    return metrics
+
+
+def save_and_report(
+    model: GraftModel, dataset: Dataset, cfg: FitConfig, train_cfg: TrainConfig, *, log: Log
+) -> None:
+    """Save the model (checkpoints removed once it is saved) and write the HTML report."""
+    out, report = cfg.output.out, cfg.output.report
+    if not is_main_process():
+        return
+    if out is not None:
+        model.save(out)
+        if train_cfg.checkpoint_dir == f"{out}.ckpt":
+            shutil.rmtree(train_cfg.checkpoint_dir, ignore_errors=True)
+    if report is not None:
+        from graft.evaluate.run_report import write_fit_report
+
+        log(f"report: {write_fit_report(model, dataset, report)}")
+
+
+def is_main_process() -> bool:
+    """False in every process but the first of a distributed run (torchrun, accelerate launch)."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+def train_config(**options: Any) -> TrainConfig:
+    """A TrainConfig from flat keyword options (schedule options included, ``schedule=name``)."""
+    return FitConfig.create(**options).training
 
 
 def task_spec_for(
@@ -93,210 +256,6 @@ def make_plan(
     strat = create_strategy(strategy, **options)
     groups = [*model.backbone.group_names, "head"]
     return strat.plan(groups, epochs=epochs, lr=lr)
-
-
-def fit(
-    data: str | Path | Dataset,
-    *,
-    task: str | None = None,
-    backbone: str | Backbone = DEFAULT_BACKBONE,
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    strategy: str | Strategy = DEFAULT_STRATEGY,
-    epochs: int = 5,
-    lr: float = 1e-3,
-    image_size: int | None = None,
-    label_column: str | None = None,
-    target_columns: list[str] | None = None,
-    path_column: str | None = None,
-    val_fraction: float = 0.15,
-    test_fraction: float = 0.15,
-    dropout: float = 0.0,
-    strict: bool = False,
-    label_separator: str | None = None,
-    loss_weights: dict[str, float] | None = None,
-    unlabeled: str | Path | None = None,
-    adapt: str | None = None,
-    adapt_options: dict[str, Any] | None = None,
-    target_eval: str | Path | None = None,
-    regularize: str | Regularizer | None = None,
-    regularize_strength: float | None = None,
-    regularize_options: dict[str, Any] | None = None,
-    ewc_data: str | Path | None = None,
-    retention: bool = True,
-    retention_data: str | Path | None = None,
-    out: str | Path | None = None,
-    report: str | Path | None = None,
-    dry_run: bool = False,
-    log: Callable[[str], None] = print,
-    strategy_options: dict[str, Any] | None = None,
-    callbacks: Sequence[Callback] = (),
-    terms: Sequence[LossTerm] = (),
-    **train_options: Any,
-) -> GraftModel:
-    """Transfer a pretrained backbone to ``data`` and return the trained model.
-
-    Args:
-        data: an image folder (``root/<class>/*``, optional ``train/val/test``), a CSV/Parquet
-            table, or a loaded :class:`~graft.data.Dataset`.
-        task: ``classification`` or ``regression`` (inferred when None).
-        backbone: ``efficientnet_lite0`` (bundled), ``timm:<name>``, or a Backbone.
-        strategy: a registered strategy name or a Strategy object.
-        epochs: epochs per stage.
-        lr: base learning rate (the head's).
-        out: save the trained model there (atomic); checkpoints go to ``<out>.ckpt`` while
-            training and are removed once the model is saved.
-        report: write an HTML report there (plan, advisor, metrics, curves, plots).
-        dry_run: build everything and log the plan, but do not train.
-        strategy_options: options of the strategy (e.g. ``{"top": 3, "lr_factor": 0.01}``).
-        callbacks: functions called with each epoch's metrics row.
-        terms: extra losses (regularizers, domain adaptation) in stages that run the backbone.
-        unlabeled: unlabeled target images (a folder, class folders ignored, or a table of
-            paths) for domain adaptation; see :mod:`graft.adapt.session`.
-        adapt: ``dann`` (the default with ``unlabeled``), ``coral``, ``mmd`` or ``rotation``.
-        adapt_options: the method's options (e.g. ``{"weight": 0.5, "hidden": 256}``).
-        target_eval: labeled target images used only to report target metrics.
-        regularize: keep what the backbone knew: ``ewc``, ``l2sp``, ``lwf`` or a Regularizer,
-            active in stages that train the backbone; see :mod:`graft.protect.session`.
-        regularize_strength: its main strength (EWC/LwF ``lam``, L2-SP ``alpha``).
-        regularize_options: its other options (e.g. ``{"temperature": 2}`` for LwF).
-        ewc_data: source-like images for EWC's Fisher (default: the target training images).
-        retention: after training, measure agreement with the original model when the
-            backbone keeps its original classifier; stored in ``model.info["retention"]``.
-        retention_data: reference images for retention (default: the test, else val split).
-        **train_options: options of the loop, see :class:`~graft.training.loop.TrainConfig`
-            (``batch_size``, ``seed``, ``monitor``, ``schedule``, ``warmup``, ``grad_clip``,
-            ``resume``, ...).
-
-    Example:
-        >>> model = graft.fit("photos/", epochs=3)  # doctest: +SKIP
-        >>> model.predict(["photos/cat/1.jpg"])  # doctest: +SKIP
-    """
-    started = time.perf_counter()
-    main_process = is_main_process()
-    if not main_process:
-        log = _quiet  # one process speaks and writes in a distributed run
-    seed = int(train_options.get("seed", 0))
-    dataset = load_data(
-        data,
-        task=task,
-        label_column=label_column,
-        target_columns=target_columns,
-        path_column=path_column,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-        strict=strict,
-        label_separator=label_separator,
-    )
-    if out is not None and train_options.get("checkpoint_dir") is None:
-        train_options["checkpoint_dir"] = f"{out}.ckpt"
-    cfg = train_config(**train_options)
-    torch.manual_seed(seed)  # a randomly initialised backbone and the new head are reproducible
-    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
-    model = GraftModel(bb, task_spec_for(dataset, dropout=dropout, loss_weights=loss_weights))
-    if isinstance(strategy, str) and strategy.replace("-", "_") == "auto":
-        strategy = resolve_auto(model, dataset, cfg, options=strategy_options, log=log, seed=seed)
-    plan = make_plan(model, strategy, epochs=epochs, lr=lr, **(strategy_options or {}))
-    model.info["data_options"] = {
-        "label_column": label_column,
-        "target_columns": target_columns,
-        "path_column": path_column,
-        "label_separator": label_separator,
-    }
-    model.info["split"] = {
-        "val_fraction": val_fraction,
-        "test_fraction": test_fraction,
-        "seed": seed,
-    }
-    log(describe_data(dataset))
-    log(plan.table(trainable_counts(model, plan)))
-    model.info["plan"] = plan.to_dict()
-    from graft.workflows.extensions import (
-        finish_extensions,
-        setup_extensions,
-        train_config_for,
-    )
-
-    plan, extensions = setup_extensions(
-        model, plan, dataset, cfg, dry_run=dry_run, log=log,
-        protect={"regularize": regularize, "regularize_strength": regularize_strength,
-                 "regularize_options": regularize_options, "ewc_data": ewc_data,
-                 "retention": retention, "retention_data": retention_data},
-        adapt={"unlabeled": unlabeled, "adapt": adapt, "adapt_options": adapt_options,
-               "target_eval": target_eval},
-    )  # fmt: skip
-    cfg = train_config_for(
-        cfg, extensions, weight_decay_given="weight_decay" in train_options, log=log
-    )
-    if dry_run:
-        return model
-    history = train(
-        model, plan, dataset, cfg, log=log, callbacks=callbacks, extensions=[*terms, *extensions]
-    )
-    metrics = {"val": model.evaluate(dataset.val)}
-    if dataset.test is not None and len(dataset.test):
-        metrics["test"] = model.evaluate(dataset.test)
-    model.info.update(
-        history=history,
-        metrics=metrics,
-        data=data_summary(dataset),
-        train_config=cfg.to_dict(),
-        seconds=round(time.perf_counter() - started, 2),
-    )
-    model.info["extensions"] = finish_extensions(extensions, model, dataset, cfg)
-    if out is not None and main_process:
-        model.save(out)
-        if cfg.checkpoint_dir == f"{out}.ckpt":
-            shutil.rmtree(cfg.checkpoint_dir, ignore_errors=True)
-    if report is not None and main_process:
-        from graft.evaluate.run_report import write_fit_report
-
-        log(f"report: {write_fit_report(model, dataset, report)}")
-    return model
-
-
-def is_main_process() -> bool:
-    """False in every process but the first of a distributed run (torchrun, accelerate launch)."""
-    import os
-
-    return os.environ.get("RANK", "0") == "0"
-
-
-def _quiet(message: str) -> None:
-    del message
-
-
-def train_config(**options: Any) -> TrainConfig:
-    """A TrainConfig from flat keyword options (schedule options included)."""
-    sched_keys = {f.name for f in fields(ScheduleConfig)}
-    sched = {
-        ("name" if k == "schedule" else k): v
-        for k, v in options.items()
-        if k in sched_keys - {"name"} or k == "schedule"
-    }
-    rest = {k: v for k, v in options.items() if k not in sched_keys and k != "schedule"}
-    valid = {f.name for f in fields(TrainConfig)}
-    unknown = sorted(set(rest) - valid)
-    if unknown:
-        known = sorted(valid - {"schedule"} | sched_keys - {"name"} | {"schedule"})
-        raise ConfigError(
-            f"unknown option {', '.join(unknown)}; training options: {', '.join(known)}"
-        )
-    return TrainConfig(
-        schedule=ScheduleConfig(**{k: v for k, v in sched.items() if v is not None}),
-        **{k: v for k, v in rest.items() if v is not None},
-    )
-
-
-def trainable_counts(model: GraftModel, plan: Plan) -> list[int]:
-    """Trainable parameters per stage (applies each stage's freezing, then freezes all)."""
-    from graft.training.params import apply_trainable
-
-    counts = [apply_trainable(model, s) for s in plan.stages]
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return counts
 
 
 def data_summary(data: Dataset) -> dict[str, Any]:
@@ -319,41 +278,46 @@ def describe_data(data: Dataset) -> str:
 def lr_find(
     data: str | Path | Dataset,
     *,
-    task: str | None = None,
-    backbone: str | Backbone = DEFAULT_BACKBONE,
-    weights: str | Path | None = None,
-    pretrained: bool = True,
-    strategy: str | Strategy = DEFAULT_STRATEGY,
+    strategy: str | Strategy = "two_stage",
     stage: int = 0,
-    lr: float = 1e-3,
-    image_size: int | None = None,
     start_lr: float = 1e-7,
     end_lr: float = 10.0,
     steps: int = 100,
     plot: str | Path | None = None,
-    strategy_options: dict[str, Any] | None = None,
-    **train_options: Any,
+    **overrides: Any,
 ) -> Any:
     """Learning-rate range test on one stage of a strategy's plan; returns an LRFindResult.
 
+    The defaults match ``graft lr-find`` (strategy ``two_stage``).
+
     Args:
+        strategy: whose plan to test (a name or a Strategy).
         stage: which stage of the plan to test (0 = the first, usually the head).
         plot: write the loss-vs-rate plot there (PNG).
+        **overrides: fields of :class:`~graft.config.FitConfig` (``label_column``,
+            ``target_columns``, ``backbone``, ``batch_size``, ``seed``, ``lr``, ``top``, ...).
     """
     from graft.training.lr_find import lr_find as run
 
-    seed = int(train_options.get("seed", 0))
-    dataset = load_data(data, task=task, seed=seed)
-    cfg = train_config(**train_options)
-    torch.manual_seed(seed)
-    bb = make_backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
-    model = GraftModel(bb, task_spec_for(dataset))
-    plan = make_plan(model, strategy, epochs=1, lr=lr, **(strategy_options or {}))
+    if isinstance(strategy, str):
+        overrides["strategy"] = strategy
+    cfg, objects = resolve_config(None, overrides)
+    dataset = load_data_for(data, cfg)
+    torch.manual_seed(cfg.training.seed)
+    bb = create_backbone(
+        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
+        weights=cfg.model.weights, image_size=cfg.model.image_size,
+    )  # fmt: skip
+    model = GraftModel(bb, task_spec_for(dataset, loss_weights=cfg.data.loss_weights))
+    chosen = strategy if isinstance(strategy, Strategy) else cfg.tuning.strategy
+    options = {} if isinstance(strategy, Strategy) else cfg.tuning.options()
+    plan = make_plan(model, chosen, epochs=1, lr=cfg.tuning.lr, **options)
     if not 0 <= stage < len(plan.stages):
         raise ConfigError(f"--stage {stage}: the plan has stages 0..{len(plan.stages) - 1}")
     result = run(
-        model, plan, dataset, cfg, stage_index=stage, start_lr=start_lr, end_lr=end_lr, steps=steps
-    )
+        model, plan, dataset, cfg.training, stage_index=stage, start_lr=start_lr,
+        end_lr=end_lr, steps=steps,
+    )  # fmt: skip
     if plot is not None:
         result.plot(plot)
     return result
