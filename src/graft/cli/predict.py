@@ -31,7 +31,6 @@ def register(sub: Any) -> dict[str, Handler]:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from graft.io import write_records
-
     from graft.model import load
 
     model = load(args.model)
