@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from graft import metrics
 from graft.evaluate import curves
 from graft.evaluate.report import Report
-from graft.tasks import metrics
 
 CHROMIUM_FLAGS = [
     "--headless",

@@ -50,6 +50,7 @@ LAYERS: dict[str, int] = {
     "graft.errors": 0,
     "graft.io": 0,
     "graft.config": 0,
+    "graft.metrics": 0,
     "graft.record": 0,
     "graft.tasks": 1,
     "graft.strategies": 1,

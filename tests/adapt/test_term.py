@@ -92,7 +92,7 @@ def test_dann_trains_its_discriminator_while_the_coefficient_warms_up(
     rows: list[dict[str, Any]] = []
     graft.fit(
         digits_dir, backbone=tiny_backbone(image_size=32), strategy="full", epochs=2,
-        batch_size=32, terms=[term], callbacks=[rows.append], **QUIET,
+        batch_size=32, extensions=[term], callbacks=[rows.append], **QUIET,
     )  # fmt: skip
     after = adapter.state_dict()
     assert all(not torch.equal(before[k], after[k].cpu()) for k in before), "every weight moved"

@@ -11,7 +11,7 @@ import pytest
 
 from graft.evaluate.arms import ARMS
 from graft.evaluate.compare import Comparison, make_verdict
-from graft.tasks.metrics import format_value
+from graft.metrics import format_value
 from graft.testing import tiny_backbone
 
 

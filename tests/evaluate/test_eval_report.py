@@ -13,7 +13,7 @@ import pytest
 from graft.errors import ConfigError
 from graft.evaluate import curves
 from graft.evaluate.report import Report
-from graft.tasks.metrics import classification_metrics, format_metrics, format_value
+from graft.metrics import classification_metrics, format_metrics, format_value
 
 Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
 P = np.array(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import graft
 from graft.evaluate.run_report import advice_lines
-from graft.tasks.metrics import format_value
+from graft.metrics import format_value
 from graft.testing import tiny_backbone
 
 

@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from graft.adapt import ADAPTERS
+from graft.data import load as load_data
 from graft.model import GraftModel
 from graft.protect import REGULARIZERS
 from graft.testing import tiny_backbone
 from graft.training.extensions import Extension, ExtensionBase
 from graft.training.loop import train
 from graft.workflows.extensions import finish_extensions, setup_extensions
-from graft.workflows.fit import load_data, make_plan, task_spec_for, train_config
+from graft.workflows.fit import make_plan, task_spec_for, train_config
 
 CASES = [("protect", n) for n in REGULARIZERS.names()] + [("adapt", n) for n in ADAPTERS.names()]
 

@@ -161,7 +161,7 @@ class Adaptation(ExtensionBase):
             **self.done,
         }
         if self.target_eval is not None:
-            from graft.tasks.metrics import format_metrics
+            from graft.metrics import format_metrics
 
             metrics = model.evaluate(self.target_eval)
             info["target_eval"] = {"n": len(self.target_eval), "metrics": metrics}

@@ -79,7 +79,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
-    from graft.tasks.metrics import format_metrics
+    from graft.metrics import format_metrics
 
     for split, values in metrics.items():
         print(f"{split} metrics:")

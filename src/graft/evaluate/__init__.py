@@ -17,7 +17,7 @@ from graft.evaluate.curves import (
     save_figure,
 )
 from graft.evaluate.report import Report
-from graft.tasks.metrics import (
+from graft.metrics import (
     METRICS,
     classification_metrics,
     confusion,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from graft.config import DEFAULT_BACKBONE
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
-from graft.tasks.metrics import format_value, metric_direction
+from graft.metrics import format_value, metric_direction
 
 if TYPE_CHECKING:
     from graft.backbones.base import Backbone

@@ -2,7 +2,7 @@
 
 The file has inline CSS and PNG images as data URIs; it loads nothing from the network, so it
 can be mailed, archived or opened offline. Every user-provided string is HTML-escaped and every
-number goes through :func:`graft.tasks.metrics.format_value`, the rounding the terminal uses.
+number goes through :func:`graft.metrics.format_value`, the rounding the terminal uses.
 
 Example::
 
@@ -25,7 +25,7 @@ from typing import Any
 
 from graft.errors import ConfigError
 from graft.evaluate.report_style import CSS
-from graft.tasks.metrics import METRICS, format_value
+from graft.metrics import METRICS, format_value
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PLAN_FIXED = {"stage", "epochs", "bn", "trainable", "patience"}

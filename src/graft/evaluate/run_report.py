@@ -102,7 +102,7 @@ def add_evaluation_plots(
     report: Report, model: GraftModel, samples: Samples, data: Dataset, prefix: str = ""
 ) -> None:
     """Confusion matrix and per-class table, or regression fit plots, on ``samples``."""
-    from graft.tasks.metrics import confusion, per_class_report
+    from graft.metrics import confusion, per_class_report
 
     split = "test" if samples is data.test else "validation"
     outputs = model.predict_outputs(samples)

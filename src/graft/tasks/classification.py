@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from graft.metrics import classification_metrics
 from graft.tasks.base import TASKS, Task, TaskSpec
-from graft.tasks.metrics import classification_metrics
 
 
 @TASKS.register("classification")

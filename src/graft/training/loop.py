@@ -444,7 +444,7 @@ def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any])
 
 def _monitor(name: str) -> tuple[str, int]:
     """Full metric key and sign (+1 to minimise, -1 to maximise)."""
-    from graft.tasks.metrics import metric_direction
+    from graft.metrics import metric_direction
 
     key = name if name.startswith("val_") else f"val_{name}"
     return key, (1 if metric_direction(key[4:]) == "min" else -1)

@@ -18,8 +18,8 @@ from graft.data import load
 from graft.data.base import Dataset
 from graft.data.digits import write_digits
 from graft.evaluate.compare import compare as run_compare
+from graft.metrics import format_metrics
 from graft.model import GraftModel
-from graft.tasks.metrics import format_metrics
 from graft.workflows.fit import fit
 
 DEMO_IMAGE_SIZE = 64

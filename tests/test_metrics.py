@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from graft.errors import ConfigError, DataError
-from graft.tasks.metrics import (
+from graft.metrics import (
     METRICS,
     classification_metrics,
     confusion,
