@@ -1,4 +1,4 @@
-"""Regularizers inside graft.fit: the loss-term adapter, options, activity, retention, errors."""
+"""Regularizers inside graft.fit: the loop's extension, options, activity, retention, errors."""
 
 from __future__ import annotations
 
@@ -12,11 +12,15 @@ from graft.data import load as load_data
 from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.protect import REGULARIZERS, create_regularizer
-from graft.protect.session import start_forgetting
-from graft.protect.term import RegularizerTerm, copy_state
+from graft.protect.params import copy_state
 from graft.testing import tiny_backbone
-from graft.workflows.extensions import train_config_for
+from graft.workflows.extensions import protect_extensions, train_config_for
 from graft.workflows.fit import make_plan, task_spec_for, train_config
+
+
+def start_forgetting(model, plan, data, *, log=print, **options):  # noqa: ANN001, ANN202
+    """The protection extensions of one fit (the regularizer first), as graft.fit builds them."""
+    return protect_extensions(model, plan, data, options, log=log)
 
 
 @pytest.fixture
@@ -31,26 +35,26 @@ def setting(digits_dir: Path) -> tuple[GraftModel, object, object]:
 def test_strength_and_options_reach_the_regularizer(name: str, setting) -> None:
     model, plan, data = setting
     cls = REGULARIZERS.get(name)
-    session = start_forgetting(
+    term = start_forgetting(
         model, plan, data, regularize=name, regularize_strength=0.25, log=lambda s: None
-    )
-    assert session.term is not None and session.term.name == name
-    assert getattr(session.term.regularizer, cls.strength) == 0.25
+    )[0]
+    assert term is not None and term.name == name
+    assert getattr(term, cls.strength) == 0.25
 
 
 def test_lwf_temperature_and_unknown_option(setting) -> None:
     model, plan, data = setting
-    session = start_forgetting(
+    term = start_forgetting(
         model, plan, data, regularize="lwf", regularize_options={"temperature": 4.0}, log=print
-    )
-    assert session.term is not None and session.term.regularizer.temperature == 4.0
+    )[0]
+    assert term is not None and term.temperature == 4.0
     with pytest.raises(ConfigError, match="has no option tau"):
         start_forgetting(model, plan, data, regularize="lwf", regularize_options={"tau": 1})
 
 
 def test_term_anchors_once_and_drops_the_metric_prefix(setting) -> None:
     model, plan, _data = setting
-    term = RegularizerTerm(create_regularizer("l2sp", beta=0.0), name="l2sp", log=lambda s: None)
+    term = create_regularizer("l2sp", beta=0.0).attach(log=lambda s: None)
     stage = plan.stages[-1]
     term.setup(model, stage, None)
     with torch.no_grad():
@@ -70,9 +74,7 @@ def test_resumed_run_anchors_at_the_pretrained_weights(name: str, setting) -> No
     pretrained = copy_state(model.backbone)
     reg = create_regularizer(name, **({"beta": 0.0} if name == "l2sp" else {}))
     x = torch.randn(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    term = RegularizerTerm(
-        reg, name=name, reference=lambda: [(x, torch.zeros(4))], anchor=pretrained
-    )
+    term = reg.attach(reference=lambda: [(x, torch.zeros(4))], pretrained=pretrained)
     with torch.no_grad():  # a checkpoint's moved weights, loaded before the stage starts
         for p in model.backbone.parameters():
             p.add_(0.01)
@@ -88,8 +90,8 @@ def test_resumed_run_anchors_at_the_pretrained_weights(name: str, setting) -> No
 
 def test_l2sp_turns_the_optimizer_decay_off_unless_given(setting) -> None:
     model, plan, data = setting
-    session = start_forgetting(model, plan, data, regularize="l2sp", log=lambda s: None)
-    cfg, exts, quiet = train_config(weight_decay=1e-4), session.extensions(), lambda s: None
+    exts = start_forgetting(model, plan, data, regularize="l2sp", log=lambda s: None)
+    cfg, quiet = train_config(weight_decay=1e-4), lambda s: None
     assert train_config_for(cfg, exts, weight_decay_given=False, log=quiet).weight_decay == 0.0
     assert train_config_for(cfg, exts, weight_decay_given=True, log=quiet).weight_decay == 1e-4
 
@@ -113,24 +115,24 @@ def test_frozen_backbone_says_the_term_is_inactive(digits_dir: Path) -> None:
 
 def test_ewc_fisher_on_given_source_images(setting, digits_dir: Path) -> None:
     model, plan, data = setting
-    session = start_forgetting(
+    term = start_forgetting(
         model, plan, data, regularize="ewc", regularize_options={"samples": 3},
         ewc_data=digits_dir / "1", log=lambda s: None,
-    )  # fmt: skip
-    assert session.term is not None
-    session.term.setup(model, plan.stages[-1], None)
-    assert session.term.regularizer.fisher_mode == "sampled"
+    )[0]  # fmt: skip
+    assert term is not None
+    term.setup(model, plan.stages[-1], None)
+    assert term.fisher_mode == "sampled"
 
 
 def test_retention_on_given_images(setting, digits_dir: Path) -> None:
     model, plan, data = setting
-    session = start_forgetting(
+    extensions = start_forgetting(
         model, plan, data, retention_data=digits_dir / "3", log=lambda s: None
     )
     with torch.no_grad():
         for p in model.backbone.model.conv_stem.parameters():
             p.mul_(-1.0)
-    for ext in session.extensions():
+    for ext in extensions:
         ext.finish(model, data, train_config(batch_size=8))
     moved = model.info["retention"]
     assert moved["samples"] == 15 and str(digits_dir / "3") in moved["reference"]
@@ -149,6 +151,6 @@ def test_errors_say_what_to_do(setting, digits_dir: Path) -> None:
     with pytest.raises(ConfigError, match="no original classifier"):
         start_forgetting(scratch, plan, data, retention_data=digits_dir)
     with pytest.raises(ConfigError, match="use the l2sp or ewc"):
-        session = start_forgetting(scratch, plan, data, regularize="lwf", log=lambda s: None)
-        assert session.term is not None
-        session.term.setup(scratch, plan.stages[-1], None)
+        term = start_forgetting(scratch, plan, data, regularize="lwf", log=lambda s: None)[0]
+        assert term is not None
+        term.setup(scratch, plan.stages[-1], None)
