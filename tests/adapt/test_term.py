@@ -30,9 +30,7 @@ def _term(
     paths: list[Path], *, rank: int = 0, world: int = 1, batch_size: int = 8
 ) -> TargetBatches:
     model = GraftModel(tiny_backbone(image_size=32), Classification.spec_for(["a", "b"]))
-    term = create_adapter("coral", 256).attach(
-        paths, batch_size=batch_size, seed=3, augment=False
-    )
+    term = create_adapter("coral", 256).attach(paths, batch_size=batch_size, seed=3, augment=False)
     accelerator = SimpleNamespace(
         device=torch.device("cpu"), process_index=rank, num_processes=world
     )

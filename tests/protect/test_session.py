@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -18,7 +20,9 @@ from graft.workflows.extensions import protect_extensions, train_config_for
 from graft.workflows.fit import make_plan, task_spec_for, train_config
 
 
-def start_forgetting(model, plan, data, *, log=print, **options):  # noqa: ANN001, ANN202
+def _protect(
+    model: GraftModel, plan: Any, data: Any, *, log: Callable[[str], None] = print, **options: Any
+) -> list[Any]:
     """The protection extensions of one fit (the regularizer first), as graft.fit builds them."""
     return protect_extensions(model, plan, data, options, log=log)
 
@@ -35,7 +39,7 @@ def setting(digits_dir: Path) -> tuple[GraftModel, object, object]:
 def test_strength_and_options_reach_the_regularizer(name: str, setting) -> None:
     model, plan, data = setting
     cls = REGULARIZERS.get(name)
-    term = start_forgetting(
+    term = _protect(
         model, plan, data, regularize=name, regularize_strength=0.25, log=lambda s: None
     )[0]
     assert term is not None and term.name == name
@@ -44,12 +48,12 @@ def test_strength_and_options_reach_the_regularizer(name: str, setting) -> None:
 
 def test_lwf_temperature_and_unknown_option(setting) -> None:
     model, plan, data = setting
-    term = start_forgetting(
+    term = _protect(
         model, plan, data, regularize="lwf", regularize_options={"temperature": 4.0}, log=print
     )[0]
     assert term is not None and term.temperature == 4.0
     with pytest.raises(ConfigError, match="has no option tau"):
-        start_forgetting(model, plan, data, regularize="lwf", regularize_options={"tau": 1})
+        _protect(model, plan, data, regularize="lwf", regularize_options={"tau": 1})
 
 
 def test_term_anchors_once_and_drops_the_metric_prefix(setting) -> None:
@@ -90,7 +94,7 @@ def test_resumed_run_anchors_at_the_pretrained_weights(name: str, setting) -> No
 
 def test_l2sp_turns_the_optimizer_decay_off_unless_given(setting) -> None:
     model, plan, data = setting
-    exts = start_forgetting(model, plan, data, regularize="l2sp", log=lambda s: None)
+    exts = _protect(model, plan, data, regularize="l2sp", log=lambda s: None)
     cfg, quiet = train_config(weight_decay=1e-4), lambda s: None
     assert train_config_for(cfg, exts, weight_decay_given=False, log=quiet).weight_decay == 0.0
     assert train_config_for(cfg, exts, weight_decay_given=True, log=quiet).weight_decay == 1e-4
@@ -115,7 +119,7 @@ def test_frozen_backbone_says_the_term_is_inactive(digits_dir: Path) -> None:
 
 def test_ewc_fisher_on_given_source_images(setting, digits_dir: Path) -> None:
     model, plan, data = setting
-    term = start_forgetting(
+    term = _protect(
         model, plan, data, regularize="ewc", regularize_options={"samples": 3},
         ewc_data=digits_dir / "1", log=lambda s: None,
     )[0]  # fmt: skip
@@ -126,9 +130,7 @@ def test_ewc_fisher_on_given_source_images(setting, digits_dir: Path) -> None:
 
 def test_retention_on_given_images(setting, digits_dir: Path) -> None:
     model, plan, data = setting
-    extensions = start_forgetting(
-        model, plan, data, retention_data=digits_dir / "3", log=lambda s: None
-    )
+    extensions = _protect(model, plan, data, retention_data=digits_dir / "3", log=lambda s: None)
     with torch.no_grad():
         for p in model.backbone.model.conv_stem.parameters():
             p.mul_(-1.0)
@@ -142,15 +144,13 @@ def test_retention_on_given_images(setting, digits_dir: Path) -> None:
 def test_errors_say_what_to_do(setting, digits_dir: Path) -> None:
     model, plan, data = setting
     with pytest.raises(ConfigError, match="pass it with --regularize ewc"):
-        start_forgetting(model, plan, data, regularize="l2sp", ewc_data=digits_dir)
+        _protect(model, plan, data, regularize="l2sp", ewc_data=digits_dir)
     with pytest.raises(ConfigError, match="set them on the Regularizer object"):
-        start_forgetting(
-            model, plan, data, regularize=create_regularizer("ewc"), regularize_strength=1.0
-        )
+        _protect(model, plan, data, regularize=create_regularizer("ewc"), regularize_strength=1.0)
     scratch = GraftModel(graft.backbone("small_cnn", pretrained=False), model.task_spec)
     with pytest.raises(ConfigError, match="no original classifier"):
-        start_forgetting(scratch, plan, data, retention_data=digits_dir)
+        _protect(scratch, plan, data, retention_data=digits_dir)
     with pytest.raises(ConfigError, match="use the l2sp or ewc"):
-        term = start_forgetting(scratch, plan, data, regularize="lwf", log=lambda s: None)[0]
+        term = _protect(scratch, plan, data, regularize="lwf", log=lambda s: None)[0]
         assert term is not None
         term.setup(scratch, plan.stages[-1], None)

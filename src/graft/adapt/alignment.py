@@ -42,6 +42,7 @@ class Alignment(nn.Module, ExtensionBase):
 
     stage: ClassVar[str] = "align"
     name = "adapt"
+    _runner: Any  # this module, or its DDP wrapper in a distributed run
 
     def __init__(self) -> None:
         super().__init__()
@@ -104,7 +105,7 @@ class Alignment(nn.Module, ExtensionBase):
         self.targets.start(model, stage, rank, world)
         return True
 
-    def loss(  # type: ignore[override]
+    def loss(
         self,
         model: GraftModel,
         x: torch.Tensor,

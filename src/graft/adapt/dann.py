@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from graft.adapt.alignment import Alignment
-from graft.adapt.registry import ADAPTERS, check_non_negative, check_pair
 from graft.adapt.grl import WarmStartGRL
+from graft.adapt.registry import ADAPTERS, check_non_negative, check_pair
 
 
 class DomainDiscriminator(nn.Sequential):

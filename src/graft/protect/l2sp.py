@@ -54,7 +54,9 @@ class L2SP(Penalty):
         loss_fn: Any = None,
     ) -> None:
         self._backbone = backbone_of(model, backbone)
-        self._anchor = snapshot(self._backbone, device if device is not None else device_of(self._backbone))
+        self._anchor = snapshot(
+            self._backbone, device if device is not None else device_of(self._backbone)
+        )
         self._ready = True
 
     def penalty(

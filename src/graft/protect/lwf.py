@@ -18,7 +18,7 @@ from torch import nn
 
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError
-from graft.protect.params import backbone_of, device_of
+from graft.protect.params import backbone_of
 from graft.protect.penalty import Penalty
 from graft.protect.registry import REGULARIZERS
 

@@ -174,7 +174,9 @@ def adapt_extensions(
     given = dict(options.get("adapt_options") or {})
     ext = create_adapter(name, model.backbone.num_features, **given)
     pretext = isinstance(ext, RotationPretext)
-    active = ["rotation pre-training (before every stage)"] if pretext else active_stages(plan, name)
+    active = (
+        ["rotation pre-training (before every stage)"] if pretext else active_stages(plan, name)
+    )
     paths = load_unlabeled(unlabeled)
     log(
         f"adaptation: {name} with {len(paths)} unlabeled target images from {unlabeled}; "
@@ -186,11 +188,11 @@ def adapt_extensions(
     )
     cfg = train_config
     if pretext:
-        return ext.attach(  # type: ignore[no-any-return]
+        return ext.attach(
             paths, batch_size=cfg.batch_size, augment=cfg.augment,
             num_workers=cfg.num_workers, record=record,
         )  # fmt: skip
-    return ext.attach(  # type: ignore[no-any-return]
+    return ext.attach(
         paths, batch_size=cfg.batch_size, seed=cfg.seed, augment=cfg.augment,
         num_workers=cfg.num_workers, record=record,
     )  # fmt: skip
