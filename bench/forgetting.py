@@ -76,7 +76,7 @@ def natural_crops(folder: Path, n: int = 64, size: int = 160, seed: int = 0) -> 
 
 def run_arm(arm: str, data: Path, natural: Path, seed: int, args: argparse.Namespace) -> dict:
     import graft
-    from graft.protect.session import measure_retention
+    from graft.protect import measure_retention
 
     options = dict(ARMS[arm])
     strengths = dict(s.split("=") for s in args.strength)

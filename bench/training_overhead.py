@@ -70,12 +70,13 @@ def bare_loop(model: torch.nn.Module, data: list, opt: torch.optim.Optimizer) ->
 def graft_loop(
     model: torch.nn.Module, stage: object, data: list, opt: torch.optim.Optimizer
 ) -> float:
-    from graft.training.loop import TrainConfig, _StageRunner, make_accelerator
+    from graft.training.loop import TrainConfig, make_accelerator
     from graft.training.schedules import ScheduleConfig, build_scheduler
+    from graft.training.stage import StageRunner
 
     cfg = TrainConfig(progress=False)
     acc = make_accelerator(cfg)
-    runner = _StageRunner(model, stage, 1, acc, cfg, on_features=False)  # type: ignore[arg-type]
+    runner = StageRunner(model, stage, 1, acc, cfg, on_features=False)  # type: ignore[arg-type]
     sched = build_scheduler(opt, len(data) * 100, ScheduleConfig())
     module, opt = acc.prepare(model, opt)
     start = time.perf_counter()

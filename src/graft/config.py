@@ -183,7 +183,9 @@ class ScheduleConfig:
     """The learning-rate schedule of every stage (the name is checked where the registry is)."""
 
     name: str = option(
-        "cosine", "cosine (default), linear, constant, one_cycle or plateau", flag="--schedule"
+        "cosine",
+        "cosine (default), linear, constant, one_cycle or plateau (exponential: API only)",
+        flag="--schedule",
     )
     warmup: float = option(
         0.0, "warm-up length as a fraction of the stage's steps (0-0.5), linear from 0"
@@ -193,6 +195,12 @@ class ScheduleConfig:
         0.5, "plateau: multiply the rate by this when the monitor stalls"
     )
     plateau_patience: int = option(1, "plateau: epochs without improvement before reducing")
+    growth: float = option(
+        1.0,
+        "exponential: multiply the rate by this after every optimizer step (the "
+        "learning-rate range test's schedule)",
+        api_only=True,
+    )
 
     def __post_init__(self) -> None:
         _check(
@@ -202,6 +210,7 @@ class ScheduleConfig:
         _check(
             0 <= self.min_lr_ratio < 1, f"--min-lr-ratio must be in [0, 1), got {self.min_lr_ratio}"
         )
+        _check(self.growth > 0, f"schedule growth must be positive, got {self.growth}")
 
     @property
     def per_epoch(self) -> bool:

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from graft._registry import UnknownNameError
-from graft.adapt import ADAPTERS, create_adapter
-from graft.adapt.base import STAGES
+from graft.adapt import ADAPTERS, STAGES, create_adapter
 from graft.errors import ConfigError
 
 ALIGN = [n for n, cls in ADAPTERS.items() if cls.stage == "align"]
@@ -27,7 +26,7 @@ def test_alignment_adapter_contract(name):
     gen = torch.Generator().manual_seed(0)
     source = torch.randn(10, 6, generator=gen).requires_grad_(True)
     target = (torch.randn(7, 6, generator=gen) + 1.0).requires_grad_(True)  # unequal sizes
-    loss, metrics = adapter.loss(source, target, 0.5)
+    loss, metrics = adapter.align(source, target, 0.5)
     assert loss.ndim == 0 and torch.isfinite(loss)
     assert metrics and all(isinstance(v, float) for v in metrics.values())
     g_s, g_t = torch.autograd.grad(loss, (source, target))
@@ -43,8 +42,8 @@ def test_weight_scales_the_loss(name):
     one = create_adapter(name, 4, weight=1.0).eval()
     three = create_adapter(name, 4, weight=3.0).eval()
     three.load_state_dict(one.state_dict())
-    assert three.loss(source, target, 1.0)[0].item() == pytest.approx(
-        3.0 * one.loss(source, target, 1.0)[0].item(), rel=1e-6
+    assert three.align(source, target, 1.0)[0].item() == pytest.approx(
+        3.0 * one.align(source, target, 1.0)[0].item(), rel=1e-6
     )
     with pytest.raises(ConfigError, match="weight=-1"):
         create_adapter(name, 4, weight=-1.0)
@@ -55,7 +54,7 @@ def test_pretrain_adapters_refuse_to_be_a_loss(name):
     adapter = create_adapter(name, 4)
     assert callable(getattr(adapter, "pretrain", None))
     with pytest.raises(ConfigError, match="pre-training"):
-        adapter.loss(torch.zeros(2, 4), torch.zeros(2, 4), 0.0)
+        adapter.align(torch.zeros(2, 4), torch.zeros(2, 4), 0.0)
 
 
 def test_create_adapter_errors():

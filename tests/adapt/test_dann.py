@@ -21,15 +21,15 @@ def test_discriminator_separates_separable_domains():
     torch.manual_seed(0)
     source, target = _domains()
     dann = DomainAdversarialLoss(8, hidden=32, dropout=0.0)
-    _, before = dann.loss(source, target, 1.0)
+    _, before = dann.align(source, target, 1.0)
     opt = torch.optim.Adam(dann.parameters(), lr=1e-2)
     for _ in range(100):
-        loss, _ = dann.loss(source, target, 1.0)
+        loss, _ = dann.align(source, target, 1.0)
         opt.zero_grad()
         loss.backward()
         opt.step()
     dann.eval()
-    _, metrics = dann.loss(source, target, 1.0)
+    _, metrics = dann.align(source, target, 1.0)
     assert metrics["domain_acc"] > 0.95 > before["domain_acc"]
     assert metrics["domain_loss"] < 0.2
     assert metrics["grl_coeff"] == pytest.approx(grl_coeff(1.0))
@@ -41,7 +41,7 @@ def test_features_receive_the_opposite_gradient(progress):
     source.requires_grad_(True)
     target.requires_grad_(True)
     dann = DomainAdversarialLoss(8, hidden=16, dropout=0.0, weight=2.0)
-    loss, _ = dann.loss(source, target, progress)
+    loss, _ = dann.align(source, target, progress)
     g_s, g_t = torch.autograd.grad(loss, (source, target))
     # The same loss computed without reversal: what the discriminator itself descends.
     logits = dann.discriminator(torch.cat([source, target])).squeeze(1)
@@ -58,7 +58,7 @@ def test_features_receive_the_opposite_gradient(progress):
 def test_discriminator_gradient_is_not_reversed():
     source, target = _domains(16)
     dann = DomainAdversarialLoss(8, hidden=16, dropout=0.0)
-    loss, _ = dann.loss(source, target, 1.0)
+    loss, _ = dann.align(source, target, 1.0)
     loss.backward()
     grads = [p.grad.clone() for p in dann.parameters()]
     dann.zero_grad()
@@ -73,4 +73,4 @@ def test_discriminator_gradient_is_not_reversed():
 def test_shape_errors_name_the_problem():
     dann = DomainAdversarialLoss(8, hidden=4)
     with pytest.raises(ValueError, match=r"same width.*\(4, 8\) and \(4, 7\)"):
-        dann.loss(torch.zeros(4, 8), torch.zeros(4, 7), 0.0)
+        dann.align(torch.zeros(4, 8), torch.zeros(4, 7), 0.0)

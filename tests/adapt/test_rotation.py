@@ -51,7 +51,7 @@ def test_pretext_loss_and_accuracy():
     assert metrics["rotation_acc"] == 0.75
     assert loss.item() == pytest.approx(metrics["rotation_loss"])
     with pytest.raises(ConfigError, match="pre-training step"):
-        head.loss(feats, feats, 0.0)
+        head.align(feats, feats, 0.0)
 
 
 def test_pretraining_learns_and_restores_flags():

@@ -114,13 +114,13 @@ def test_dry_run_names_method_and_active_stages(digits_dir: Path, flat_target: P
 
 
 def test_a_frozen_plan_chosen_by_auto_is_explained() -> None:
-    from graft.adapt.session import _active_stages
+    from graft.adapt import active_stages
     from graft.strategies.base import Plan, Stage
 
     head = Stage("head", 1, 1e-3, (0.0, 1.0))
     plan = Plan("feature_extraction", ("stem", "head"), (head,), ("chosen by --strategy auto: x",))
     with pytest.raises(ConfigError, match=r"chosen by --strategy auto.*--strategy two_stage"):
-        _active_stages(plan, "dann")
+        active_stages(plan, "dann")
 
 
 def test_dann_resumed_after_a_kill_matches_an_uninterrupted_run(

@@ -1,4 +1,4 @@
-"""The alignment loss term: seeded, cycled, sharded target batches; its parameters get trained."""
+"""An alignment method in the loop: seeded, cycled, sharded target batches; its parameters train."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 import graft
 from graft.adapt import create_adapter
-from graft.adapt.term import AlignmentTerm
+from graft.adapt.targets import TargetBatches
 from graft.data.unlabeled import load_unlabeled
 from graft.errors import ConfigError
 from graft.model import GraftModel
@@ -28,44 +28,43 @@ QUIET: dict[str, Any] = {"progress": False, "log": lambda s: None}
 
 def _term(
     paths: list[Path], *, rank: int = 0, world: int = 1, batch_size: int = 8
-) -> AlignmentTerm:
+) -> TargetBatches:
     model = GraftModel(tiny_backbone(image_size=32), Classification.spec_for(["a", "b"]))
-    term = AlignmentTerm(
-        create_adapter("coral", 256), paths, batch_size=batch_size, seed=3, augment=False
-    )
+    term = create_adapter("coral", 256).attach(paths, batch_size=batch_size, seed=3, augment=False)
     accelerator = SimpleNamespace(
         device=torch.device("cpu"), process_index=rank, num_processes=world
     )
     term.setup(model, STAGE, accelerator)
-    return term
+    assert term.targets is not None
+    return term.targets
 
 
 def test_target_batches_are_seeded_per_epoch_and_cycled(flat_target: Path) -> None:
     paths = load_unlabeled(flat_target)
     assert len(paths) == 40
     a, b = _term(paths), _term(paths)
-    first = [a._next_batch(0.1) for _ in range(7)]  # 5 batches of 8 per pass, then a new pass
-    again = [b._next_batch(0.1) for _ in range(7)]
+    first = [a.next(0.1) for _ in range(7)]  # 5 batches of 8 per pass, then a new pass
+    again = [b.next(0.1) for _ in range(7)]
     assert all(torch.equal(x, y) for x, y in zip(first, again, strict=True))
     assert all(x.shape == (8, 3, 32, 32) for x in first)
     # One pass shows every target image exactly once.
-    every = torch.stack([a._dataset[i][0] for i in range(40)])
+    every = torch.stack([a.dataset[i][0] for i in range(40)])
     seen = torch.cat(first[:5])
     assert torch.equal(every.sum((1, 2, 3)).sort().values, seen.sum((1, 2, 3)).sort().values)
     assert not torch.equal(first[5], first[0]), "the second pass is reshuffled"
-    assert not torch.equal(a._next_batch(0.5), first[0]), "a new epoch, a new order"
+    assert not torch.equal(a.next(0.5), first[0]), "a new epoch, a new order"
 
 
 def test_each_process_takes_its_share_of_the_target_batch(flat_target: Path) -> None:
     paths = load_unlabeled(flat_target)
-    full = _term(paths)._next_batch(0.0)
-    halves = [_term(paths, rank=r, world=2)._next_batch(0.0) for r in (0, 1)]
+    full = _term(paths).next(0.0)
+    halves = [_term(paths, rank=r, world=2).next(0.0) for r in (0, 1)]
     assert torch.equal(halves[0], full[0::2]) and torch.equal(halves[1], full[1::2])
 
 
 def test_only_adapters_with_parameters_add_optimizer_groups() -> None:
-    dann = AlignmentTerm(create_adapter("dann", 8, hidden=4), [Path("a"), Path("b")])
-    coral = AlignmentTerm(create_adapter("coral", 8), [Path("a"), Path("b")])
+    dann = create_adapter("dann", 8, hidden=4).attach([Path("a"), Path("b")])
+    coral = create_adapter("coral", 8).attach([Path("a"), Path("b")])
     plain = SimpleNamespace(name="plain")  # a term without parameters of its own
     groups = extension_groups(
         [dann, coral, plain], STAGE, TrainConfig(weight_decay=0.01).weight_decay
@@ -73,14 +72,14 @@ def test_only_adapters_with_parameters_add_optimizer_groups() -> None:
     assert len(groups) == 1
     assert groups[0]["lr"] == pytest.approx(5e-4), "the head's rate"
     assert groups[0]["weight_decay"] == 0.01
-    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in dann.adapter.parameters()}
+    assert {id(p) for p in groups[0]["params"]} == {id(p) for p in dann.parameters()}
 
 
 def test_pretraining_adapters_and_tiny_targets_are_refused() -> None:
     with pytest.raises(ConfigError, match="pretrain step"):
-        AlignmentTerm(create_adapter("rotation", 8), [Path("a"), Path("b")])
+        create_adapter("rotation", 8).align(torch.zeros(2, 8), torch.zeros(2, 8))
     with pytest.raises(ConfigError, match="at least 2 target images"):
-        AlignmentTerm(create_adapter("mmd", 8), [Path("a")])
+        create_adapter("mmd", 8).attach([Path("a")])
 
 
 def test_dann_trains_its_discriminator_while_the_coefficient_warms_up(
@@ -88,7 +87,7 @@ def test_dann_trains_its_discriminator_while_the_coefficient_warms_up(
 ) -> None:
     adapter = create_adapter("dann", 256, hidden=32)
     before = copy.deepcopy(adapter.state_dict())
-    term = AlignmentTerm(adapter, load_unlabeled(flat_target), batch_size=32)
+    term = adapter.attach(load_unlabeled(flat_target), batch_size=32)
     rows: list[dict[str, Any]] = []
     graft.fit(
         digits_dir, backbone=tiny_backbone(image_size=32), strategy="full", epochs=2,

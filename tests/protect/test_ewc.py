@@ -8,13 +8,13 @@ import torch.nn.functional as F
 
 from graft.errors import ConfigError
 from graft.protect import EWC, fisher_diagonal
-from graft.protect.base import backbone_params
+from graft.protect.params import backbone_params
 
 
 @pytest.mark.parametrize(("normalize", "stat"), [("max", "max"), ("mean", "mean")])
 def test_fisher_is_non_negative_and_normalised(resnet_model, images, normalize, stat):
     reg = EWC(samples=6, normalize=normalize)
-    reg.setup(resnet_model, reference_loader=[images[:3], images[3:]])
+    reg.anchor(resnet_model, reference_loader=[images[:3], images[3:]])
     assert reg.fisher_mode == "sampled"
     names = {n for n, _ in backbone_params(resnet_model.backbone)}
     assert set(reg.importance) == names and "model.fc.weight" not in names
@@ -73,7 +73,7 @@ def test_penalty_matches_formula(make_tiny):
     model = make_tiny()
     x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
     reg = EWC(lam=2.0, normalize="none")
-    reg.setup(model, reference_loader=[x])
+    reg.anchor(model, reference_loader=[x])
     with torch.no_grad():
         model.backbone.model.body.weight.add_(0.2)
     loss, metrics = reg.penalty(model)
@@ -89,7 +89,7 @@ def test_setup_restores_modes_and_trainable_flags(resnet_model, images):
     resnet_model.train()
     resnet_model.backbone.model.conv1.requires_grad_(False)
     resnet_model.backbone.model.bn1.eval()
-    EWC(samples=2).setup(resnet_model, reference_loader=[images[:2]])
+    EWC(samples=2).anchor(resnet_model, reference_loader=[images[:2]])
     assert resnet_model.training and not resnet_model.backbone.model.bn1.training
     assert not any(p.requires_grad for p in resnet_model.backbone.model.conv1.parameters())
     assert resnet_model.backbone.model.layer1[0].conv1.weight.requires_grad
@@ -100,21 +100,21 @@ def test_auto_mode_without_source_head_uses_empirical(make_tiny):
     model.backbone.model.fc = torch.nn.Identity()
     x, y = torch.randn(4, 3), torch.tensor([0, 1, 0, 1])
     with pytest.raises(ConfigError, match="loss_fn"):
-        EWC().setup(model, reference_loader=[(x, y)])
+        EWC().anchor(model, reference_loader=[(x, y)])
     with pytest.raises(ConfigError, match="fisher='empirical'"):
-        EWC(fisher="sampled").setup(model, reference_loader=[(x, y)])
+        EWC(fisher="sampled").anchor(model, reference_loader=[(x, y)])
     with pytest.raises(ConfigError, match=r"\(inputs, targets\)"):
-        EWC().setup(model, reference_loader=[x], loss_fn=F.cross_entropy)
+        EWC().anchor(model, reference_loader=[x], loss_fn=F.cross_entropy)
     reg = EWC()
-    reg.setup(model, reference_loader=[(x, y)], loss_fn=F.cross_entropy)
+    reg.anchor(model, reference_loader=[(x, y)], loss_fn=F.cross_entropy)
     assert reg.fisher_mode == "empirical"
 
 
 def test_ewc_option_and_loader_errors(make_tiny):
     with pytest.raises(ConfigError, match="reference_loader"):
-        EWC().setup(make_tiny())
+        EWC().anchor(make_tiny())
     with pytest.raises(ConfigError, match="no inputs"):
-        EWC().setup(make_tiny(), reference_loader=[])
+        EWC().anchor(make_tiny(), reference_loader=[])
     with pytest.raises(ConfigError, match="fisher='exact'"):
         EWC(fisher="exact")
     with pytest.raises(ConfigError, match="normalize=True"):

@@ -10,7 +10,7 @@ import torch
 from graft._registry import UnknownNameError
 from graft.errors import ConfigError
 from graft.protect import L2SP, REGULARIZERS, create_regularizer, distillation_kl
-from graft.protect.base import backbone_params, head_params
+from graft.protect.params import backbone_params, head_params
 
 # Options that make each penalty depend on the backbone only (L2-SP's head decay is not zero
 # at the pretrained weights by design; it is tested on its own below).
@@ -19,7 +19,7 @@ CONTRACT_OPTIONS = {"l2sp": {"beta": 0.0}, "ewc": {"samples": 4}}
 
 def _ready(name: str, model: torch.nn.Module, images: torch.Tensor):
     reg = create_regularizer(name, **CONTRACT_OPTIONS.get(name, {}))
-    reg.setup(
+    reg.anchor(
         model,
         reference_loader=[(images[:4], torch.zeros(4, dtype=torch.long))],
         loss_fn=torch.nn.functional.cross_entropy,
@@ -84,7 +84,7 @@ def test_create_regularizer_errors():
 def test_l2sp_reference_value(make_tiny):
     model = make_tiny()
     reg = L2SP(alpha=0.3, beta=0.05)
-    reg.setup(model)
+    reg.anchor(model)
     anchor = {n: p.detach().clone() for n, p in backbone_params(model.backbone)}
     with torch.no_grad():
         model.backbone.model.body.weight.add_(0.1)
@@ -101,7 +101,7 @@ def test_l2sp_reference_value(make_tiny):
 
 def test_lwf_zero_when_student_equals_teacher_and_matches_formula(resnet_model, images):
     reg = create_regularizer("lwf", lam=0.5, temperature=3.0)
-    reg.setup(resnet_model)
+    reg.anchor(resnet_model)
     feats = resnet_model.backbone(images)
     loss, metrics = reg.penalty(resnet_model, images, features=feats)
     assert loss.item() == 0.0 and metrics["lwf_agreement"] == 1.0
@@ -121,7 +121,7 @@ def test_lwf_zero_when_student_equals_teacher_and_matches_formula(resnet_model, 
 
 def test_lwf_teacher_is_frozen_and_detached(resnet_model, images):
     reg = create_regularizer("lwf")
-    reg.setup(resnet_model)
+    reg.anchor(resnet_model)
     assert not reg.teacher.training
     assert not any(p.requires_grad for p in reg.teacher.parameters())
     assert reg.teacher.source_head is not resnet_model.backbone.source_head
@@ -131,9 +131,9 @@ def test_lwf_needs_source_head_and_inputs(make_tiny, resnet_model):
     model = make_tiny()
     model.backbone.model.fc = torch.nn.Identity()
     with pytest.raises(ConfigError, match="source classifier"):
-        create_regularizer("lwf").setup(model)
+        create_regularizer("lwf").anchor(model)
     reg = create_regularizer("lwf")
-    reg.setup(resnet_model)
+    reg.anchor(resnet_model)
     with pytest.raises(ConfigError, match="inputs"):
         reg.penalty(resnet_model)
 

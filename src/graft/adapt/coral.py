@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from graft.adapt.base import ADAPTERS, Adapter, check_non_negative, check_pair
+from graft.adapt.alignment import Alignment
+from graft.adapt.registry import ADAPTERS, check_non_negative, check_pair
 
 
 def covariance(x: torch.Tensor) -> torch.Tensor:
@@ -35,7 +36,7 @@ def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @ADAPTERS.register("coral")
-class CORAL(Adapter):
+class CORAL(Alignment):
     """:func:`coral_loss` as an adapter; the metric ``coral`` is the unweighted loss.
 
     Args:

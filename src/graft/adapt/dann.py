@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from graft.adapt.base import ADAPTERS, Adapter, check_non_negative, check_pair
+from graft.adapt.alignment import Alignment
 from graft.adapt.grl import WarmStartGRL
+from graft.adapt.registry import ADAPTERS, check_non_negative, check_pair
 
 
 class DomainDiscriminator(nn.Sequential):
@@ -34,7 +35,7 @@ class DomainDiscriminator(nn.Sequential):
 
 
 @ADAPTERS.register("dann")
-class DomainAdversarialLoss(Adapter):
+class DomainAdversarialLoss(Alignment):
     """Binary cross-entropy of a domain discriminator, with the features' gradient reversed.
 
     Minimising this loss trains the discriminator to tell the domains apart, while the reversed

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from graft.adapt.base import ADAPTERS, Adapter, check_non_negative, check_pair
+from graft.adapt.alignment import Alignment
+from graft.adapt.registry import ADAPTERS, check_non_negative, check_pair
 from graft.errors import ConfigError
 
 ESTIMATORS = ("biased", "linear")
@@ -82,7 +83,7 @@ def _base_bandwidth(mean_sq: torch.Tensor, kernel_mul: float, kernel_num: int) -
 
 
 @ADAPTERS.register("mmd")
-class MMD(Adapter):
+class MMD(Alignment):
     """:func:`mmd_loss` as an adapter (DAN's multi-kernel MMD); metric ``mmd`` is unweighted.
 
     Args:

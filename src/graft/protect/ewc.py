@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -15,16 +15,10 @@ from torch import nn
 
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError
-from graft.protect.base import (
-    REGULARIZERS,
-    Regularizer,
-    backbone_of,
-    backbone_params,
-    first_item,
-    resolve_device,
-    snapshot,
-)
 from graft.protect.l2sp import drift
+from graft.protect.params import backbone_of, backbone_params, device_of, first_item, snapshot
+from graft.protect.penalty import Penalty
+from graft.protect.registry import REGULARIZERS
 
 FISHER_MODES = ("auto", "sampled", "empirical")
 NORMALIZE = ("max", "mean", "none")
@@ -32,10 +26,11 @@ NORMALIZE = ("max", "mean", "none")
 
 @REGULARIZERS.register("ewc")
 @dataclass(eq=False, kw_only=True)
-class EWC(Regularizer):
+class EWC(Penalty):
     """``lam/2 * Σ_i F_i (θ_i − θ*_i)²`` over the backbone, with F the diagonal Fisher at θ*.
 
-    The Fisher is measured once in :meth:`setup`, one sample at a time (exact per-sample
+    The Fisher is measured once in :meth:`anchor` (the loop's :meth:`setup` calls it at the
+    first stage that tunes the backbone, on Accelerate's device), one sample at a time (exact per-sample
     squared gradients, not squared batch means), with the model in eval mode, on at most
     ``samples`` inputs of ``reference_loader``: source-like images when you have them, else the
     target training images.
@@ -66,6 +61,8 @@ class EWC(Regularizer):
         seed: seed for the sampled labels.
     """
 
+    name: ClassVar[str] = "ewc"  # type: ignore[misc]
+
     lam: float = 1.0
     samples: int = 256
     fisher: str = "auto"
@@ -85,7 +82,7 @@ class EWC(Regularizer):
         if self.samples < 1:
             raise ConfigError(f"ewc samples={self.samples} must be at least 1")
 
-    def setup(
+    def anchor(
         self,
         model: nn.Module,
         *,
@@ -109,8 +106,8 @@ class EWC(Regularizer):
                 f"{self._backbone.spec.name!r} does not keep; use fisher='empirical'"
             )
         if mode == "empirical" and loss_fn is None:
-            raise ConfigError("ewc fisher='empirical' needs loss_fn(outputs, targets) in setup")
-        dev = resolve_device(self._backbone, device)
+            raise ConfigError("ewc fisher='empirical' needs loss_fn(outputs, targets) in anchor")
+        dev = device if device is not None else device_of(self._backbone)
         self._anchor = snapshot(self._backbone, dev)
         raw = fisher_diagonal(
             model,
@@ -125,7 +122,7 @@ class EWC(Regularizer):
         self.fisher_mean, self.fisher_max = float(flat.mean()), float(flat.max())
         scale = {"max": self.fisher_max, "mean": self.fisher_mean}.get(self.normalize, 1.0)
         scale = scale if scale > 0 else 1.0  # an all-zero Fisher stays zero
-        self.importance = {n: (f / scale).to(dev) for n, f in raw.items()}
+        self.importance = {n: (f / scale).to(dev or f.device) for n, f in raw.items()}
         self.fisher_mode = mode
         self._ready = True
 

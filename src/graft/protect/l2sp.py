@@ -8,29 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from graft.backbones.base import Backbone
-from graft.protect.base import (
-    REGULARIZERS,
-    Regularizer,
-    backbone_of,
-    backbone_params,
-    head_params,
-    resolve_device,
-    snapshot,
-)
+from graft.protect.params import backbone_of, backbone_params, device_of, head_params, snapshot
+from graft.protect.penalty import Penalty
+from graft.protect.registry import REGULARIZERS
 
 
 @REGULARIZERS.register("l2sp")
 @dataclass(eq=False, kw_only=True)
-class L2SP(Regularizer):
+class L2SP(Penalty):
     """``alpha/2 * ||θ_backbone − θ*||² + beta/2 * ||θ_head||²``.
 
-    θ* are the backbone weights at :meth:`setup` (the pretrained ones). The second term is plain
+    θ* are the backbone weights at :meth:`anchor` (the pretrained ones). The second term is plain
     weight decay on the new heads, which have no pretrained value to return to; when using it,
     leave the optimizer's own weight decay at 0 so the heads are not decayed twice.
 
@@ -40,16 +34,17 @@ class L2SP(Regularizer):
 
     Example:
         >>> reg = L2SP(alpha=0.1, beta=0.01)
-        >>> reg.setup(model)  # doctest: +SKIP
+        >>> reg.anchor(model)  # doctest: +SKIP
         >>> loss = task_loss + reg.penalty(model)[0]  # doctest: +SKIP
     """
 
-    strength = "alpha"
+    name: ClassVar[str] = "l2sp"  # type: ignore[misc]
+    strength: ClassVar[str] = "alpha"
 
     alpha: float = 0.1
     beta: float = 0.01
 
-    def setup(
+    def anchor(
         self,
         model: nn.Module,
         *,
@@ -59,7 +54,9 @@ class L2SP(Regularizer):
         loss_fn: Any = None,
     ) -> None:
         self._backbone = backbone_of(model, backbone)
-        self._anchor = snapshot(self._backbone, resolve_device(self._backbone, device))
+        self._anchor = snapshot(
+            self._backbone, device if device is not None else device_of(self._backbone)
+        )
         self._ready = True
 
     def penalty(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -18,16 +18,18 @@ from torch import nn
 
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError
-from graft.protect.base import REGULARIZERS, Regularizer, backbone_of, resolve_device
+from graft.protect.params import backbone_of
+from graft.protect.penalty import Penalty
+from graft.protect.registry import REGULARIZERS
 
 
 @REGULARIZERS.register("lwf")
 @dataclass(eq=False, kw_only=True)
-class LwF(Regularizer):
+class LwF(Penalty):
     """``lam * T² * KL(softmax(teacher/T) ‖ softmax(student/T))`` on the source classes.
 
     The teacher is a frozen copy (eval mode) of the backbone and its source classifier taken at
-    :meth:`setup`. The student's source logits are the fine-tuned backbone's features passed
+    :meth:`anchor`. The student's source logits are the fine-tuned backbone's features passed
     through the teacher's (frozen) copy of the source classifier, so only the backbone is
     pulled back. ``T²`` keeps gradient magnitudes independent of the temperature (Hinton et al.).
     The penalty is exactly 0 at the pretrained weights when the student runs in eval mode; in
@@ -42,7 +44,8 @@ class LwF(Regularizer):
         - features (optional): ``(batch, num_features)``, the student backbone's output.
     """
 
-    needs_inputs = True
+    name: ClassVar[str] = "lwf"  # type: ignore[misc]
+    needs_inputs: ClassVar[bool] = True
 
     lam: float = 1.0
     temperature: float = 2.0
@@ -52,7 +55,7 @@ class LwF(Regularizer):
         if self.temperature <= 0:
             raise ConfigError(f"lwf temperature={self.temperature} must be positive")
 
-    def setup(
+    def anchor(
         self,
         model: nn.Module,
         *,
@@ -67,7 +70,9 @@ class LwF(Regularizer):
                 f"lwf needs the source classifier, which backbone {self._backbone.spec.name!r} "
                 "does not keep; use the l2sp or ewc regularizer instead"
             )
-        teacher = copy.deepcopy(self._backbone).to(resolve_device(self._backbone, device))
+        teacher = copy.deepcopy(self._backbone)  # the teacher copy, where the backbone lives
+        if device is not None:
+            teacher.to(device)
         teacher.eval().requires_grad_(False)
         self.teacher = teacher
         self._ready = True

@@ -1,16 +1,106 @@
-"""How much of the source task a fine-tuned backbone still solves (for the model artifact)."""
+"""How much of the source task a fine-tuned backbone still solves (for the model artifact).
+
+When the backbone keeps its original classifier (the bundled ImageNet head, or the head of a
+saved graft model used as ``--backbone``), :class:`RetentionReport`, an extension of the loop
+without a loss, compares the fine-tuned backbone with the original model on a reference set
+after training (top-1 agreement and KL of the source predictions), prints it and stores it in
+``model.info["retention"]``, so forgetting is measured, not guessed.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+import copy
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError
-from graft.protect.base import first_item, resolve_device
+from graft.protect.images import RETENTION_SAMPLES, image_loader, reference_samples
 from graft.protect.lwf import distillation_kl
+from graft.protect.params import device_of, first_item
+from graft.training.extensions import ExtensionBase
+
+if TYPE_CHECKING:
+    from graft.data.base import Dataset, Samples
+    from graft.model import GraftModel
+
+
+class RetentionReport(ExtensionBase):
+    """An extension without a loss: after training, agreement with the original model.
+
+    Args:
+        original: a frozen copy of the backbone before training, with its source classifier.
+        retention_data: reference images (default: the target test, else val split).
+        log: where to print the report.
+    """
+
+    name = "retention"
+
+    def __init__(
+        self, original: Backbone, retention_data: str | Path | None, log: Callable[[str], None]
+    ) -> None:
+        self.original, self.retention_data, self.log = original, retention_data, log
+
+    @classmethod
+    def for_model(
+        cls, model: GraftModel, retention_data: str | Path | None, log: Callable[[str], None]
+    ) -> RetentionReport | None:
+        """A report on a frozen copy of ``model``'s backbone; None without a source classifier.
+
+        Raises:
+            ConfigError: ``retention_data`` given for a backbone without its classifier.
+        """
+        if model.backbone.source_head is not None:
+            original = copy.deepcopy(model.backbone).eval().requires_grad_(False)
+            return cls(original, retention_data, log)
+        if retention_data is not None:
+            raise ConfigError(
+                f"--retention-data: backbone {model.backbone.spec.name!r} has no original "
+                "classifier to compare with; retention needs the bundled backbone or a saved "
+                "graft model"
+            )
+        return None
+
+    def finish(self, model: GraftModel, dataset: Dataset, cfg: Any) -> dict[str, Any]:
+        """Measure retention where the trained model is; also kept in ``model.info["retention"]``."""
+        samples, where = reference_samples(dataset, self.retention_data)
+        device = device_of(model)
+        if device is not None:  # the original runs where Accelerate put the trained model
+            self.original.to(device)
+        report = measure_retention(self.original, model, samples, batch_size=cfg.batch_size)
+        report["reference"] = where
+        model.info["retention"] = report
+        self.log(
+            f"retention (original model vs fine-tuned backbone + original head, {where}): "
+            f"top-1 agreement {report['top1_agreement']:.1%}, KL {report['mean_kl']:.4f} nats"
+        )
+        return report
+
+
+def measure_retention(
+    original: Backbone,
+    model: GraftModel,
+    samples: Samples,
+    *,
+    batch_size: int = 64,
+    max_samples: int = RETENTION_SAMPLES,
+) -> dict[str, Any]:
+    """:func:`retention` of ``model``'s backbone on image files.
+
+    Args:
+        original: the backbone before training, with its source classifier.
+        model: the trained model (its backbone keeps the original classifier, frozen).
+        samples: reference images, preprocessed as ``model`` expects.
+        batch_size: images per forward pass.
+        max_samples: use at most this many images.
+    """
+    loader = image_loader(model, samples, batch_size=batch_size, shuffle=False)
+    result: dict[str, Any] = retention(original, model.backbone, loader, max_samples=max_samples)
+    result["samples"] = int(result["samples"])
+    return result
 
 
 @torch.no_grad()
@@ -41,7 +131,7 @@ def retention(
     """
     if original.source_head is None or finetuned.source_head is None:
         raise ConfigError("retention needs both backbones to keep their source classifier")
-    dev = resolve_device(finetuned, device)
+    dev = device if device is not None else device_of(finetuned)
     batches = [data] if isinstance(data, torch.Tensor) else data
     modes = [(m, m.training) for b in (original, finetuned) for m in b.modules()]
     original.eval()
@@ -55,7 +145,7 @@ def retention(
             if len(x) == 0:
                 break
             # Each backbone runs where it lives: the original is often kept on the CPU.
-            a = original.source_logits(x.to(resolve_device(original, None))).to(dev)
+            a = original.source_logits(x.to(device_of(original))).to(dev)
             b = finetuned.source_logits(x)
             agree += float((a.argmax(-1) == b.argmax(-1)).sum())
             kl_sum += float(distillation_kl(b, a)) * len(x)

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 class Extension(Protocol):
     """What the loop calls on every extension (see the module docstring)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The extension's name: its history columns are ``train_<name>_*``."""
 
     def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> bool | None: ...
 

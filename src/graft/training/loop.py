@@ -10,9 +10,6 @@ last checkpoint ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
-import copy
-import math
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,22 +19,15 @@ import torch
 
 from graft.config import TrainConfig
 from graft.data.base import Dataset
-from graft.errors import ConfigError, TrainingError
+from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.strategies.base import Plan, Stage
-from graft.training.extensions import (
-    Extension,
-    extension_groups,
-    extension_loss,
-    extension_states,
-    restore_states,
-    setup_stage,
-)
+from graft.training.checkpoint import load_checkpoint
+from graft.training.extensions import Extension, restore_states, setup_stage
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
-from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
-from graft.training.schedules import build_scheduler
-
-Callback = Callable[[dict[str, Any]], None]
+from graft.training.logs import EpochLogger
+from graft.training.params import apply_trainable
+from graft.training.stage import Callback, StageRunner, StepHook, epoch_seed
 
 
 class LossTerm(Protocol):
@@ -48,7 +38,7 @@ class LossTerm(Protocol):
     returns the term's loss (already weighted) and its metrics (averaged per epoch and logged as
     ``train_<name>``). A term owns whatever else it needs (a teacher, unlabeled target batches).
     A term with trainable parameters of its own also defines ``parameter_groups(stage)``: the
-    stage's fresh optimizer then trains them too (see :func:`term_groups`).
+    stage's fresh optimizer then trains them too.
     """
 
     name: str
@@ -83,10 +73,6 @@ def make_accelerator(cfg: TrainConfig) -> Any:
     )
 
 
-def epoch_seed(seed: int, stage: int, epoch: int) -> int:
-    return (seed * 1_000_003 + stage * 10_007 + epoch) % (2**31 - 1)
-
-
 def train(
     model: GraftModel,
     plan: Plan,
@@ -96,6 +82,7 @@ def train(
     log: Callable[[str], None] = print,
     callbacks: Sequence[Callback] = (),
     extensions: Sequence[Extension | LossTerm] = (),
+    step_hooks: Sequence[StepHook] = (),
 ) -> list[dict[str, Any]]:
     """Run every stage of ``plan`` on ``data``; return the per-epoch history.
 
@@ -103,10 +90,10 @@ def train(
     reports) add their loss in the stages that run the backbone where their ``setup`` does not
     answer False; stages on stored features train the head alone. Every extension's
     ``on_epoch`` sees each epoch's row before the checkpoint (which keeps what it adds, e.g.
-    ``target_*`` metrics), then ``callbacks`` see it, then the log writes it.
+    ``target_*`` metrics), then ``callbacks`` see it, then the log writes it. ``step_hooks``
+    see every step's loss (:data:`~graft.training.stage.StepHook`); one answering True ends
+    the run there.
     """
-    from graft.training.logs import EpochLogger
-
     accelerator = make_accelerator(cfg)
     if accelerator.num_processes > 1:
         log(f"distributed: {accelerator.num_processes} processes ({accelerator.distributed_type})")
@@ -115,6 +102,7 @@ def train(
     resume = _load_resume(model, cfg, log)
     history: list[dict[str, Any]] = list(resume.get("history", []))
     logger = EpochLogger(cfg.log_csv, cfg.tensorboard, accelerator.is_main_process)
+    steps = 0  # what step hooks count
     for index, stage in enumerate(plan.stages):
         if stage.epochs == 0 or index < resume.get("stage", 0):
             continue
@@ -141,7 +129,10 @@ def train(
         if not pretext:
             active = [] if on_features else setup_stage(extensions, model, stage, accelerator)
         restore_states(extensions, state)  # every extension: a later stage may need it
-        runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
+        runner = StageRunner(
+            model, stage, index, accelerator, cfg, on_features, active, generator,
+            step_hooks=step_hooks, first_step=steps,
+        )  # fmt: skip
         runner.saved = list(extensions)
         rows = runner.run(
             # Extensions and callbacks may add columns to a row: the log writes it last.
@@ -152,7 +143,10 @@ def train(
             hooks=[*callbacks, logger.log],
         )
         history += rows
+        steps = runner.step
         accelerator.free_memory()
+        if runner.stopped:
+            break
     logger.close()
     model.eval()
     return history
@@ -192,8 +186,6 @@ def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> 
 def _load_resume(model: GraftModel, cfg: TrainConfig, log: Callable[[str], None]) -> dict[str, Any]:
     if not cfg.resume:
         return {}
-    from graft.training.checkpoint import load_checkpoint
-
     assert cfg.checkpoint_dir is not None
     state = load_checkpoint(Path(cfg.checkpoint_dir) / "last")
     model.load_state_dict(state["model"])
@@ -203,266 +195,4 @@ def _load_resume(model: GraftModel, cfg: TrainConfig, log: Callable[[str], None]
     return state
 
 
-class _StageRunner:
-    """Epochs of one stage: train, validate, early stopping, checkpoints, best weights restored."""
-
-    def __init__(
-        self,
-        model: GraftModel,
-        stage: Stage,
-        index: int,
-        accelerator: Any,
-        cfg: TrainConfig,
-        on_features: bool,
-        terms: Sequence[LossTerm] = (),
-        generator: torch.Generator | None = None,
-    ) -> None:
-        self.model, self.stage, self.index, self.acc, self.cfg = (
-            model,
-            stage,
-            index,
-            accelerator,
-            cfg,
-        )
-        self.module: torch.nn.Module = model.head if on_features else model
-        self.terms = list(terms)
-        self.pretext = stage.kind == "pretext"
-        self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
-        self.generator = generator or torch.Generator()
-        self.monitor, self.sign = _monitor(cfg.monitor)
-
-    def run(
-        self,
-        train_loader: Any,
-        val_loader: Any,
-        *,
-        state: dict[str, Any],
-        history: list[dict[str, Any]],
-        log: Callable[[str], None],
-        hooks: Sequence[Callback],
-    ) -> list[dict[str, Any]]:
-        from accelerate.utils import set_seed
-
-        groups = (
-            []
-            if self.pretext
-            else param_groups(self.model, self.stage, weight_decay=self.cfg.weight_decay)
-        )
-        optimizer = torch.optim.AdamW(
-            groups + extension_groups(self.terms, self.stage, self.cfg.weight_decay)
-        )
-        steps = self.stage.epochs * math.ceil(len(train_loader) / self.cfg.grad_accum)
-        scheduler = build_scheduler(optimizer, steps, self.cfg.schedule)
-        if "optimizer" in state:
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-        if val_loader is None:  # a pretext stage: nothing labeled to validate on
-            module, optimizer, train_loader = self.acc.prepare(self.module, optimizer, train_loader)
-        else:
-            prepared = self.acc.prepare(self.module, optimizer, train_loader, val_loader)
-            module, optimizer, train_loader, val_loader = prepared
-        rows: list[dict[str, Any]] = list(state.get("rows", []))
-        best = state.get("best", math.inf)
-        best_state = state.get("best_state")
-        bad = state.get("bad", 0)
-        for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
-            seed = epoch_seed(self.cfg.seed, self.index, epoch)
-            set_seed(seed)  # python, numpy, torch: augmentation and dropout
-            self.generator.manual_seed(seed)  # the sampling order
-            start = time.perf_counter()
-            train_loss, term_metrics = self._train_epoch(
-                module, optimizer, scheduler, train_loader, epoch
-            )
-            row: dict[str, Any] = {
-                "stage": self.stage.name,
-                "stage_index": self.index,
-                "epoch": epoch,
-                "train_loss": train_loss,
-                **term_metrics,
-            }
-            if self.pretext:
-                row["kind"] = "pretext"
-            else:
-                row.update(self._validate(module, val_loader))
-            row.update(
-                lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3)
-            )
-            if not self.pretext and self.monitor not in row:
-                raise ConfigError(
-                    f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}"
-                )
-            rows.append(row)
-            log(_epoch_line(row))
-            value = row["train_loss"] if self.pretext else self.sign * row[self.monitor]
-            if self.cfg.schedule.per_epoch:
-                scheduler.step(value)
-            if self.pretext:
-                pass  # no validation: the last epoch's weights are kept
-            elif value < best - 1e-9:
-                best, bad = value, 0
-                best_state = copy.deepcopy(self.acc.unwrap_model(module).state_dict())
-            else:
-                bad += 1
-            stop = self.stage.patience is not None and bad >= self.stage.patience
-            for ext in self.saved:  # part of the epoch: the checkpoint keeps what they record
-                if hasattr(ext, "on_epoch"):
-                    ext.on_epoch(row)
-            self._checkpoint(
-                optimizer, scheduler, epoch, rows, history, best, best_state, bad, stop
-            )
-            for hook in hooks:
-                hook(row)
-            if stop:
-                log(f"  early stop: {self.monitor} did not improve for {bad} epochs")
-                break
-        if best_state is not None:
-            self.acc.unwrap_model(module).load_state_dict(best_state)
-            best_row = min(rows, key=lambda r: self.sign * r[self.monitor])
-            for r in rows:
-                r["best"] = r is best_row
-        return rows
-
-    def _checkpoint(
-        self,
-        optimizer: Any,
-        scheduler: Any,
-        epoch: int,
-        rows: list[dict[str, Any]],
-        history: list[dict[str, Any]],
-        best: float,
-        best_state: Any,
-        bad: int,
-        stop: bool,
-    ) -> None:
-        if not self.cfg.checkpoint_dir or not self.acc.is_main_process:
-            return
-        from graft.training.checkpoint import save_checkpoint
-
-        done = stop or epoch == self.stage.epochs
-        model_state = self.model.state_dict()
-        if done and best_state is not None:
-            # The stage ends here: the next stage starts from the restored best weights.
-            model_state = {**model_state, **_prefixed(self.module, self.model, best_state)}
-        state = {
-            "stage": self.index + 1 if done else self.index,
-            "epoch": 0 if done else epoch,
-            "model": model_state,
-            "history": history + (rows if done else []),
-            "extensions": extension_states(self.saved),
-        }
-        if not done:
-            state.update(
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict(),
-                rows=rows,
-                best=best,
-                bad=bad,
-                best_state=best_state,
-            )
-        save_checkpoint(Path(self.cfg.checkpoint_dir) / "last", state)
-
-    def _train_epoch(
-        self, module: Any, optimizer: Any, scheduler: Any, loader: Any, epoch: int
-    ) -> tuple[float, dict[str, float]]:
-        module.train()
-        freeze_batchnorm(self.model, self.stage)
-        total, count = 0.0, 0
-        sums: dict[str, float] = {}
-        steps = max(1, self.stage.epochs * len(loader))
-        for step, (x, y) in enumerate(
-            _bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")
-        ):
-            with self.acc.accumulate(module):
-                progress = ((epoch - 1) * len(loader) + step) / steps
-                loss, metrics = self._loss(module, x, y, progress)
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"loss became {loss.item()} in stage {self.stage.name!r}, epoch {epoch}, step {step}; "
-                        "try a lower --lr, --grad-clip 1.0, check the targets for extreme values, "
-                        "or train in full precision (--mixed-precision no)"
-                    )
-                self.acc.backward(loss)
-                if self.cfg.grad_clip is not None and self.acc.sync_gradients:
-                    self.acc.clip_grad_norm_(module.parameters(), self.cfg.grad_clip)
-                optimizer.step()
-                if not self.cfg.schedule.per_epoch and self.acc.sync_gradients:
-                    scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            total += loss.item() * len(y)
-            count += len(y)
-            for k, v in metrics.items():
-                sums[k] = sums.get(k, 0.0) + v * len(y)
-        # Every process saw its share of each batch: sum over processes for the epoch's means.
-        keys = sorted(sums)
-        local = torch.tensor([total, count, *(sums[k] for k in keys)], dtype=torch.float64)
-        summed = self.acc.reduce(local.to(self.acc.device), reduction="sum").cpu().tolist()
-        n = max(summed[1], 1.0)
-        return summed[0] / n, {f"train_{k}": v / n for k, v in zip(keys, summed[2:], strict=True)}
-
-    def _loss(
-        self, module: Any, x: torch.Tensor, y: torch.Tensor, progress: float
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        """The task's loss plus every extra term's, and their metrics."""
-        if self.pretext:  # the pretext extension's inputs and loss alone
-            (ext,) = self.terms
-            x = ext.pretext_inputs(x)  # type: ignore[attr-defined]  # e.g. four rotations
-            outputs, features = module(x, return_features=True)  # DDP and autocast apply
-            loss, found = extension_loss(ext, self.model, x, features, outputs, progress)
-            return loss, {f"{ext.name}_{k}": v for k, v in found.items()}
-        if not self.terms:
-            return self.model.task.loss(module(x), y), {}
-        outputs, features = module(x, return_features=True)
-        task_loss = self.model.task.loss(outputs, y)
-        loss, metrics = task_loss, {"task_loss": task_loss.item()}
-        for term in self.terms:
-            extra, term_metrics = extension_loss(term, self.model, x, features, outputs, progress)
-            loss = loss + extra
-            metrics[f"{term.name}_loss"] = extra.item()
-            metrics.update({f"{term.name}_{k}": v for k, v in term_metrics.items()})
-        return loss, metrics
-
-    @torch.no_grad()
-    def _validate(self, module: Any, loader: Any) -> dict[str, float]:
-        module.eval()
-        outs, ys = [], []
-        for x, y in loader:
-            out, y = self.acc.gather_for_metrics((module(x), y))
-            outs.append(out.float().cpu())
-            ys.append(y.cpu())
-        outputs, targets = torch.cat(outs), torch.cat(ys)
-        val_loss = float(self.model.task.loss(outputs, targets))
-        raw_targets = self.model.task.decode_targets(targets.numpy())
-        metrics = self.model.task.metrics(raw_targets, self.model.task.decode(outputs.numpy()))
-        return {"val_loss": val_loss, **{f"val_{k}": v for k, v in metrics.items()}}
-
-
-def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any]) -> dict[str, Any]:
-    if module is model:
-        return state
-    return {f"head.{k}": v for k, v in state.items()}
-
-
-def _monitor(name: str) -> tuple[str, int]:
-    """Full metric key and sign (+1 to minimise, -1 to maximise)."""
-    from graft.metrics import metric_direction
-
-    key = name if name.startswith("val_") else f"val_{name}"
-    return key, (1 if metric_direction(key[4:]) == "min" else -1)
-
-
-def _epoch_line(row: dict[str, Any]) -> str:
-    keys = [k for k in row if k.startswith("val_") and k != "val_loss"][:3]
-    extra = "  ".join(f"{k[4:]} {row[k]:.4f}" for k in keys)
-    val = f"val_loss {row['val_loss']:.4f}  " if "val_loss" in row else ""
-    return (
-        f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
-        f"{val}{extra}  ({row['seconds']:.1f}s)"
-    )
-
-
-def _bar(it: Any, enabled: bool, desc: str) -> Any:
-    if not enabled:
-        return it
-    from tqdm.auto import tqdm
-
-    return tqdm(it, desc=f"  {desc}", leave=False, disable=None)  # off when not a TTY
+__all__ = ["Callback", "LossTerm", "StepHook", "epoch_seed", "make_accelerator", "train"]

@@ -1,26 +1,27 @@
 """Learning-rate range test (Smith, "Cyclical Learning Rates for Training Neural Networks", 2017).
 
 The rate grows exponentially from ``start_lr`` to ``end_lr`` over a number of steps of one stage
-of the plan (the first, by default: the head on stored features for most strategies); the loss
-is smoothed, the test stops when it diverges, and the suggestion is the rate where the loss
-falls fastest. Weights are restored afterwards: the test trains nothing for good.
+of the plan (the first, by default: the head on stored features for most strategies), run by
+the one training loop (:func:`graft.training.loop.train`, so Accelerate's device and
+precision apply) with the ``exponential`` schedule and a step hook; the loss is smoothed, the
+test stops when it diverges, and the suggestion is the rate where the loss falls fastest.
+Weights are restored afterwards: the test trains nothing for good.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import torch
 
+from graft.config import ScheduleConfig, TrainConfig
 from graft.data.base import Dataset
 from graft.model import GraftModel
 from graft.strategies.base import Plan
-from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
+from graft.training.loop import train
 
 
 @dataclass
@@ -63,11 +64,34 @@ class LRFindResult:
         return atomic_write_bytes(path, buf.getvalue())
 
 
+class RangeProbe:
+    """The step hook of the range test: records each step's rate and smoothed loss, and stops.
+
+    Stops after ``steps`` steps, or when the smoothed loss is not finite or exceeds four times
+    the best so far (the loss diverges).
+    """
+
+    def __init__(self, start_lr: float, growth: float, steps: int, smoothing: float) -> None:
+        self.start_lr, self.growth, self.steps, self.smoothing = start_lr, growth, steps, smoothing
+        self.result, self._avg, self._best = LRFindResult(), 0.0, math.inf
+
+    def __call__(self, step: int, loss: float) -> bool:
+        """Record ``step``; True ends the test (before that step's update)."""
+        if step >= self.steps:
+            return True
+        self._avg = self.smoothing * loss + (1 - self.smoothing) * self._avg  # starts at 0:
+        debiased = self._avg / (1 - (1 - self.smoothing) ** (step + 1))  # debiased
+        self.result.lrs.append(self.start_lr * self.growth**step)
+        self.result.losses.append(debiased)
+        self._best = min(self._best, debiased)
+        return not math.isfinite(debiased) or debiased > 4 * self._best
+
+
 def lr_find(
     model: GraftModel,
     plan: Plan,
     data: Dataset,
-    cfg: Any,
+    cfg: TrainConfig,
     *,
     stage_index: int = 0,
     start_lr: float = 1e-7,
@@ -75,52 +99,31 @@ def lr_find(
     steps: int = 100,
     smoothing: float = 0.05,
 ) -> LRFindResult:
-    """Run the range test on one stage of ``plan``; the model's weights are left unchanged."""
-    from graft.training.loaders import feature_loaders, image_loaders
-    from graft.training.loop import make_accelerator
+    """Run the range test on one stage of ``plan`` in the training loop; weights are restored.
 
-    stage = plan.stages[stage_index]
+    The stage runs alone at ``start_lr`` with the ``exponential`` schedule (the rate grows by
+    ``(end_lr / start_lr) ** (1 / (steps - 1))`` every step) until :class:`RangeProbe` stops
+    it; no checkpoint, log file or early stopping.
+    """
+    growth = (end_lr / start_lr) ** (1 / max(1, steps - 1))
+    stage = replace(plan.stages[stage_index], lr=start_lr, epochs=steps, patience=None)
+    probe = RangeProbe(start_lr, growth, steps, smoothing)
+    run_cfg = replace(
+        cfg, schedule=ScheduleConfig(name="exponential", growth=growth), checkpoint_dir=None,
+        resume=False, log_csv=None, tensorboard=None, progress=False,
+    )  # fmt: skip
     saved = copy.deepcopy(model.state_dict())
-    accelerator = make_accelerator(cfg)
-    model.to(accelerator.device)
-    apply_trainable(model, stage)
-    on_features = cfg.use_cache and stage.backbone_frozen
-    gen = torch.Generator().manual_seed(cfg.seed)
-    loaders = (
-        feature_loaders(model, data, cfg, accelerator, gen)
-        if on_features
-        else image_loaders(model, data, cfg, gen)
-    )
-    module = model.head if on_features else model
-    optimizer = torch.optim.AdamW(param_groups(model, stage, weight_decay=cfg.weight_decay))
-    base = [g["lr"] for g in optimizer.param_groups]
-    gamma = (end_lr / start_lr) ** (1 / max(1, steps - 1))
-    result, avg, best = LRFindResult(), 0.0, math.inf
-    module.train()
-    freeze_batchnorm(model, stage)
-    step = 0
-    while step < steps:
-        for x, y in loaders[0]:
-            x, y = x.to(accelerator.device), y.to(accelerator.device)
-            factor = start_lr * gamma**step / stage.lr
-            for g, b in zip(optimizer.param_groups, base, strict=True):
-                g["lr"] = b * factor
-            loss = model.task.loss(module(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            avg = smoothing * loss.item() + (1 - smoothing) * avg  # debiased below (starts at 0)
-            debiased = avg / (1 - (1 - smoothing) ** (step + 1))
-            result.lrs.append(start_lr * gamma**step)
-            result.losses.append(debiased)
-            best = min(best, debiased)
-            step += 1
-            if step >= steps or not math.isfinite(debiased) or debiased > 4 * best:
-                step = steps
-                break
-    model.load_state_dict(saved)
+    try:
+        train(model, replace(plan, stages=(stage,)), data, run_cfg, log=_quiet, step_hooks=[probe])
+    finally:
+        model.load_state_dict(saved)
+    result = probe.result
     result.suggestion = suggest(result.lrs, result.losses)
     return result
+
+
+def _quiet(message: str) -> None:
+    del message
 
 
 def suggest(lrs: list[float], losses: list[float]) -> float:

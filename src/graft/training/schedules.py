@@ -1,5 +1,7 @@
 """Learning-rate schedules per stage: warm-up then cosine or linear decay, one-cycle, plateau.
 
+``exponential`` (API only) multiplies the rate by ``growth`` every step: the range test's.
+
 Each schedule is built fresh for every stage (a stage has its own optimizer), from the number
 of optimizer steps in the stage. ``plateau`` steps once per epoch on the monitored metric;
 the others step after every optimizer step.
@@ -78,6 +80,12 @@ def plateau(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
     return torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience
     )
+
+
+@SCHEDULES.register("exponential")
+def exponential(opt: torch.optim.Optimizer, total: int, cfg: ScheduleConfig) -> Any:
+    """The stage rate times ``cfg.growth ** step``: the learning-rate range test's sweep."""
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda step: cfg.growth**step)
 
 
 def build_scheduler(opt: torch.optim.Optimizer, total_steps: int, cfg: ScheduleConfig) -> Any:

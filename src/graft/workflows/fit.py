@@ -194,7 +194,7 @@ def record_setup(model: GraftModel, cfg: FitConfig, plan: Plan) -> None:
 
 
 def protect_options(cfg: FitConfig, objects: Mapping[str, Any]) -> dict[str, Any]:
-    """The protection section as the extensions take it (a built Regularizer passes through)."""
+    """The protection section as the extensions take it (a built regularizer passes through)."""
     out = asdict(cfg.protection)
     if "regularize" in objects:
         out["regularize"] = objects["regularize"]
