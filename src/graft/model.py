@@ -233,6 +233,7 @@ class GraftModel(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact atomically; an existing artifact there is replaced only on success."""
+        from safetensors import SafetensorError
         from safetensors.torch import save_model
 
         from graft.io import atomic_dir
@@ -244,10 +245,18 @@ class GraftModel(nn.Module):
             raise ArtifactError(
                 f"{target}: exists and is not a graft model; choose another --out folder"
             )
-        with atomic_dir(target) as tmp:
-            save_model(self, str(tmp / WEIGHTS_FILE))
-            text = json.dumps(self.config(), indent=2, default=json_default)
-            (tmp / CONFIG_FILE).write_text(text + "\n")
+        try:
+            with atomic_dir(target) as tmp:
+                save_model(self, str(tmp / WEIGHTS_FILE))
+                text = json.dumps(self.config(), indent=2, default=json_default)
+                (tmp / CONFIG_FILE).write_text(text + "\n")
+        except (OSError, SafetensorError) as e:  # a full or read-only disk: old model kept
+            kept = "the previous model there is untouched" if target.exists() else "nothing saved"
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ArtifactError(
+                f"{target}: cannot save the model ({reason}); {kept}; free space or "
+                "choose another --out"
+            ) from None
         return target
 
 

@@ -189,6 +189,7 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
             c.text(hop, f"{field}.chain[{i}]")
         return kw
     allowed = {"num_classes", "bn_eps", "in_chans", "widths", "drop_rate", "drop_path_rate"}
+    allowed.add("global_pool")
     kw = dict(c.mapping(value, field, allowed | set(DROPPED_KWARGS)))
     for key in DROPPED_KWARGS:
         kw.pop(key, None)
@@ -198,6 +199,7 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
         "bn_eps": lambda v, f: c.number(v, f, 1e-12, 1.0),
         "drop_rate": lambda v, f: c.number(v, f, 0.0, 1.0),
         "drop_path_rate": lambda v, f: c.number(v, f, 0.0, 1.0),
+        "global_pool": lambda v, f: _pool(c, v, f),
         "widths": lambda v, f: [
             c.integer(w, f"{f}[{i}]", 1, 4096) for i, w in enumerate(c.items(v, f)[:9])
         ],
@@ -207,6 +209,12 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
     if "widths" in kw and len(kw["widths"]) > 8:
         raise c.fail(f"{field}.widths", "has more than 8 stages")
     return kw
+
+
+def _pool(c: _Checker, value: Any, field: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[a-z]{0,16}", value):
+        raise c.fail(field, f"{value!r:.40} is not a pooling name")
+    return value
 
 
 def check_data_config(c: _Checker, value: Any, field: str) -> None:
