@@ -37,9 +37,6 @@ _TASK_KEYS = {
     "kind", "num_outputs", "class_names", "target_names", "target_mean", "target_std",
     "dropout", "name", "subtasks", "loss_weight", "threshold",
 }  # fmt: skip
-#: Dropped when loading: preprocessing metadata only (the artifact's data_config rules), and
-#: timm would read weight locations (file, url, hub id) from it.
-DROPPED_KWARGS = ("pretrained_cfg_overlay",)
 
 
 class _Checker:
@@ -178,7 +175,7 @@ def check_arch(c: _Checker, arch: str, field: str) -> None:
 
 
 def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, Any]:
-    """Constructor options graft writes, checked and bounded; dropped metadata removed."""
+    """Constructor options graft writes, checked and bounded (no path or weight location)."""
     if source == "graft":
         kw = dict(c.mapping(value, field, {"root", "source_task", "data_config", "chain"}))
         kw["root"] = check_spec(c, kw.get("root"), f"{field}.root", root=False)
@@ -189,10 +186,8 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
             c.text(hop, f"{field}.chain[{i}]")
         return kw
     allowed = {"num_classes", "bn_eps", "in_chans", "widths", "drop_rate", "drop_path_rate"}
-    allowed.add("global_pool")
-    kw = dict(c.mapping(value, field, allowed | set(DROPPED_KWARGS)))
-    for key in DROPPED_KWARGS:
-        kw.pop(key, None)
+    allowed |= {"global_pool", "pretrained_cfg_overlay"}
+    kw = dict(c.mapping(value, field, allowed))
     checks = {
         "num_classes": lambda v, f: c.integer(v, f, 0, MAX_OUTPUTS),
         "in_chans": lambda v, f: c.integer(v, f, 1, MAX_CHANNELS),
@@ -200,6 +195,7 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
         "drop_rate": lambda v, f: c.number(v, f, 0.0, 1.0),
         "drop_path_rate": lambda v, f: c.number(v, f, 0.0, 1.0),
         "global_pool": lambda v, f: _pool(c, v, f),
+        "pretrained_cfg_overlay": lambda v, f: _overlay(c, v, f),
         "widths": lambda v, f: [
             c.integer(w, f"{f}[{i}]", 1, 4096) for i, w in enumerate(c.items(v, f)[:9])
         ],
@@ -215,6 +211,19 @@ def _pool(c: _Checker, value: Any, field: str) -> str:
     if not isinstance(value, str) or not re.fullmatch(r"[a-z]{0,16}", value):
         raise c.fail(field, f"{value!r:.40} is not a pooling name")
     return value
+
+
+def _overlay(c: _Checker, value: Any, field: str) -> None:
+    """Preprocessing metadata only: no key that says where weights come from (file, url, hub)."""
+    from graft.backbones.folder import PREPROCESSING_KEYS
+
+    for key, v in c.mapping(value, field, set(PREPROCESSING_KEYS)).items():
+        flat = v if isinstance(v, list) else [v]
+        if len(flat) > 8 or not all(x is None or isinstance(x, str | int | float) for x in flat):
+            raise c.fail(f"{field}.{key}", "must be a short value or list of values")
+        for x in flat:
+            if isinstance(x, str):
+                c.text(x, f"{field}.{key}")
 
 
 def check_data_config(c: _Checker, value: Any, field: str) -> None:
