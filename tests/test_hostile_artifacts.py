@@ -64,19 +64,29 @@ def _timm_with(kwargs: dict[str, Any]) -> Callable[[Config], None]:
 def _chained_root(config: Config) -> None:
     inner = dict(config["backbone"])
     config["backbone"] = {
-        **inner, "source": "graft", "name": "graft:/etc",
-        "kwargs": {"root": {**inner, "source": "graft"}, "source_task": None,
-                   "data_config": config["data_config"], "chain": ["/etc"]},
-    }  # fmt: skip
+        **inner,
+        "source": "graft",
+        "name": "graft:/etc",
+        "kwargs": {
+            "root": {**inner, "source": "graft"},
+            "source_task": None,
+            "data_config": config["data_config"],
+            "chain": ["/etc"],
+        },
+    }
 
 
 #: case -> (change to config.json, the field the error must name; None: loads cleanly)
 CASES: dict[str, tuple[Callable[[Config], None], str | None]] = {
     "hub_arch": (_set("backbone.arch", "hf-hub:timm/resnet18.a1_in1k"), "backbone.arch"),
-    "checkpoint_path": (_timm_with({"checkpoint_path": "/etc/passwd"}),
-                        "backbone.kwargs.checkpoint_path"),  # fmt: skip
-    "overlay_file": (_timm_with({"pretrained_cfg_overlay": {"file": "/etc/passwd"}}),
-                     "backbone.kwargs.pretrained_cfg_overlay.file"),  # fmt: skip
+    "checkpoint_path": (
+        _timm_with({"checkpoint_path": "/etc/passwd"}),
+        "backbone.kwargs.checkpoint_path",
+    ),
+    "overlay_file": (
+        _timm_with({"pretrained_cfg_overlay": {"file": "/etc/passwd"}}),
+        "backbone.kwargs.pretrained_cfg_overlay.file",
+    ),
     "folder_source": (_set("backbone.source", "folder:/etc"), "backbone.source"),
     "local_dir_source": (_set("backbone.source", "local-dir:/etc"), "backbone.source"),
     "unknown_arch": (_set("backbone.arch", "no_such_net_v9"), "backbone.arch"),
@@ -85,8 +95,10 @@ CASES: dict[str, tuple[Callable[[Config], None], str | None]] = {
     "huge_outputs": (_set("task.num_outputs", 10**12), "task.num_outputs"),
     "zero_outputs": (_set("task.num_outputs", 0), "task.num_outputs"),
     "string_outputs": (_set("task.num_outputs", "2"), "task.num_outputs"),
-    "huge_num_classes": (_set("backbone.kwargs", {"num_classes": 10**9}),
-                         "backbone.kwargs.num_classes"),  # fmt: skip
+    "huge_num_classes": (
+        _set("backbone.kwargs", {"num_classes": 10**9}),
+        "backbone.kwargs.num_classes",
+    ),
     "huge_image": (_set("data_config.input_size", [1, 10**6, 10**6]), "data_config.input_size[1]"),
     "huge_channels": (_set("data_config.input_size", [10**6, 16, 16]), "data_config.input_size[0]"),
     "zero_side": (_set("data_config.input_size", [1, 0, 16]), "data_config.input_size[1]"),
@@ -184,14 +196,19 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], P
         _damage(shutil.copytree(good, crafted / name), name, marker)
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(crafted.resolve()), str(good), SRC],
-        env={**os.environ, "PYTHONPATH": SRC}, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        env={**os.environ, "PYTHONPATH": SRC},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert "RESULTS" in done.stdout, done.stderr[-3000:]
     return json.loads(done.stdout.split("RESULTS", 1)[1]), marker
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_crafted_config_is_refused_by_field(results: tuple[dict[str, Any], Path], case: str) -> None:
+def test_crafted_config_is_refused_by_field(
+    results: tuple[dict[str, Any], Path], case: str
+) -> None:
     outcome = results[0][case]
     field = CASES[case][1]
     assert outcome["connects"] == [], f"{case}: tried the network: {outcome['connects']}"

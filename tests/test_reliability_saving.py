@@ -92,8 +92,12 @@ def test_killed_save_leftovers_are_cleaned_and_fresh_ones_kept(tmp_path: Path) -
     """A temp folder of a dead process is removed; a live writer's is not touched."""
     out = tmp_path / "model"
     tiny_model(1).save(out)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
-                          capture_output=True, check=True)  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
     stale = tmp_path / f".model.tmp-{dead.stdout.strip()}-abc"
     (stale / "sub").mkdir(parents=True)
     (stale / "sub" / "big.bin").write_bytes(b"x" * 1000)
@@ -114,7 +118,9 @@ def test_atomic_dir_replaces_and_syncs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("case", ["file", "hf_model_folder", "dot"])
-def test_out_refused_before_any_work(tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_out_refused_before_any_work(
+    tmp_path: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A file, a non-graft folder (a Hugging Face model) and ``--out .`` are refused up front."""
     monkeypatch.chdir(tmp_path)
     if case == "file":
@@ -131,10 +137,25 @@ def test_out_refused_before_any_work(tmp_path: Path, case: str, monkeypatch: pyt
     before = sorted(p.name for p in tmp_path.rglob("*"))
     # The data path does not exist: an error about --out proves it is checked first.
     result = subprocess.run(
-        [sys.executable, "-m", "graft.cli", "fit", str(tmp_path / "no-data"), "--out", str(out),
-         "--backbone", "small_cnn_gray", "--no-pretrained", "--epochs", "1"],
-        env=env(), capture_output=True, text=True, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "graft.cli",
+            "fit",
+            str(tmp_path / "no-data"),
+            "--out",
+            str(out),
+            "--backbone",
+            "small_cnn_gray",
+            "--no-pretrained",
+            "--epochs",
+            "1",
+        ],
+        env=env(),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("graft: error: --out"), result.stderr
@@ -157,15 +178,29 @@ def test_fit_keeps_a_user_folder_named_out_ckpt(digits_dir: Path, tmp_path: Path
     user.mkdir()
     (user / "mine.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not a graft checkpoint"):
-        graft.fit(digits_dir, out=str(out), backbone="small_cnn_gray", pretrained=False,
-                  image_size=16, epochs=1, log=lambda m: None)  # fmt: skip
+        graft.fit(
+            digits_dir,
+            out=str(out),
+            backbone="small_cnn_gray",
+            pretrained=False,
+            image_size=16,
+            epochs=1,
+            log=lambda m: None,
+        )
     assert (user / "mine.txt").read_text() == "mine"
 
 
 def test_fit_removes_the_checkpoint_it_created(digits_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
-    graft.fit(digits_dir, out=str(out), backbone="small_cnn_gray", pretrained=False,
-              image_size=16, epochs=1, log=lambda m: None)  # fmt: skip
+    graft.fit(
+        digits_dir,
+        out=str(out),
+        backbone="small_cnn_gray",
+        pretrained=False,
+        image_size=16,
+        epochs=1,
+        log=lambda m: None,
+    )
     assert (out / "config.json").is_file() and not (tmp_path / "model.ckpt").exists()
 
 
@@ -193,18 +228,37 @@ def test_read_only_destination_refused_up_front(nobody: list[str]) -> None:
         ro.mkdir()
         ro.chmod(0o555)
         code = "from graft.model import check_out; check_out(__import__('sys').argv[1])"
-        probe = subprocess.run([*nobody, sys.executable, "-c", "import graft"], env=env(),
-                               capture_output=True, text=True)  # fmt: skip
+        probe = subprocess.run(
+            [*nobody, sys.executable, "-c", "import graft"],
+            env=env(),
+            capture_output=True,
+            text=True,
+        )
         if probe.returncode != 0:
             pytest.skip(f"the unprivileged user cannot run this Python: {probe.stderr[-200:]}")
-        result = subprocess.run([*nobody, sys.executable, "-c", code, str(ro / "model")],
-                                env=env(), capture_output=True, text=True)  # fmt: skip
+        result = subprocess.run(
+            [*nobody, sys.executable, "-c", code, str(ro / "model")],
+            env=env(),
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode != 0
         assert "ConfigError: --out" in result.stderr and "Permission denied" in result.stderr
         result = subprocess.run(
-            [*nobody, sys.executable, "-m", "graft.cli", "fit", str(base / "no-data"),
-             "--out", str(ro / "model")], env=env(), capture_output=True, text=True,
-        )  # fmt: skip
+            [
+                *nobody,
+                sys.executable,
+                "-m",
+                "graft.cli",
+                "fit",
+                str(base / "no-data"),
+                "--out",
+                str(ro / "model"),
+            ],
+            env=env(),
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 2
         assert result.stderr.startswith("graft: error: --out") and "Traceback" not in result.stderr
     finally:
@@ -215,8 +269,9 @@ def test_read_only_destination_refused_up_front(nobody: list[str]) -> None:
 def full_disk() -> Iterator[Path]:
     """A 4 MiB tmpfs filled to the last byte."""
     mnt = Path(tempfile.mkdtemp(prefix="graft-full-"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         mnt.rmdir()
         pytest.skip(f"cannot mount a small tmpfs to fill ({done.stderr.strip()[:120]})")
@@ -243,7 +298,7 @@ def test_full_destination_refused_up_front_and_old_model_kept(full_disk: Path) -
     _fill(full_disk)
     with pytest.raises(ConfigError, match="No space left"):
         check_out(out)
-    with pytest.raises(ArtifactError, match="No space left.*previous model there is untouched"):
+    with pytest.raises(ArtifactError, match=r"No space left.*previous model there is untouched"):
         tiny_model(1).save(out)
     assert torch.equal(weights_of(graft.load(out)), weights_of(model))
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler", "model"]

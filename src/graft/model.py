@@ -239,8 +239,10 @@ class GraftModel(nn.Module):
         from graft.io import atomic_dir
 
         target = Path(directory)
-        if target.exists() and not is_graft_model(target) and (
-            not target.is_dir() or any(target.iterdir())
+        if (
+            target.exists()
+            and not is_graft_model(target)
+            and (not target.is_dir() or any(target.iterdir()))
         ):
             raise ArtifactError(
                 f"{target}: exists and is not a graft model; choose another --out folder"

@@ -19,8 +19,13 @@ def _extract(store: FeatureStore, folder: Path) -> None:
     import torch
 
     paths = sorted(folder.rglob("*.png"))[:6]
-    store.extract(tiny_backbone(), paths, load=lambda p: torch.rand(3, 32, 32),
-                  transform_id="t", progress=False)  # fmt: skip
+    store.extract(
+        tiny_backbone(),
+        paths,
+        load=lambda p: torch.rand(3, 32, 32),
+        transform_id="t",
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +43,11 @@ def test_clear_refuses_a_folder_that_is_not_a_store(tmp_path: Path, capsys: obje
     with pytest.raises(ConfigError, match="not a graft feature store"):
         FeatureStore(tmp_path).clear()
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("a.txt")) == [
-        "features/photos/a.txt", "features/thesis/a.txt", "photos/a.txt", "thesis/a.txt",
-    ]  # fmt: skip
+        "features/photos/a.txt",
+        "features/thesis/a.txt",
+        "photos/a.txt",
+        "thesis/a.txt",
+    ]
 
 
 def test_clear_deletes_only_entries_the_store_wrote(tmp_path: Path, images: Path) -> None:
@@ -56,7 +64,10 @@ def test_clear_deletes_only_entries_the_store_wrote(tmp_path: Path, images: Path
 
 
 def test_cache_dir_flag_and_env_name_the_same_store(
-    tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    images: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Features stored through GRAFT_CACHE_DIR are found with --cache-dir of the same folder."""
     monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path))

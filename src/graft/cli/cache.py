@@ -20,7 +20,10 @@ def register(sub: Any) -> dict[str, Handler]:
         "--backbone", help="only this backbone's entries (name, architecture or identity)"
     )
     for q in (info, clear):
-        q.add_argument("--cache-dir", help="cache folder given to fit/rank (store in DIR/features; default: $GRAFT_CACHE_DIR)")
+        q.add_argument(
+            "--cache-dir",
+            help="cache folder given to fit/rank (store in DIR/features; default: $GRAFT_CACHE_DIR)",
+        )
     return {"cache": cmd_cache}
 
 
