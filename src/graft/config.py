@@ -233,7 +233,7 @@ class TrainConfig:
     )
     use_cache: bool = option(True, "train frozen-backbone stages on stored features")
     cache_dir: str | None = option(
-        None, "feature store folder (default $GRAFT_CACHE_DIR or ~/.cache/graft)"
+        None, "cache folder, features in DIR/features (default $GRAFT_CACHE_DIR or ~/.cache/graft)"
     )
     progress: bool = option(True, "progress bars")
     monitor: str = option(

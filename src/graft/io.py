@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import csv
+import glob
 import io
 import json
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -37,28 +41,194 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return target
 
 
+#: Test hook: seconds to sleep between moving the old folder aside and renaming the new one in
+#: (the crash window the kill test aims at). Unset in normal use.
+PAUSE_ENV = "GRAFT_TEST_PAUSE_BETWEEN_RENAMES"
+
+
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
     """Build a folder under a temporary name beside ``target``; rename it into place on success.
 
-    An existing ``target`` is replaced only after the new folder is complete, so a crash never
-    leaves a half-written artifact or checkpoint where a good one was.
+    Every file and the folder are fsynced before the rename, so a power cut after it leaves
+    complete files. An existing ``target`` is moved aside (``.NAME.old-PID``), the new folder
+    renamed in, and only then is the old one deleted; a crash between the two renames is
+    repaired by the next write or load (:func:`recover_dir` puts the old folder back). Leftover
+    temporary folders of killed writers are removed first.
     """
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    recover_dir(final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     try:
         yield tmp
-        if final.exists():
-            old = final.with_name(f".{final.name}.old-{os.getpid()}")
-            os.replace(final, old)
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
+        fsync_tree(tmp)
+        _swap_in(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _swap_in(tmp: Path, final: Path) -> None:
+    if not final.exists():
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+        return
+    old = final.with_name(f".{final.name}.old-{os.getpid()}")
+    os.replace(final, old)
+    _fsync_dir(final.parent)
+    if os.environ.get(PAUSE_ENV):
+        time.sleep(float(os.environ[PAUSE_ENV]))
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def fsync_tree(folder: Path) -> None:
+    """fsync every file under ``folder``, then each folder (contents reach the disk first)."""
+    for root, dirs, files in os.walk(folder, topdown=False):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+        del dirs
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # a platform without directory handles (Windows): nothing to sync
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems refuse fsync on a directory; the rename is still atomic
+    finally:
+        os.close(fd)
+
+
+def aside_dirs(target: str | Path) -> list[Path]:
+    """Folders an interrupted :func:`atomic_dir` moved ``target`` to (``.NAME.old-PID``)."""
+    final = Path(target)
+    if not final.parent.is_dir():
+        return []
+    return sorted(final.parent.glob(f".{glob.escape(final.name)}.old-*"))
+
+
+def recover_dir(target: str | Path) -> list[str]:
+    """Repair what a killed :func:`atomic_dir` left beside ``target``; return what was done.
+
+    A folder moved aside while ``target`` is missing goes back to ``target`` (the crash came
+    between the two renames); one moved aside while ``target`` exists is stale and deleted.
+    Temporary folders of processes that no longer run are deleted.
+    """
+    final, done = Path(target), []
+    for old in aside_dirs(final):
+        if _pid_alive(_pid_of(old.name.rsplit(".old-", 1)[1])):
+            continue
+        if not final.exists():
+            os.replace(old, final)
+            done.append(f"restored {final} from {old.name} (a save was interrupted)")
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+            done.append(f"removed {old.name} (left by an interrupted save)")
+    if final.parent.is_dir():
+        for tmp in final.parent.glob(f".{glob.escape(final.name)}.tmp-*"):
+            if tmp.is_dir() and not _pid_alive(_pid_of(tmp.name.rsplit(".tmp-", 1)[1])):
+                shutil.rmtree(tmp, ignore_errors=True)
+                done.append(f"removed {tmp.name} (left by a killed save)")
+    return done
+
+
+def _pid_of(text: str) -> int | None:
+    head = text.split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _pid_alive(pid: int | None) -> bool:
+    """True when ``pid`` is a running process (None, an old-style name: treated as dead)."""
+    if pid is None or pid == 0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+_PROBE_BYTES = 1 << 16
+
+
+def check_destination(
+    target: str | Path, *, flag: str, is_ours: Callable[[Path], bool], what: str
+) -> Path:
+    """Refuse, before any work, a destination graft must not or cannot replace.
+
+    Args:
+        target: the folder a run will write (``--out``).
+        flag: the option that named it, for the message.
+        is_ours: True for a folder graft itself wrote there (it may be replaced).
+        what: what graft writes there, for the message (``a graft model``).
+
+    Raises:
+        ConfigError: the current folder or one above it, a file, a folder holding anything
+            but ``what``, or a place where a probe write fails (read-only, full). One line
+            that says what to do.
+    """
+    final = Path(target).expanduser()
+    shown = f"{flag} {target}"
+    resolved = final.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents or resolved == Path.home().resolve():
+        raise ConfigError(
+            f"{shown}: is the current folder or one above it; graft writes {what} into a folder "
+            "of its own; name a new one, e.g. --out runs/model"
+        )
+    recover_dir(final)
+    if final.exists() and not final.is_dir():
+        raise ConfigError(f"{shown}: is a file; name a folder for {what}")
+    if final.is_dir() and any(final.iterdir()) and not is_ours(final):
+        raise ConfigError(
+            f"{shown}: holds files that are not {what}; graft replaces only a folder it saved "
+            "itself; choose a new or empty folder"
+        )
+    _probe_write(_nearest_existing(final.parent), shown)
+    return final
+
+
+def _nearest_existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
+def _probe_write(folder: Path, shown: str) -> None:
+    """Write, sync and delete a small file in ``folder``: read-only and full disks fail here."""
+    if not folder.is_dir():
+        raise ConfigError(f"{shown}: {folder} is not a folder; name a folder path")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".graft-probe-", dir=folder)
+    except OSError as e:
+        raise ConfigError(f"{shown}: cannot write in {folder} ({e.strerror}); {_FIX}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(b"\0" * _PROBE_BYTES)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise ConfigError(f"{shown}: cannot write in {folder} ({e.strerror}); {_FIX}") from None
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+_FIX = "choose a folder on a writable disk with free space"
 
 
 def records_to_csv(rows: Sequence[dict[str, Any]]) -> str:

@@ -233,31 +233,68 @@ class GraftModel(nn.Module):
 
     def save(self, directory: str | Path) -> Path:
         """Write the artifact atomically; an existing artifact there is replaced only on success."""
+        from safetensors import SafetensorError
         from safetensors.torch import save_model
 
         from graft.io import atomic_dir
 
         target = Path(directory)
-        if target.exists() and not (target / CONFIG_FILE).exists() and any(target.iterdir()):
+        if (
+            target.exists()
+            and not is_graft_model(target)
+            and (not target.is_dir() or any(target.iterdir()))
+        ):
             raise ArtifactError(
                 f"{target}: exists and is not a graft model; choose another --out folder"
             )
-        with atomic_dir(target) as tmp:
-            save_model(self, str(tmp / WEIGHTS_FILE))
-            text = json.dumps(self.config(), indent=2, default=json_default)
-            (tmp / CONFIG_FILE).write_text(text + "\n")
+        try:
+            with atomic_dir(target) as tmp:
+                save_model(self, str(tmp / WEIGHTS_FILE))
+                text = json.dumps(self.config(), indent=2, default=json_default)
+                (tmp / CONFIG_FILE).write_text(text + "\n")
+        except (OSError, SafetensorError) as e:  # a full or read-only disk: old model kept
+            kept = "the previous model there is untouched" if target.exists() else "nothing saved"
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            raise ArtifactError(
+                f"{target}: cannot save the model ({reason}); {kept}; free space or "
+                "choose another --out"
+            ) from None
         return target
 
 
+def is_graft_model(folder: Path) -> bool:
+    """True for a folder graft saved: its ``config.json`` names the graft-model format."""
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
+def check_out(out: str | Path) -> Path:
+    """Refuse ``--out`` before any work unless graft may write a model there (see io)."""
+    from graft.io import check_destination
+
+    return check_destination(out, flag="--out", is_ours=is_graft_model, what="a graft model")
+
+
 def load(directory: str | Path) -> GraftModel:
-    """Load a saved model. Never unpickles; a damaged or incompatible artifact is an ArtifactError."""
+    """Load a saved model. Never unpickles; a damaged or incompatible artifact is an ArtifactError.
+
+    The folder is treated as untrusted data: every config field is checked before anything is
+    built (:mod:`graft.model_check`), no model hub is contacted, and no file outside the folder
+    is opened.
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_model
 
+    from graft.model_check import check_model_config, offline
+
     path = Path(directory)
-    config = _read_config(path)
+    config = check_model_config(_read_config(path), path / CONFIG_FILE)
     try:  # the backbone's source (graft.backbones.SOURCES) rebuilds its architecture
-        backbone = from_spec(BackboneSpec.from_dict(config["backbone"]), load_weights=False)
+        with offline():
+            backbone = from_spec(BackboneSpec.from_dict(config["backbone"]), load_weights=False)
         model = GraftModel(
             backbone,
             TaskSpec.from_dict(config["task"]),
@@ -272,7 +309,7 @@ def load(directory: str | Path) -> GraftModel:
         raise ArtifactError(f"{weights}: missing; the artifact is incomplete, save the model again")
     try:
         missing, unexpected = load_model(model, str(weights), strict=False)
-    except (SafetensorError, OSError, RuntimeError) as e:
+    except (SafetensorError, OSError, RuntimeError, ValueError) as e:
         raise ArtifactError(f"{weights}: damaged or does not match the config ({e})") from e
     if missing or unexpected:
         raise ArtifactError(
@@ -286,25 +323,35 @@ def load(directory: str | Path) -> GraftModel:
 
 def _read_record(config: dict[str, Any], where: Path) -> RunRecord:
     """The run record; an artifact of format 1 (graft 0.1.0) kept a free ``info`` dict instead."""
-    if "record" in config:
-        return RunRecord.from_dict(config["record"], where=str(where))
-    return RunRecord.from_info(config.get("info", {}))
+    try:
+        if "record" in config:
+            if not isinstance(config["record"], dict):
+                raise TypeError(f"an object, not {type(config['record']).__name__}")
+            return RunRecord.from_dict(config["record"], where=str(where))
+        return RunRecord.from_info(config.get("info", {}))
+    except (TypeError, ValueError, AttributeError) as e:
+        if isinstance(e, ArtifactError):
+            raise
+        raise ArtifactError(f"{where}: field record: not a run record graft writes ({e})") from e
 
 
 def _read_config(path: Path) -> dict[str, Any]:
+    from graft.model_check import check_format_version, read_config_file
+
     cfg = path / CONFIG_FILE
     if not path.is_dir():
-        raise ArtifactError(f"{path}: not a saved graft model (no such folder)")
-    try:
-        config = json.loads(cfg.read_text())
-    except FileNotFoundError:
-        raise ArtifactError(f"{cfg}: missing; {path} is not a saved graft model") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ArtifactError(f"{cfg}: damaged ({e}); save the model again") from e
+        from graft.io import aside_dirs
+
+        kept = aside_dirs(path)
+        where = f"; an interrupted save left the previous model in {kept[-1]}" if kept else ""
+        raise ArtifactError(f"{path}: not a saved graft model (no such folder){where}")
+    if not cfg.exists():
+        raise ArtifactError(f"{cfg}: missing; {path} is not a saved graft model")
+    config = read_config_file(cfg)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ArtifactError(f"{cfg}: not a graft model config (format is not {FORMAT!r})")
-    version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    version = check_format_version(config, cfg, FORMAT_VERSION)
+    if version > FORMAT_VERSION:
         raise ArtifactError(
             f"{cfg}: format version {version} is newer than this graft understands "
             f"({FORMAT_VERSION}); upgrade graft-ml (written by graft {config.get('graft_version')})"

@@ -19,6 +19,13 @@ from graft.backbones.weights import file_sha256, read_state_dict
 from graft.errors import BackboneError, ConfigError
 
 SOURCE = "folder"
+#: The keys of a folder's ``pretrained_cfg`` graft keeps (preprocessing and head layout); never
+#: where weights come from (``file``, ``url``, ``hf_hub_id``): graft loads those itself.
+PREPROCESSING_KEYS = frozenset(
+    {"tag", "custom_load", "input_size", "fixed_input_size", "interpolation", "crop_pct",
+     "crop_mode", "mean", "std", "num_classes", "pool_size", "first_conv", "classifier",
+     "license", "test_input_size", "test_crop_pct", "min_input_size", "architecture"}
+)  # fmt: skip
 CONFIG = "config.json"
 WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
@@ -117,5 +124,6 @@ def _arch_and_kwargs(folder: Path, config: dict[str, Any]) -> tuple[str, dict[st
     if "num_classes" in config:
         kwargs.setdefault("num_classes", int(config["num_classes"]))
     if isinstance(config.get("pretrained_cfg"), dict):
-        kwargs["pretrained_cfg_overlay"] = dict(config["pretrained_cfg"])  # its preprocessing
+        cfg = config["pretrained_cfg"]  # its preprocessing
+        kwargs["pretrained_cfg_overlay"] = {k: v for k, v in cfg.items() if k in PREPROCESSING_KEYS}
     return arch, kwargs

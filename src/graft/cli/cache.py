@@ -20,7 +20,10 @@ def register(sub: Any) -> dict[str, Handler]:
         "--backbone", help="only this backbone's entries (name, architecture or identity)"
     )
     for q in (info, clear):
-        q.add_argument("--cache-dir", help="feature store folder (default: GRAFT_CACHE_DIR)")
+        q.add_argument(
+            "--cache-dir",
+            help="cache folder given to fit/rank (store in DIR/features; default: $GRAFT_CACHE_DIR)",
+        )
     return {"cache": cmd_cache}
 
 
@@ -36,7 +39,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
     from graft.measure.features import FeatureStore
     from graft.workflows.measure import cache_clear, cache_info
 
-    root = FeatureStore(args.cache_dir).root
+    root = FeatureStore.for_cache_dir(args.cache_dir).root
     if args.action == "clear":
         freed = cache_clear(backbone=args.backbone, cache_dir=args.cache_dir)
         print(f"freed {_size(freed)} in {root}")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -57,6 +58,20 @@ def default_root() -> Path:
         return Path(os.environ["GRAFT_CACHE_DIR"]).expanduser() / "features"
     xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(xdg).expanduser() / "graft" / "features"
+
+
+def store_root(cache_dir: str | Path | None) -> Path:
+    """The store folder for ``--cache-dir`` (``cache_dir``): ``DIR/features``, as for the env var.
+
+    ``--cache-dir DIR`` and ``GRAFT_CACHE_DIR=DIR`` name the same store; None: :func:`default_root`.
+    """
+    return Path(cache_dir).expanduser() / "features" if cache_dir else default_root()
+
+
+#: The file that marks a folder as graft's feature store (written when the store is created);
+#: ``clear`` deletes nothing in a folder without it.
+MARKER = ".graft-feature-store"
+_ENTRY_NAME = re.compile(r"^[0-9a-f]{16}-[0-9a-f]{16}$")
 
 
 def content_key(path: str | Path) -> str:
@@ -304,6 +319,19 @@ class FeatureStore:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = (Path(root).expanduser() if root is not None else default_root()).absolute()
 
+    @classmethod
+    def for_cache_dir(cls, cache_dir: str | Path | None) -> FeatureStore:
+        """The store ``--cache-dir`` names (``DIR/features``; default as ``GRAFT_CACHE_DIR``)."""
+        return cls(store_root(cache_dir))
+
+    def is_store(self) -> bool:
+        """True when the root holds graft's marker (it created the folder as its store)."""
+        return (self.root / MARKER).is_file()
+
+    def _mark(self) -> None:
+        if not self.is_store():
+            atomic_write_text(self.root / MARKER, '{"format": "graft-feature-store"}\n')
+
     def entry_path(self, backbone_identity: str, transform_id: str) -> Path:
         """The folder holding one backbone's features under one preprocessing."""
         transform_hash = hashlib.sha256(transform_id.encode()).hexdigest()[:16]
@@ -347,6 +375,7 @@ class FeatureStore:
         identity = backbone.identity()
         entry = _entry(self.entry_path(identity, transform_id))
         dim = int(backbone.num_features)
+        self._mark()
         entry.ensure_meta(_meta(backbone, identity, transform_id, dim))
         index = entry.index(dim)
         missing: dict[str, Path] = {}
@@ -389,10 +418,22 @@ class FeatureStore:
     def clear(self, backbone_identity: str | None = None) -> int:
         """Delete entries (all, or those of one backbone) and return the bytes freed.
 
+        Only what the store wrote is deleted: entry folders (named by their key, holding a
+        ``meta.json``) in a folder that carries the store's marker. Anything else stays.
+
         Args:
             backbone_identity: a ``Backbone.identity()``, an entry folder name, or a backbone
                 name or architecture (clears every weight version of it); None clears all.
+
+        Raises:
+            ConfigError: the folder exists but is not a graft feature store (nothing deleted).
         """
+        if self.root.exists() and not self.is_store():
+            raise ConfigError(
+                f"--cache-dir: {self.root} is not a graft feature store (no {MARKER} file in "
+                "it); nothing was deleted. Pass the folder given to fit/rank --cache-dir (its "
+                "store is DIR/features)"
+            )
         freed = 0
         for path in self._entry_dirs():
             meta = _Entry(path).meta()
@@ -409,9 +450,14 @@ class FeatureStore:
         return freed
 
     def _entry_dirs(self) -> list[Path]:
+        """Folders the store wrote: named by their key, with a ``meta.json``."""
         if not self.root.is_dir():
             return []
-        return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        return sorted(
+            p
+            for p in self.root.iterdir()
+            if p.is_dir() and _ENTRY_NAME.match(p.name) and (p / "meta.json").is_file()
+        )
 
 
 def _check_args(batch_size: int, shard_size: int, num_workers: int) -> None:

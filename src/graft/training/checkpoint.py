@@ -68,6 +68,14 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
     return Path(directory)
 
 
+def is_checkpoint(folder: Path) -> bool:
+    """True for a folder :func:`save_checkpoint` wrote (its two files and nothing else)."""
+    try:
+        return {p.name for p in folder.iterdir()} == {TENSORS, STATE}
+    except OSError:
+        return False
+
+
 def load_checkpoint(directory: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`."""
     from safetensors import SafetensorError

@@ -71,7 +71,7 @@ def constant_features_note(rows: FeatureRows, model: GraftModel) -> str | None:
 
 def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
     """The frozen backbone's features for ``samples``, from the store (computed if missing)."""
-    return FeatureStore(cfg.cache_dir).extract(
+    return FeatureStore.for_cache_dir(cfg.cache_dir).extract(
         model.backbone,
         samples.paths,
         load=FileLoader(model),

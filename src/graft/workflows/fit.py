@@ -24,9 +24,10 @@ from graft.config import FitConfig, TrainConfig
 from graft.data import load as load_dataset
 from graft.data.base import Dataset
 from graft.errors import ConfigError
-from graft.model import GraftModel
+from graft.model import GraftModel, check_out
 from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks import TaskSpec, spec_for
+from graft.training.checkpoint import is_checkpoint
 from graft.training.extensions import Extension
 from graft.training.loop import Callback, train
 from graft.training.params import trainable_counts
@@ -74,6 +75,7 @@ def fit(
     log = log if is_main_process() else _quiet  # one process speaks and writes
     cfg, objects = resolve_config(config, overrides)
     train_cfg = training_for(cfg)
+    own_checkpoint = check_outputs(cfg, train_cfg)
     dataset = load_data_for(data, cfg)
     torch.manual_seed(cfg.training.seed)  # a random backbone and the new head are reproducible
     backbone = create_backbone(
@@ -101,7 +103,7 @@ def fit(
     model.info.update(data=data_summary(dataset), train_config=train_cfg.to_dict())
     model.info["extensions"] = finish_extensions(built, model, dataset, train_cfg)
     model.info["seconds"] = round(time.perf_counter() - started, 2)
-    save_and_report(model, dataset, cfg, train_cfg, log=log)
+    save_and_report(model, dataset, cfg, train_cfg, log=log, own_checkpoint=own_checkpoint)
     return model
 
 
@@ -209,16 +211,43 @@ def evaluate_splits(model: GraftModel, dataset: Dataset) -> dict[str, dict[str, 
     return metrics
 
 
+def check_outputs(cfg: FitConfig, train_cfg: TrainConfig) -> bool:
+    """Refuse ``--out`` and ``<out>.ckpt`` up front; True when the checkpoint is this run's own.
+
+    The default checkpoint folder is removed after saving only when this run creates it (or
+    resumes from graft's own checkpoint there); a user's folder of that name is refused.
+    """
+    if cfg.output.out is None or cfg.output.dry_run or not is_main_process():
+        return False
+    check_out(cfg.output.out)
+    ckpt = train_cfg.checkpoint_dir
+    if ckpt != f"{cfg.output.out}.ckpt":
+        return False
+    existed = Path(ckpt).exists()
+    if existed and not is_checkpoint(Path(ckpt)):
+        raise ConfigError(
+            f"{ckpt}: exists and is not a graft checkpoint; graft would write its checkpoints "
+            "there; move it, or pass --checkpoint-dir with another folder"
+        )
+    return not existed or train_cfg.resume
+
+
 def save_and_report(
-    model: GraftModel, dataset: Dataset, cfg: FitConfig, train_cfg: TrainConfig, *, log: Log
+    model: GraftModel,
+    dataset: Dataset,
+    cfg: FitConfig,
+    train_cfg: TrainConfig,
+    *,
+    log: Log,
+    own_checkpoint: bool = True,
 ) -> None:
-    """Save the model (checkpoints removed once it is saved) and write the HTML report."""
+    """Save the model (this run's checkpoints removed once it is saved) and write the report."""
     out, report = cfg.output.out, cfg.output.report
     if not is_main_process():
         return
     if out is not None:
         model.save(out)
-        if train_cfg.checkpoint_dir == f"{out}.ckpt":
+        if own_checkpoint and train_cfg.checkpoint_dir == f"{out}.ckpt":
             shutil.rmtree(train_cfg.checkpoint_dir, ignore_errors=True)
     if report is not None:
         from graft.evaluate.run_report import write_fit_report

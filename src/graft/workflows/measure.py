@@ -242,7 +242,7 @@ def similarity(
 
 def cache_info(*, cache_dir: str | None = None) -> list[dict[str, Any]]:
     """The feature store's entries: backbone, preprocessing, rows, bytes, last use."""
-    return FeatureStore(cache_dir).info()
+    return FeatureStore.for_cache_dir(cache_dir).info()
 
 
 def cache_clear(*, backbone: str | None = None, cache_dir: str | None = None) -> int:
@@ -252,4 +252,4 @@ def cache_clear(*, backbone: str | None = None, cache_dir: str | None = None) ->
         backbone: a backbone name, architecture, identity or entry folder; None clears all.
         cache_dir: feature store folder.
     """
-    return FeatureStore(cache_dir).clear(backbone)
+    return FeatureStore.for_cache_dir(cache_dir).clear(backbone)
