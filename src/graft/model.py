@@ -17,11 +17,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from graft import __version__
 from graft.backbones import Backbone, BackboneSpec, DataConfig, from_spec
+from graft.data import Dataset, ImageDataset, build_transform
+from graft.data import load as load_data
 from graft.data.base import Samples
-from graft.errors import ArtifactError, BackboneError, DataError
+from graft.data.images import list_images
+from graft.errors import ArtifactError, BackboneError, ConfigError, DataError
+from graft.io import aside_dirs, atomic_dir, check_destination
+from graft.model_check import check_format_version, check_model_config, offline, read_config_file
 from graft.record import RunRecord
 from graft.tasks.base import Task, TaskSpec, create_task
+from graft.tasks.spec import align_targets
 
 FORMAT = "graft-model"
 FORMAT_VERSION = 2  # 2: a typed run record ("record") in place of the free "info" dict
@@ -89,8 +96,6 @@ class GraftModel(nn.Module):
         stays active at prediction (BatchNorm stays in inference mode) and each file is
         predicted ``mc_samples`` times. Without ``mc_samples`` the spread is None.
         """
-        from graft.data import ImageDataset, build_transform
-
         if not isinstance(samples, Samples):
             paths = [Path(p) for p in samples]
             samples = Samples(paths, np.zeros(len(paths), dtype=np.int64))
@@ -122,8 +127,6 @@ class GraftModel(nn.Module):
         return mean, (np.concatenate(stds) if stds else None) if dropouts else None
 
     def _enable_mc_dropout(self) -> list[torch.nn.Module]:
-        from graft.errors import ConfigError
-
         layers: list[torch.nn.Module] = [
             m for m in self.head.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0
         ]
@@ -170,14 +173,12 @@ class GraftModel(nn.Module):
 
     def samples_for(self, data: Any, *, split: str | None = None) -> Samples:
         """Samples of ``data`` with targets in this model's encoding (class order)."""
-        from graft.data import Dataset, load
-
         if isinstance(data, Samples):
             return data
         if not isinstance(data, Dataset):
             options = {k: v for k, v in self.record.data_options.items() if v is not None}
             options.update(self._training_split(data))
-            data = load(data, task=self.task_spec.kind, **options)
+            data = load_data(data, task=self.task_spec.kind, **options)
         parts = data.splits()
         if split is not None:
             if split not in parts:
@@ -206,8 +207,6 @@ class GraftModel(nn.Module):
 
     def _remap_classes(self, samples: Samples, names: list[str] | None, data: Any) -> Samples:
         """Targets in this model's class, label and subtask order (see ``align_targets``)."""
-        from graft.tasks.spec import align_targets
-
         subtasks = getattr(data, "subtasks", None)
         targets = align_targets(self.task_spec, samples.targets, names, subtasks)
         return samples if targets is samples.targets else Samples(samples.paths, targets)
@@ -219,8 +218,6 @@ class GraftModel(nn.Module):
 
     # ---------------------------------------------------------------- persistence
     def config(self) -> dict[str, Any]:
-        from graft import __version__
-
         return {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -235,8 +232,6 @@ class GraftModel(nn.Module):
         """Write the artifact atomically; an existing artifact there is replaced only on success."""
         from safetensors import SafetensorError
         from safetensors.torch import save_model
-
-        from graft.io import atomic_dir
 
         target = Path(directory)
         if (
@@ -273,8 +268,6 @@ def is_graft_model(folder: Path) -> bool:
 
 def check_out(out: str | Path) -> Path:
     """Refuse ``--out`` before any work unless graft may write a model there (see io)."""
-    from graft.io import check_destination
-
     return check_destination(out, flag="--out", is_ours=is_graft_model, what="a graft model")
 
 
@@ -287,8 +280,6 @@ def load(directory: str | Path) -> GraftModel:
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_model
-
-    from graft.model_check import check_model_config, offline
 
     path = Path(directory)
     config = check_model_config(_read_config(path), path / CONFIG_FILE)
@@ -336,12 +327,8 @@ def _read_record(config: dict[str, Any], where: Path) -> RunRecord:
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    from graft.model_check import check_format_version, read_config_file
-
     cfg = path / CONFIG_FILE
     if not path.is_dir():
-        from graft.io import aside_dirs
-
         kept = aside_dirs(path)
         where = f"; an interrupted save left the previous model in {kept[-1]}" if kept else ""
         raise ArtifactError(f"{path}: not a saved graft model (no such folder){where}")
@@ -361,8 +348,6 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 def _expand(files: Iterable[str | Path]) -> list[Path]:
     """Files as given; folders listed as fit lists them (hidden, ``__MACOSX`` and folders skipped)."""
-    from graft.data.images import list_images
-
     out: list[Path] = []
     for f in files:
         p = Path(f)

@@ -20,7 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from graft.backbones.folder import PREPROCESSING_KEYS
+from graft.backbones.small_cnn import is_small_cnn
 from graft.errors import ArtifactError
+from graft.tasks.base import TASKS
 
 #: Most outputs (classes or targets) a head or a source classifier may have (ImageNet-21k fits).
 MAX_OUTPUTS = 32_768
@@ -164,8 +167,6 @@ def check_spec(c: _Checker, value: Any, field: str, *, root: bool) -> dict[str, 
 
 def check_arch(c: _Checker, arch: str, field: str) -> None:
     """An architecture name graft can build offline: a small CNN or a registered timm model."""
-    from graft.backbones.small_cnn import is_small_cnn
-
     if not _ARCH.match(arch):  # no "hf-hub:", no paths: a plain registered name only
         raise c.fail(field, f"{arch!r:.80} is not a plain architecture name")
     if is_small_cnn(arch):
@@ -217,8 +218,6 @@ def _pool(c: _Checker, value: Any, field: str) -> str:
 
 def _overlay(c: _Checker, value: Any, field: str) -> None:
     """Preprocessing metadata only: no key that says where weights come from (file, url, hub)."""
-    from graft.backbones.folder import PREPROCESSING_KEYS
-
     for key, v in c.mapping(value, field, set(PREPROCESSING_KEYS)).items():
         flat = v if isinstance(v, list) else [v]
         if len(flat) > 8 or not all(x is None or isinstance(x, str | int | float) for x in flat):
@@ -250,8 +249,6 @@ def check_data_config(c: _Checker, value: Any, field: str) -> None:
 
 def check_task(c: _Checker, value: Any, field: str, *, depth: int) -> None:
     """A registered task kind, a bounded number of outputs, names that match the head."""
-    from graft.tasks.base import TASKS
-
     t = c.mapping(value, field, _TASK_KEYS)
     kind = c.text(t.get("kind"), f"{field}.kind")
     if kind not in TASKS:

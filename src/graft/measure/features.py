@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from graft import __version__
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text
@@ -471,8 +472,6 @@ def _check_args(batch_size: int, shard_size: int, num_workers: int) -> None:
 
 
 def _meta(backbone: Backbone, identity: str, transform_id: str, dim: int) -> dict[str, Any]:
-    from graft import __version__
-
     return {
         "backbone": json.loads(json.dumps(backbone.spec.to_dict(), default=str)),
         "data_config": backbone.data_config.to_dict(),
