@@ -20,6 +20,7 @@ from torch import nn
 from graft.backbones import Backbone, BackboneSpec, DataConfig, from_spec
 from graft.data.base import Samples
 from graft.errors import ArtifactError, BackboneError, DataError
+from graft.model_card import render_card
 from graft.record import RunRecord
 from graft.tasks.base import Task, TaskSpec, create_task
 
@@ -27,6 +28,7 @@ FORMAT = "graft-model"
 FORMAT_VERSION = 2  # 2: a typed run record ("record") in place of the free "info" dict
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
 
 
 class GraftModel(nn.Module):
@@ -246,6 +248,8 @@ class GraftModel(nn.Module):
             save_model(self, str(tmp / WEIGHTS_FILE))
             text = json.dumps(self.config(), indent=2, default=json_default)
             (tmp / CONFIG_FILE).write_text(text + "\n")
+            card = render_card(self.record, self.backbone.spec, self.data_config, self.task_spec)
+            (tmp / CARD_FILE).write_text(card)
         return target
 
 
