@@ -8,6 +8,11 @@
     (eval mode, no grad) every epoch. Target: speedup >= 10x. Also shown: a second fit when the
     features are already stored (trying another head or learning rate).
 
+(c) Engines (issue 14): images/s of a plain timm loop (``timm.create_model`` + DataLoader),
+    graft's eager path (``GRAFT_ENGINE=eager``) and graft's fast path (the engine the store
+    picks) at 224 px and at the demo's 64 px, in one run. Target: fast >= 3x plain at 224 px.
+    ``--engines-only`` runs just this part.
+
 Real handwritten digits (scikit-learn) written as PNGs, upscaled. Run by hand::
 
     OMP_NUM_THREADS=2 python bench/feature_extraction.py --n-files 256 --image-size 128
@@ -41,6 +46,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--backbone", default="efficientnet_lite0")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3, help="(a) is timed this often, best kept")
+    p.add_argument("--engines-only", action="store_true", help="only part (c), the engines")
+    p.add_argument("--engine-sizes", default="224,64", help="(c) image sizes, comma-separated")
     return p.parse_args()
 
 
@@ -163,9 +170,72 @@ def stored_training(
             head_step(head, opt, torch.from_numpy(feats[idx]), targets[idx])
 
 
+def engine_row(args: argparse.Namespace, root: Path, size: int) -> str:
+    """(c) at one size: plain timm loop, graft eager, graft fast; images/s and the ratio."""
+    import os
+
+    import timm
+
+    model = make_backbone(args.backbone, size).eval()
+    (root / f"img{size}").mkdir()
+    paths, targets = write_digits(root / f"img{size}", args.n_files)
+    files = Files(paths, targets, Load(model.data_config))
+    loader = torch.utils.data.DataLoader(files, batch_size=args.batch_size)
+    bare = timm.create_model(model.spec.arch, pretrained=False, num_classes=0, **model.spec.kwargs)
+    bare.load_state_dict(model.model.state_dict(), strict=False)
+    plain_pass(bare, loader)  # warm-up
+
+    def graft_pass(engine: str | None, tag: str) -> tuple[float, str]:
+        if engine:
+            os.environ["GRAFT_ENGINE"] = engine
+        else:
+            os.environ.pop("GRAFT_ENGINE", None)
+        store = FeatureStore(root / f"{tag}{size}")
+        t = timed(
+            lambda: store.extract(
+                model,
+                paths,
+                load=files.load,
+                transform_id="bench",
+                batch_size=args.batch_size,
+                progress=False,
+            )
+        )
+        import json
+
+        meta = json.loads(next(store.root.glob("*/meta.json")).read_text())
+        return t, ",".join(meta.get("engines", []))
+
+    t_plain = min(timed(lambda: plain_pass(bare, loader)) for _ in range(args.repeats))
+    t_eager, _ = graft_pass("eager", "eager")
+    t_fast, used = graft_pass(None, "fast")
+    n = args.n_files
+    return (
+        f"| {size} | {n / t_plain:.1f} | {n / t_eager:.1f} | {n / t_fast:.1f} ({used}) "
+        f"| {t_plain / t_fast:.2f}x |"
+    )
+
+
+def engines_table(args: argparse.Namespace) -> None:
+    sizes = [int(s) for s in args.engine_sizes.split(",")]
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = [engine_row(args, Path(tmp), size) for size in sizes]
+    print(
+        f"\n{args.backbone}, {args.n_files} files, batch {args.batch_size}, {args.threads} threads"
+    )
+    print(
+        "| px | plain timm loop img/s | graft eager img/s | graft fast img/s (engine) | fast/plain |"
+    )
+    print("|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
+
+
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.engines_only:
+        engines_table(args)
+        return
     model = make_backbone(args.backbone, args.image_size)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -217,6 +287,7 @@ def main() -> None:
     )
     print(f"training speedup, cold store: {t_textbook / t_cold:.1f}x  (target >= 10x)")
     print(f"training speedup, warm store: {t_textbook / t_warm:.0f}x")
+    engines_table(args)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,7 @@ LAYERS: dict[str, int] = {
     "graft.model": 3,
     "graft.model_source": 3,
     "graft.model_check": 3,
+    "graft.model_card": 3,
     "graft.testing": 3,
     "graft.training": 4,
     "graft.measure": 4,

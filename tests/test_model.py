@@ -59,7 +59,12 @@ def test_save_replaces_atomically(trained: tuple[graft.GraftModel, Path], tmp_pa
     model, _ = trained
     target = model.save(tmp_path / "m")
     model.save(target)  # overwrite an existing artifact
-    assert sorted(p.name for p in target.iterdir()) == ["config.json", "model.safetensors"]
+    # issue 14: the artifact gains its model card (README.md)
+    assert sorted(p.name for p in target.iterdir()) == [
+        "README.md",
+        "config.json",
+        "model.safetensors",
+    ]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary leftovers"
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("keep me")

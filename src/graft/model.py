@@ -25,6 +25,7 @@ from graft.data.base import Samples
 from graft.data.images import list_images
 from graft.errors import ArtifactError, BackboneError, ConfigError, DataError
 from graft.io import aside_dirs, atomic_dir, check_destination
+from graft.model_card import render_card
 from graft.model_check import check_format_version, check_model_config, offline, read_config_file
 from graft.record import RunRecord
 from graft.tasks.base import Task, TaskSpec, create_task
@@ -34,6 +35,7 @@ FORMAT = "graft-model"
 FORMAT_VERSION = 2  # 2: a typed run record ("record") in place of the free "info" dict
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+CARD_FILE = "README.md"
 
 
 class GraftModel(nn.Module):
@@ -247,6 +249,10 @@ class GraftModel(nn.Module):
                 save_model(self, str(tmp / WEIGHTS_FILE))
                 text = json.dumps(self.config(), indent=2, default=json_default)
                 (tmp / CONFIG_FILE).write_text(text + "\n")
+                card = render_card(
+                    self.record, self.backbone.spec, self.data_config, self.task_spec
+                )
+                (tmp / CARD_FILE).write_text(card)
         except (OSError, SafetensorError) as e:  # a full or read-only disk: old model kept
             kept = "the previous model there is untouched" if target.exists() else "nothing saved"
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)

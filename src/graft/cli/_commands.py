@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "measure",
     "prove",
     "cache",
+    "export",
+    "serve",
 )
 
 

@@ -1,6 +1,8 @@
 """Train/validation/test splits: stratified for classes, reproducible by seed, never crashing.
 
-scikit-learn's stratified ``train_test_split`` is tried first; when a class is too small to be
+A stratified split is tried first (:func:`stratified_split`, NumPy only: the same indices as
+scikit-learn's ``train_test_split(..., stratify=labels)`` for the same seed, without importing
+scikit-learn); when a class is too small to be
 stratified (fewer than two images, or fewer test slots than classes) the split falls back to a
 per-class allocation that keeps at least one image of every class in training, with one warning.
 """
@@ -66,13 +68,59 @@ def split_indices(
         )
         kept, out = _per_class_split(labels, fraction, seed)
     else:
-        from sklearn.model_selection import train_test_split
-
         try:
-            kept, out = train_test_split(idx, test_size=n_out, random_state=seed, stratify=labels)
+            kept, out = stratified_split(labels, n_out, seed)
         except ValueError:  # fewer held-out slots than classes: allocate class by class
             kept, out = _per_class_split(labels, fraction, seed)
     return np.sort(np.asarray(kept)), np.sort(np.asarray(out))
+
+
+def _approximate_mode(counts: np.ndarray, draws: int, rng: np.random.RandomState) -> np.ndarray:
+    """Per-class draws near the multivariate hypergeometric mode; ties broken by ``rng``.
+
+    The algorithm of scikit-learn's ``utils.extmath._approximate_mode`` (BSD-3), step for step,
+    so the random stream and therefore the split are identical.
+    """
+    continuous = counts / counts.sum() * draws
+    floored = np.floor(continuous)
+    need = int(draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need)
+            floored[rng.choice(inds, size=add_now, replace=False)] += 1
+            need -= add_now
+            if need == 0:
+                break
+    return floored.astype(int)
+
+
+def stratified_split(labels: np.ndarray, n_out: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(kept, held_out) indices, stratified by ``labels``, ``n_out`` held out.
+
+    Gives exactly scikit-learn's ``StratifiedShuffleSplit(test_size=n_out, random_state=seed)``
+    first split (what ``train_test_split(stratify=...)`` returns), so splits made before graft
+    dropped the scikit-learn import are unchanged.
+
+    Raises:
+        ValueError: a class has one member, or fewer kept or held-out slots than classes.
+    """
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    n_train = len(labels) - n_out
+    if counts.min() < 2 or n_train < len(counts) or n_out < len(counts):
+        raise ValueError("too few samples per class to stratify")
+    by_class = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    rng = np.random.RandomState(seed)
+    n_i = _approximate_mode(counts, n_train, rng)
+    t_i = _approximate_mode(counts - n_i, n_out, rng)
+    kept: list[int] = []
+    out: list[int] = []
+    for i, members in enumerate(by_class):
+        shuffled = members.take(rng.permutation(counts[i]), mode="clip")
+        kept.extend(shuffled[: n_i[i]])
+        out.extend(shuffled[n_i[i] : n_i[i] + t_i[i]])
+    return np.asarray(kept, dtype=np.int64), np.asarray(out, dtype=np.int64)
 
 
 def _per_class_split(

@@ -23,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -41,6 +42,7 @@ from graft import __version__
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text
+from graft.measure.engines import choose_engine
 
 Loader = Callable[[Path], torch.Tensor]
 
@@ -227,6 +229,13 @@ class _Entry:
                 (self.path / f"{stem}{suffix}").unlink(missing_ok=True)
             return None
         return list(keys)
+
+    def note_engine(self, name: str) -> None:
+        """Record in ``meta.json`` that engine ``name`` computed rows of this entry."""
+        meta = self.meta()
+        if meta and name not in meta.get("engines", []):
+            meta["engines"] = sorted({*meta.get("engines", []), name})
+            atomic_write_text(self.path / "meta.json", json.dumps(meta, indent=1, sort_keys=True))
 
     def write_shard(self, array: np.ndarray, keys: list[str]) -> None:
         stem = "shard-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
@@ -508,14 +517,20 @@ def _compute(
     # disable=None: no bar when the output is not a terminal (logs, CI).
     bar = tqdm(total=len(missing), desc="features", unit="file", disable=None if progress else True)
     try:
-        with torch.inference_mode():
-            for batch in loader:
-                out = backbone(batch.to(device, non_blocking=True)).float().cpu().numpy()
+        batches = iter(loader)
+        first = next(batches, None)
+        if first is None:
+            return
+        kind = getattr(backbone, "input_kind", "image")
+        with choose_engine(backbone, first, input_kind=kind, files=len(missing)) as engine:
+            for batch in itertools.chain([first], batches):
+                out = engine.run(batch)
                 if out.shape[1:] != (dim,):
                     raise ValueError(f"backbone output {out.shape} is not (batch, {dim})")
                 writer.add(out)
                 bar.update(len(out))
         writer.flush()
+        entry.note_engine(engine.name)
     finally:
         backbone.train(was_training)
         bar.close()

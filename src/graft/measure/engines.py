@@ -1,0 +1,186 @@
+"""Engines for frozen passes: the same backbone forward, run the fastest way that gives the same numbers.
+
+A frozen pass (the feature store's extraction, and so rank, similarity, the advisor) needs only
+the backbone's outputs, so it may run them through a faster runtime than eager PyTorch:
+
+- ``eager``: the module as it is (the fallback, and the reference).
+- ``channels_last``: NHWC memory layout for convolutions (faster oneDNN kernels on CPU).
+- ``onnxruntime``: the backbone exported to ONNX and run by ONNX Runtime (when installed).
+- ``bf16``: bfloat16 autocast; not equivalent at :data:`TOLERANCE`, so never chosen
+  automatically (ask for it with ``GRAFT_ENGINE=bf16``).
+
+:func:`choose_engine` tries the engines in order of speed on the first batch and keeps the first
+whose outputs match eager within :data:`TOLERANCE`; ``GRAFT_ENGINE=name`` forces one. Only image
+backbones (``input_kind == "image"``) take the image engines; other kinds run eager.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from graft._registry import Registry
+
+#: Largest absolute difference from eager, relative to the features' scale, that counts as equal.
+TOLERANCE = 1e-4
+#: Order in which :func:`choose_engine` tries engines (fastest first, measured on a 2-core CPU).
+PREFERENCE = ("onnxruntime", "channels_last", "eager")
+#: Fewer files than this are not worth an ONNX export (a few seconds).
+ONNX_MIN_FILES = 256
+
+Run = Callable[[torch.Tensor], np.ndarray]
+
+
+@dataclass
+class Engine:
+    """A way to run one backbone: ``run(batch) -> (batch, dim)`` float32 features."""
+
+    name: str
+    run: Run
+    close: Callable[[], None] = lambda: None
+
+
+EngineFactory = Callable[[nn.Module, torch.Tensor], Engine]
+ENGINES: Registry[EngineFactory] = Registry("engine")
+
+
+def _device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+@ENGINES.register("eager")
+def eager(module: nn.Module, example: torch.Tensor) -> Engine:
+    """The module as it is."""
+    device = _device(module)
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> np.ndarray:
+        return module(x.to(device, non_blocking=True)).float().cpu().numpy()
+
+    return Engine("eager", run)
+
+
+@ENGINES.register("channels_last")
+def channels_last(module: nn.Module, example: torch.Tensor) -> Engine:
+    """NHWC layout; the module's weights are converted back by ``close``."""
+    device = _device(module)
+    module.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def run(x: torch.Tensor) -> np.ndarray:
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        return module(x).float().cpu().numpy()
+
+    def close() -> None:
+        module.to(memory_format=torch.contiguous_format)
+
+    return Engine("channels_last", run, close)
+
+
+@ENGINES.register("bf16")
+def bf16(module: nn.Module, example: torch.Tensor) -> Engine:
+    """bfloat16 autocast (with channels-last); faster on CPUs with AVX-512 BF16 or AMX."""
+    inner = channels_last(module, example)
+    device = _device(module)
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return inner.run(x)
+
+    return Engine("bf16", run, inner.close)
+
+
+@ENGINES.register("onnxruntime")
+def onnxruntime_engine(module: nn.Module, example: torch.Tensor) -> Engine:
+    """The module exported to ONNX (in memory) and run by ONNX Runtime on the CPU."""
+    import onnxruntime as ort
+
+    if _device(module).type != "cpu":
+        raise RuntimeError("the onnxruntime engine runs on the CPU only")
+    buffer = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example[:1],),
+            buffer,  # type: ignore[arg-type]
+            input_names=["pixels"],
+            output_names=["features"],
+            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        feed = {"pixels": x.detach().cpu().numpy().astype(np.float32, copy=False)}
+        return np.asarray(session.run(["features"], feed)[0], dtype=np.float32)
+
+    return Engine("onnxruntime", run)
+
+
+def available(input_kind: str = "image") -> list[str]:
+    """Engines that can run here for this input kind, fastest first."""
+    if input_kind != "image":
+        return ["eager"]
+    names = [n for n in PREFERENCE if n != "onnxruntime"]
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return names
+    return list(PREFERENCE)
+
+
+def equivalent(a: np.ndarray, b: np.ndarray, tolerance: float = TOLERANCE) -> bool:
+    """Same shape, and every value within ``tolerance`` times the reference's scale."""
+    scale = max(float(np.abs(b).max()), 1.0)
+    return a.shape == b.shape and float(np.abs(a - b).max()) <= tolerance * scale
+
+
+@contextlib.contextmanager
+def choose_engine(
+    module: nn.Module, first: torch.Tensor, *, input_kind: str = "image", files: int = 0
+) -> Iterator[Engine]:
+    """The fastest engine equivalent to eager on ``first`` (a real batch); restores the module.
+
+    Args:
+        module: the backbone, in eval mode.
+        first: the first batch of the pass (the equivalence check runs on it).
+        input_kind: the backbone's input kind; only ``image`` takes the fast engines.
+        files: how many files the pass covers (an ONNX export pays off only on many).
+    """
+    forced = os.environ.get("GRAFT_ENGINE")
+    reference = eager(module, first)
+    if forced:
+        engine = ENGINES.get(forced)(module, first)
+        try:
+            yield engine
+        finally:
+            engine.close()
+        return
+    expected = reference.run(first)
+    for name in available(input_kind):
+        if name == "eager" or (name == "onnxruntime" and files < ONNX_MIN_FILES):
+            continue
+        try:
+            engine = ENGINES.get(name)(module, first)
+        except Exception:  # an engine that cannot take this module is skipped, eager remains
+            continue
+        if equivalent(engine.run(first), expected):
+            try:
+                yield engine
+            finally:
+                engine.close()
+            return
+        engine.close()
+    yield reference
