@@ -112,7 +112,10 @@ def train(
         log(f"distributed: {accelerator.num_processes} processes ({accelerator.distributed_type})")
     model.to(accelerator.device)
     _setup_class_weights(model, data, cfg)
-    resume = _load_resume(model, cfg, log)
+    from graft.training.checkpoint import run_fingerprint
+
+    fingerprint = run_fingerprint(model, plan)
+    resume = _load_resume(model, cfg, log, fingerprint)
     history: list[dict[str, Any]] = list(resume.get("history", []))
     logger = EpochLogger(cfg.log_csv, cfg.tensorboard, accelerator.is_main_process)
     for index, stage in enumerate(plan.stages):
@@ -143,6 +146,7 @@ def train(
         restore_states(extensions, state)  # every extension: a later stage may need it
         runner = _StageRunner(model, stage, index, accelerator, cfg, on_features, active, generator)
         runner.saved = list(extensions)
+        runner.fingerprint = fingerprint
         rows = runner.run(
             # Extensions and callbacks may add columns to a row: the log writes it last.
             *loaders,
@@ -189,13 +193,16 @@ def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> 
     model.task.class_weights = torch.as_tensor(w)
 
 
-def _load_resume(model: GraftModel, cfg: TrainConfig, log: Callable[[str], None]) -> dict[str, Any]:
+def _load_resume(
+    model: GraftModel, cfg: TrainConfig, log: Callable[[str], None], fingerprint: dict[str, Any]
+) -> dict[str, Any]:
     if not cfg.resume:
         return {}
-    from graft.training.checkpoint import load_checkpoint
+    from graft.training.checkpoint import check_fingerprint, load_checkpoint
 
     assert cfg.checkpoint_dir is not None
     state = load_checkpoint(Path(cfg.checkpoint_dir) / "last")
+    check_fingerprint(cfg.checkpoint_dir, state.get("fingerprint"), fingerprint)
     model.load_state_dict(state["model"])
     log(
         f"resumed from {cfg.checkpoint_dir}: stage {state['stage'] + 1}, epoch {state['epoch']} done"
@@ -228,6 +235,7 @@ class _StageRunner:
         self.terms = list(terms)
         self.pretext = stage.kind == "pretext"
         self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
+        self.fingerprint: dict[str, Any] = {}  # the run a checkpoint belongs to
         self.generator = generator or torch.Generator()
         self.monitor, self.sign = _monitor(cfg.monitor)
 
@@ -349,6 +357,7 @@ class _StageRunner:
             "model": model_state,
             "history": history + (rows if done else []),
             "extensions": extension_states(self.saved),
+            "fingerprint": self.fingerprint,
         }
         if not done:
             state.update(
