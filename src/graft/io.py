@@ -17,6 +17,26 @@ from typing import Any
 from graft.errors import ConfigError
 
 
+def umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path, *, directory: bool = False) -> None:
+    """Give a file (or folder) made by ``mkstemp``/``mkdtemp`` (0600/0700) the mode an ordinary
+    ``open``/``mkdir`` would have given it: 0666 (0777) less the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
     return atomic_write_bytes(path, text.encode("utf-8"))
@@ -30,6 +50,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        follow_umask(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -48,6 +69,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
+        follow_umask(tmp, directory=True)
         yield tmp
         if final.exists():
             old = final.with_name(f".{final.name}.old-{os.getpid()}")
