@@ -83,6 +83,21 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
         raise
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) gets a leading
+    apostrophe; numbers, and text that is a plain number (``-1``), are written as they are."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def records_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     columns: list[str] = []
     for r in rows:
@@ -90,7 +105,7 @@ def records_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 
