@@ -128,3 +128,74 @@ def test_mixed_precision_is_checked_in_the_api_too() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         FitConfig.create(mixed_precision="bf16")
+
+
+def _short_png(path: Path) -> Path:
+    """A PNG whose chunks and checksums are all valid but whose pixel stream is too short."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", 32, 32, 8, 0, 0, 0, 0)  # 32x32, 8-bit gray
+    pixels = zlib.compress(b"\x00" * 40)  # 1,056 bytes needed
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+    return path
+
+
+def test_an_image_that_fails_to_decode_is_skipped_and_listed(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    data_dir = tmp_path / "digits"
+    shutil.copytree(digits_dir, data_dir)
+    bad = _short_png(data_dir / "3" / "short.png")
+    with Image.open(bad) as im:
+        im.verify()  # the quick check alone passes it
+    with pytest.warns(UserWarning, match="short.png"):
+        data = load(data_dir)
+    assert [p for p, _ in data.skipped] == [bad]
+    with pytest.raises(DataError, match=r"short.png.*--strict"):
+        load(data_dir, strict=True)
+
+    from graft.cli import main
+
+    out = tmp_path / "model"
+    flags = ["--strategy", "feature-extraction", "--epochs", "1", "--no-progress"]
+    tiny = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--image-size", "32"]
+    assert main(["fit", str(data_dir), *flags, *tiny, "--out", str(out)]) == 0
+    assert (out / "model.safetensors").is_file()
+    assert main(["fit", str(data_dir), *flags, *tiny, "--strict", "--dry-run"]) == 2
+    assert "short.png" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "flags", [["--val-fraction", "0", "--test-fraction", "0"], ["--val-fraction", "0"]]
+)
+def test_an_empty_validation_split_is_refused_before_training(
+    flags: list[str], digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graft.cli import main
+
+    lines = []
+    for dry in (["--dry-run"], ["--out", str(tmp_path / "m"), "--epochs", "1"]):
+        assert main(["fit", str(digits_dir), *flags, *dry, "--no-progress"]) == 2
+        lines.append(capsys.readouterr().err.strip().splitlines()[-1])
+    assert lines[0] == lines[1] and "no validation images" in lines[0]
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_one_row_regression_table_is_refused(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from graft.cli import main
+
+    table = tmp_path / "one.csv"
+    table.write_text(f"path,value\n{sorted((digits_dir / '0').iterdir())[0]},1.5\n")
+    assert main(["fit", str(table), "--task", "regression", "--dry-run"]) == 2
+    assert "no validation images" in capsys.readouterr().err
