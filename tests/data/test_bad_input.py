@@ -130,7 +130,7 @@ def test_mixed_precision_is_checked_in_the_api_too() -> None:
         FitConfig.create(mixed_precision="bf16")
 
 
-def _short_png(path: Path) -> Path:
+def _short_png(path: Path, size: int = 32) -> Path:
     """A PNG whose chunks and checksums are all valid but whose pixel stream is too short."""
     import struct
     import zlib
@@ -139,7 +139,7 @@ def _short_png(path: Path) -> Path:
         crc = zlib.crc32(kind + data) & 0xFFFFFFFF
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
 
-    header = struct.pack(">IIBBBBB", 32, 32, 8, 0, 0, 0, 0)  # 32x32, 8-bit gray
+    header = struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0)  # size x size, 8-bit gray
     pixels = zlib.compress(b"\x00" * 40)  # 1,056 bytes needed
     path.write_bytes(
         b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
@@ -199,3 +199,34 @@ def test_a_one_row_regression_table_is_refused(
     table.write_text(f"path,value\n{sorted((digits_dir / '0').iterdir())[0]},1.5\n")
     assert main(["fit", str(table), "--task", "regression", "--dry-run"]) == 2
     assert "no validation images" in capsys.readouterr().err
+
+
+def test_predict_skips_and_lists_unreadable_files(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import graft
+    from graft.cli import main
+    from graft.testing import tiny_backbone
+
+    model = tmp_path / "m"
+    graft.fit(
+        digits_dir, backbone=tiny_backbone(), strategy="feature_extraction", epochs=1,
+        progress=False, log=lambda s: None, out=model,
+    )  # fmt: skip
+    good = [str(p) for p in sorted((digits_dir / "4").iterdir())[:2]]
+    short = _short_png(tmp_path / "short.png")
+    bomb = _short_png(tmp_path / "bomb.png", size=100_000)  # 10^10 pixels declared
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    files = [good[0], str(short), str(bomb), good[1], str(text)]
+    preds = tmp_path / "p.csv"
+    assert main(["predict", str(model), *files, "--output", str(preds)]) == 0
+    assert [r["path"] for r in csv.DictReader(preds.open())] == good
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "skipped 3 of 5 files" in err
+    assert "bomb.png" in err and "DecompressionBomb" in err and "short.png" in err
+    assert main(["predict", str(model), *files, "-o", str(preds), "--fail-on-skip"]) == 1
+    assert len(list(csv.DictReader(preds.open()))) == 2  # the rest is still written
+    capsys.readouterr()
+    assert main(["predict", str(model), *files, "--strict"]) == 2
+    assert "short.png" in capsys.readouterr().err.strip().splitlines()[-1]
