@@ -230,3 +230,12 @@ def test_predict_skips_and_lists_unreadable_files(
     capsys.readouterr()
     assert main(["predict", str(model), *files, "--strict"]) == 2
     assert "short.png" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_a_class_folder_linking_to_its_parent_is_no_class(digits_dir: Path, tmp_path: Path) -> None:
+    data_dir = tmp_path / "digits"
+    shutil.copytree(digits_dir, data_dir)
+    (data_dir / "everything").symlink_to(data_dir, target_is_directory=True)
+    with pytest.warns(UserWarning, match="everything links back"):
+        data = load(data_dir)
+    assert sorted(data.class_names or []) == [str(i) for i in range(10)]

@@ -44,7 +44,18 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def subfolders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    """The visible subfolders; a link back to ``folder`` or above it is left out, with a warning
+    (it would read every class again as one new class)."""
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    here = folder.resolve()
+    loops = [p for p in found if p.resolve() == here or p.resolve() in here.parents]
+    if loops:
+        warnings.warn(
+            f"{folder}: {', '.join(p.name for p in loops)} links back to this folder or above it "
+            "and was not read as a class",
+            stacklevel=3,
+        )
+    return [p for p in found if p not in loops]
 
 
 def split_folders(root: Path) -> dict[str, Path] | None:
