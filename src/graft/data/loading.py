@@ -142,10 +142,13 @@ def _drop_duplicates(rows: Rows) -> tuple[Rows, list[tuple[Path, str]]]:
     leak test images into training. Returns the rows kept and the duplicates, reported."""
     import hashlib
 
-    first: dict[str, Path] = {}
+    first: dict[tuple[str, str, str | None], Path] = {}
     dropped: dict[int, tuple[Path, str]] = {}
     for i, p in enumerate(rows.paths):
-        digest = hashlib.sha256(p.read_bytes()).hexdigest()
+        # A duplicate row: the same bytes with the same label (or targets) and given split.
+        # Different labels or explicitly different splits are the user's to decide: kept.
+        target = rows.labels[i] if rows.labels is not None else _target_text(rows, i)
+        digest = (hashlib.sha256(p.read_bytes()).hexdigest(), target, rows.splits[i])
         if digest in first:
             same = "the same file" if first[digest] == p else f"the same bytes as {first[digest]}"
             dropped[i] = (p, f"duplicate row ({same}); kept its first row only")
@@ -160,6 +163,10 @@ def _drop_duplicates(rows: Rows) -> tuple[Rows, list[tuple[Path, str]]]:
     )
     keep = [i for i in range(len(rows.paths)) if i not in dropped]
     return _subset(rows, keep), list(dropped.values())
+
+
+def _target_text(rows: Rows, i: int) -> str:
+    return "" if rows.targets is None else repr(np.asarray(rows.targets[i]).tolist())
 
 
 def _without(rows: Rows, bad: set[Path]) -> Rows:
