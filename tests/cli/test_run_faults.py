@@ -83,6 +83,7 @@ def test_resume_on_other_classes_says_so(
     killed_run: Path, digits_dir: Path, tmp_path: Path
 ) -> None:
     fewer = tmp_path / "fewer"
+    fewer.mkdir()
     for name in ["0", "1", "2", "3", "4", "5", "6", "7", "8"]:  # class 9 left out
         (fewer / name).symlink_to(digits_dir / name, target_is_directory=True)
     command = [*_fit(fewer, killed_run), "--image-size", "32", "--resume"]

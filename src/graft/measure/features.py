@@ -266,7 +266,7 @@ class _Entry:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        listed = {"keys": keys, "crc32": zlib.crc32(memoryview(rows).cast("B"))}
+        listed = {"keys": keys, "crc32": zlib.crc32(rows.data.cast("B"))}
         atomic_write_text(self.path / f"{stem}.json", json.dumps(listed))
 
     def clean(self) -> None:
@@ -476,7 +476,7 @@ def _rows_intact(npy: Path, crc: int | None) -> bool:
         rows = np.load(npy, mmap_mode="r")
         if crc is None:
             return bool(np.isfinite(rows).all())
-        return zlib.crc32(memoryview(np.ascontiguousarray(rows)).cast("B")) == crc
+        return zlib.crc32(np.ascontiguousarray(rows).data.cast("B")) == crc
     except (OSError, ValueError):
         return False
 
