@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from pathlib import Path
@@ -45,6 +46,18 @@ def _tuple(value: Any) -> tuple[str, ...] | None:
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _in_range(name: str, value: float | None, low: float, high: float, what: str) -> None:
+    """An optional number in ``(low, high]`` (NaN refused); the error names the flag."""
+    _check(
+        value is None or (low < value <= high and not math.isnan(value)),
+        f"--{_flag(name)} must be {what}, got {value}",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -156,8 +169,15 @@ class StrategyConfig:
             self.top is None or self.top == ALL or (isinstance(self.top, int) and self.top >= 0),
             f"--top must be a number of groups >= 0 or {ALL!r}, got {self.top!r}",
         )
-        _check(self.epochs >= 0, f"--epochs must be >= 0, got {self.epochs}")
-        _check(self.lr > 0, f"--lr must be > 0, got {self.lr}")
+        _check(self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}")
+        _check(self.lr > 0 and math.isfinite(self.lr), f"--lr must be > 0, got {self.lr}")
+        _in_range("fraction", self.fraction, 0, 1, "a fraction of the layer groups in (0, 1]")
+        _in_range("lr_factor", self.lr_factor, 0, math.inf, "a factor of --lr > 0")
+        _in_range("layer_decay", self.layer_decay, 0, math.inf, "a factor > 0")
+        _in_range("lr_decay", self.lr_decay, 0, math.inf, "a factor > 0")
+        for name in ("head_epochs", "patience", "stage_epochs", "max_groups"):
+            value = getattr(self, name)
+            _check(value is None or value >= 0, f"--{_flag(name)} must be >= 0, got {value}")
         _check(
             self.bn in (None, *BN_CHOICES),
             f"--bn must be one of {', '.join(BN_CHOICES)}, got {self.bn!r}",
@@ -263,6 +283,15 @@ class TrainConfig:
         if isinstance(self.schedule, Mapping):
             object.__setattr__(self, "schedule", _build(ScheduleConfig, self.schedule, "schedule"))
         _check(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        _check(
+            self.weight_decay >= 0 and math.isfinite(self.weight_decay),
+            f"--weight-decay must be >= 0, got {self.weight_decay}",
+        )
+        _in_range("grad_clip", self.grad_clip, 0, math.inf, "a gradient norm > 0")
+        _check(
+            self.mixed_precision in ("no", "fp16", "bf16"),
+            f"--mixed-precision must be no, fp16 or bf16, got {self.mixed_precision!r}",
+        )
         _check(self.grad_accum >= 1, f"--grad-accum must be >= 1, got {self.grad_accum}")
         _check(
             self.class_weights in (None, "balanced"),

@@ -19,6 +19,26 @@ from typing import Any
 from graft.errors import ConfigError
 
 
+def umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: the classic read-and-restore
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path, *, directory: bool = False) -> None:
+    """Give a file (or folder) made by ``mkstemp``/``mkdtemp`` (0600/0700) the mode an ordinary
+    ``open``/``mkdir`` would have given it: 0666 (0777) less the umask."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask())
+
+
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
     return atomic_write_bytes(path, text.encode("utf-8"))
@@ -34,6 +54,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        follow_umask(tmp)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -61,6 +82,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     recover_dir(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-{os.getpid()}-", dir=final.parent))
     try:
+        follow_umask(tmp, directory=True)
         yield tmp
         fsync_tree(tmp)
         _swap_in(tmp, final)
@@ -231,6 +253,21 @@ def _probe_write(folder: Path, shown: str) -> None:
 _FIX = "choose a folder on a writable disk with free space"
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``) gets a leading
+    apostrophe; numbers, and text that is a plain number (``-1``), are written as they are."""
+    if not isinstance(value, str) or not value.startswith(_FORMULA):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def records_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     columns: list[str] = []
     for r in rows:
@@ -238,7 +275,7 @@ def records_to_csv(rows: Sequence[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
     return buf.getvalue()
 
 

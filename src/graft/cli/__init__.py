@@ -36,6 +36,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from graft.errors import GraftError
 
     argv = list(sys.argv[1:] if argv is None else argv)
+    args = None
     try:
         args = build_parser().parse_args(argv)
         args.argv = argv
@@ -44,8 +45,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"graft: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("graft: interrupted", file=sys.stderr)
+        print(f"graft: interrupted{_resume_hint(args, argv)}", file=sys.stderr)
         return 130
+
+
+def _resume_hint(args: argparse.Namespace | None, argv: list[str]) -> str:
+    """How to continue an interrupted training run (empty for other commands)."""
+    from pathlib import Path
+
+    if args is None or not hasattr(args, "config_from") or getattr(args, "dry_run", False):
+        return ""  # only fit-like commands (fit_parser) train with checkpoints
+    out = getattr(args, "out", None) or "graft-runs/model"
+    folder = getattr(args, "checkpoint_dir", None) or f"{out}.ckpt"
+    again = " ".join(["graft", *argv, *([] if "--resume" in argv else ["--resume"])])
+    if (Path(folder) / "last").is_dir():
+        return f"; the last finished epoch is saved in {folder}: continue with `{again}`"
+    return "; no epoch had finished, nothing to resume: run the same command again"
 
 
 __all__ = ["COMMANDS", "build_parser", "main", "parse_options"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from graft.cli._commands import Handler
@@ -26,16 +27,50 @@ def register(sub: Any) -> dict[str, Handler]:
         default=0,
         help="MC dropout: predict each file N times with dropout on; report mean and spread",
     )
+    p.add_argument(
+        "--strict", action="store_true", help="stop at an unreadable file instead of skipping it"
+    )
+    p.add_argument(
+        "--fail-on-skip",
+        action="store_true",
+        help="exit with status 1 when a file was skipped (the others are still written)",
+    )
     return {"predict": cmd_predict}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """Predict every readable file; list the unreadable ones (``--strict`` stops at the first)."""
+    from graft.errors import DataError
     from graft.io import write_records
-    from graft.model import load
+    from graft.model import _expand, load
 
     model = load(args.model)
-    rows = model.predict(args.files, batch_size=args.batch_size, mc_samples=args.mc_samples)
+    paths, skipped = readable(_expand(args.files), strict=args.strict)
+    if not paths:
+        raise DataError(f"none of the {len(skipped)} files is a readable image; see above")
+    rows = model.predict(paths, batch_size=args.batch_size, mc_samples=args.mc_samples)
     write_records(rows, args.output, fmt=args.format)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
-    return 0
+    return 1 if skipped and args.fail_on_skip else 0
+
+
+def readable(paths: list[Path], *, strict: bool) -> tuple[list[Path], list[Path]]:
+    """The files that decode, and the others (listed on stderr; ``strict``: DataError)."""
+    from graft.data.images import check_image
+    from graft.errors import DataError
+
+    good, bad = [], []
+    for p in paths:
+        why = check_image(p)
+        if why is None:
+            good.append(p)
+            continue
+        if strict:
+            raise DataError(f"{p}: {why}; remove it, or drop --strict to skip it")
+        print(f"graft: skipped {p}: {why}", file=sys.stderr)
+        bad.append(p)
+    if bad:
+        print(f"graft: skipped {len(bad)} of {len(paths)} files (--strict stops instead)",
+              file=sys.stderr)  # fmt: skip
+    return good, bad

@@ -34,7 +34,9 @@ def row_name(table: Path, i: int) -> str:
 
 def column_labels(df: pd.DataFrame, column: str, table: Path) -> list[str]:
     out: list[str] = []
-    for i, v in enumerate(df[column].tolist()):
+    text = df.attrs.get("text")  # the CSV read as text (read_table), when there is one
+    source = text.loc[df.index, column] if text is not None and column in text else df[column]
+    for i, v in enumerate(source.tolist()):
         if v is None or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
             raise DataError(
                 f"{row_name(table, i)}: column {column!r} has no label; fill it or drop the row"
@@ -59,6 +61,13 @@ def column_targets(df: pd.DataFrame, columns: list[str], table: Path) -> np.ndar
             raise DataError(
                 f"{row_name(table, i)}: column {c!r} {what} ({len(bad)} such rows); "
                 "regression targets must be numbers"
+            )
+        huge = np.flatnonzero(np.abs(values) > np.finfo(np.float32).max)
+        if len(huge):
+            i = int(huge[0])
+            raise DataError(
+                f"{row_name(table, i)}: column {c!r} is {values[i]:g}, beyond float32's range "
+                f"(±{np.finfo(np.float32).max:.3g}; {len(huge)} such rows); rescale the column"
             )
         out[:, j] = values
     return out

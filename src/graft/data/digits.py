@@ -19,6 +19,7 @@ import numpy as np
 
 from graft.config import SPLIT_FRACTION
 from graft.errors import DataError
+from graft.io import follow_umask
 
 MARKER = ".graft-digits.json"
 FORMAT = 1
@@ -106,6 +107,7 @@ def write_digits(
     parts = _split_of(labels, seed) if splits else [""] * len(labels)
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    follow_umask(tmp, directory=True)  # mkdtemp makes it 0700: others could not read the data
     try:
         for i, image, label, part in zip(index, images, labels, parts, strict=True):
             folder = tmp / part / str(label)

@@ -44,7 +44,18 @@ def list_images(folder: Path) -> list[Path]:
 
 
 def subfolders(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    """The visible subfolders; a link back to ``folder`` or above it is left out, with a warning
+    (it would read every class again as one new class)."""
+    found = sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name))
+    here = folder.resolve()
+    loops = [p for p in found if p.resolve() == here or p.resolve() in here.parents]
+    if loops:
+        warnings.warn(
+            f"{folder}: {', '.join(p.name for p in loops)} links back to this folder or above it "
+            "and was not read as a class",
+            stacklevel=3,
+        )
+    return [p for p in found if p not in loops]
 
 
 def split_folders(root: Path) -> dict[str, Path] | None:
@@ -109,8 +120,9 @@ def _ends_with_eoi(path: Path) -> bool:
 def check_image(path: Path) -> str | None:
     """Why ``path`` cannot be used as an image, or None if it looks whole.
 
-    Every file's header is parsed. PIL's ``verify`` then checks structure (and PNG checksums)
-    without decoding. A JPEG that ends with its end-of-image marker is accepted as is (so a
+    Every file's header is parsed. PIL's ``verify`` then checks structure (and PNG checksums),
+    and a file other than a JPEG is decoded once (a PNG with valid checksums can still hold too
+    few pixels, which only a decode finds; a decompression bomb is refused here). A JPEG that ends with its end-of-image marker is accepted as is (so a
     folder of 12-megapixel photos checks in a blink); one that does not, e.g. a truncated
     download or a camera that appends data, gets a reduced-size ``draft`` decode to decide.
     """
@@ -123,6 +135,9 @@ def check_image(path: Path) -> str | None:
             elif not _ends_with_eoi(path):
                 im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
                 im.load()
+        if im.format != "JPEG":  # checksums can be right over a short pixel stream: decode
+            with Image.open(path) as again:
+                again.load()
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
         return f"not a readable image ({type(e).__name__}: {e})"
     return None

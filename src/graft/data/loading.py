@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def load(
         rows = _without(rows, {p for p, _ in skipped})
     if not rows.paths:
         raise DataError(f"{path}: no usable images (all {len(skipped)} were unreadable)")
+    rows, duplicates = _drop_duplicates(rows)
+    skipped += duplicates
     if rows.task == "classification":
         assert rows.labels is not None
         class_names, y = _encode_classes(rows.labels, rows.splits, str(path))
@@ -134,8 +137,43 @@ def _read(
     )
 
 
+def _drop_duplicates(rows: Rows) -> tuple[Rows, list[tuple[Path, str]]]:
+    """Keep the first row of each file (same path or same bytes): a file in two splits would
+    leak test images into training. Returns the rows kept and the duplicates, reported."""
+    import hashlib
+
+    first: dict[tuple[str, str, str | None], Path] = {}
+    dropped: dict[int, tuple[Path, str]] = {}
+    for i, p in enumerate(rows.paths):
+        # A duplicate row: the same bytes with the same label (or targets) and given split.
+        # Different labels or explicitly different splits are the user's to decide: kept.
+        target = rows.labels[i] if rows.labels is not None else _target_text(rows, i)
+        digest = (hashlib.sha256(p.read_bytes()).hexdigest(), target, rows.splits[i])
+        if digest in first:
+            same = "the same file" if first[digest] == p else f"the same bytes as {first[digest]}"
+            dropped[i] = (p, f"duplicate row ({same}); kept its first row only")
+        else:
+            first[digest] = p
+    if not dropped:
+        return rows, []
+    warnings.warn(
+        f"{len(dropped)} duplicate rows dropped (a file listed twice, or the same image under "
+        f"two names), e.g. {dropped[min(dropped)][0]}; each file now lands in one split only",
+        stacklevel=3,
+    )
+    keep = [i for i in range(len(rows.paths)) if i not in dropped]
+    return _subset(rows, keep), list(dropped.values())
+
+
+def _target_text(rows: Rows, i: int) -> str:
+    return "" if rows.targets is None else repr(np.asarray(rows.targets[i]).tolist())
+
+
 def _without(rows: Rows, bad: set[Path]) -> Rows:
-    keep = [i for i, p in enumerate(rows.paths) if p not in bad]
+    return _subset(rows, [i for i, p in enumerate(rows.paths) if p not in bad])
+
+
+def _subset(rows: Rows, keep: list[int]) -> Rows:
     return replace(
         rows,
         paths=[rows.paths[i] for i in keep],

@@ -64,7 +64,10 @@ def read_table(table: Path) -> pd.DataFrame:
         if suffix in (".parquet", ".pq"):
             df = pd.read_parquet(table)
         else:
-            df = pd.read_csv(table, sep="\t" if suffix == ".tsv" else ",")
+            sep = "\t" if suffix == ".tsv" else ","
+            df = pd.read_csv(table, sep=sep)
+            # Labels keep their text ("01" and "1" are two classes): column_labels reads these.
+            df.attrs["text"] = pd.read_csv(table, sep=sep, dtype=str)
     except Exception as e:  # pandas/pyarrow raise many types for a damaged file
         raise DataError(f"{table}: cannot read the table ({type(e).__name__}: {e})") from e
     if len(df) == 0:

@@ -5,11 +5,15 @@ Layout under the store root (``$GRAFT_CACHE_DIR/features`` or ``~/.cache/graft/f
     <backbone identity>-<transform hash>/
         meta.json                 backbone spec, transform id, dim, graft version
         shard-<hash>.npy          float32 (rows, dim)
-        shard-<hash>.json         the content key (sha256 of the file's bytes) of each row
+        shard-<hash>.json         the content key (sha256 of the file's bytes) of each row and
+                                  the CRC-32 of the rows, verified once per process before use
 
 A shard counts only once its ``.json`` exists; both files are written under a unique temporary
 name and renamed into place, ``.npy`` first. A crash or a second process writing the same entry
-can therefore leave an unused ``.npy`` (ignored, cleaned later) but never a wrong row. Shard
+can therefore leave an unused ``.npy`` (ignored, cleaned later) but never a wrong row; a shard whose
+bytes changed later (same size, e.g. overwritten with NaN) fails its checksum and its rows are
+computed again. A read-only store serves every entry it holds; a read-only or full store that
+must grow stops with one line saying what to do. Shard
 names hash their keys rather than count up, so two processes never claim the same name for
 different rows.
 
@@ -22,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import json
@@ -30,8 +35,10 @@ import re
 import shutil
 import tempfile
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +48,7 @@ import torch
 from graft import __version__
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError, DataError
-from graft.io import atomic_write_text
+from graft.io import atomic_write_text, follow_umask
 from graft.measure.engines import choose_engine
 
 Loader = Callable[[Path], torch.Tensor]
@@ -53,6 +60,8 @@ _TMP_AGE_S = 3600.0
 _MEMO_LIMIT = 1 << 20
 # (device, inode, size, mtime, ctime) -> sha256: repeated calls in one process skip re-hashing.
 _KEY_MEMO: dict[tuple[int, ...], str] = {}
+# The errors of a store that cannot be written: read-only, not ours, or full.
+_UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT}
 
 
 def default_root() -> Path:
@@ -180,8 +189,10 @@ class _Entry:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        # shard stem -> (stat of its .npy, row keys): a shard's keys are parsed once per process
-        self._keys: dict[str, tuple[tuple[int, ...], list[str]]] = {}
+        # shard stem -> (stat of its .npy, row keys, CRC-32 or None): parsed once per process
+        self._keys: dict[str, tuple[tuple[int, ...], list[str], int | None]] = {}
+        self._verified: set[tuple[str, tuple[int, ...]]] = set()  # (stem, stat) checksums passed
+        self._bad: set[tuple[str, tuple[int, ...]]] = set()  # damaged, kept by a read-only store
 
     def meta(self) -> dict[str, Any]:
         try:
@@ -190,11 +201,12 @@ class _Entry:
             return {}
 
     def ensure_meta(self, meta: dict[str, Any]) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
         file = self.path / "meta.json"
         if not file.exists():
+            self.path.mkdir(parents=True, exist_ok=True)
             atomic_write_text(file, json.dumps(meta, indent=1, sort_keys=True))
-        os.utime(file)  # its mtime is the entry's "last used"
+        with suppress(OSError):  # a read-only store: reading needs no "last used" stamp
+            os.utime(file)  # its mtime is the entry's "last used"
 
     def index(self, dim: int | None = None) -> dict[str, tuple[str, int]]:
         """Content key -> (shard stem, row) over every complete, valid shard."""
@@ -205,30 +217,59 @@ class _Entry:
             except FileNotFoundError:
                 continue  # removed by a concurrent clear()
             stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            if (stem, stamp) in self._bad:
+                continue
             if stem in known and known[stem][0] == stamp:
                 self._keys[stem] = known[stem]
-            elif (keys := self._read_shard(stem, dim)) is not None:
-                self._keys[stem] = (stamp, keys)
+            elif (read := self._read_shard(stem, dim)) is not None:
+                self._keys[stem] = (stamp, *read)
         out: dict[str, tuple[str, int]] = {}
-        for stem, (_, keys) in self._keys.items():
+        for stem, (_, keys, _) in self._keys.items():
             for row, key in enumerate(keys):
                 out.setdefault(key, (stem, row))
         return out
 
-    def _read_shard(self, stem: str, dim: int | None) -> list[str] | None:
+    def _read_shard(self, stem: str, dim: int | None) -> tuple[list[str], int | None] | None:
         try:
-            keys = json.loads((self.path / f"{stem}.json").read_text())
+            listed = json.loads((self.path / f"{stem}.json").read_text())
+            # {"keys": [...], "crc32": n}; a bare list is a shard written before checksums.
+            keys, crc = (
+                (listed, None) if isinstance(listed, list) else (listed["keys"], listed["crc32"])
+            )
             arr = np.load(self.path / f"{stem}.npy", mmap_mode="r")
             ok = arr.ndim == 2 and arr.shape[0] == len(keys) and dim in (None, arr.shape[1])
         except FileNotFoundError:
             return None
-        except (OSError, ValueError):
+        except (OSError, ValueError, KeyError, TypeError):
             ok = False
         if not ok:  # damaged (e.g. truncated by a power cut): drop it, its rows get recomputed
-            for suffix in (".json", ".npy"):
-                (self.path / f"{stem}{suffix}").unlink(missing_ok=True)
+            self.drop(stem)
             return None
-        return list(keys)
+        return list(keys), crc
+
+    def verify(self, stems: set[str]) -> set[str]:
+        """Check the rows of ``stems`` against their checksum (once per process and stat).
+
+        Returns the stems that failed; they are removed (or, in a read-only store, ignored from
+        now on) so their rows are computed again.
+        """
+        bad = set()
+        for stem in stems:
+            stamp, _, crc = self._keys[stem]
+            if (stem, stamp) not in self._verified:
+                if not _rows_intact(self.path / f"{stem}.npy", crc):
+                    bad.add(stem)
+                    self._bad.add((stem, stamp))
+                    self.drop(stem)
+                    continue
+                self._verified.add((stem, stamp))
+        return bad
+
+    def drop(self, stem: str) -> None:
+        """Remove a damaged shard (left in place when the store is read-only)."""
+        for suffix in (".json", ".npy"):
+            with suppress(OSError):
+                (self.path / f"{stem}{suffix}").unlink(missing_ok=True)
 
     def note_engine(self, name: str) -> None:
         """Record in ``meta.json`` that engine ``name`` computed rows of this entry."""
@@ -240,15 +281,18 @@ class _Entry:
     def write_shard(self, array: np.ndarray, keys: list[str]) -> None:
         stem = "shard-" + hashlib.sha256("\n".join(keys).encode()).hexdigest()[:24]
         self.path.mkdir(parents=True, exist_ok=True)
+        rows = np.ascontiguousarray(array, dtype=np.float32)
         fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=".npy.tmp", dir=self.path)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.save(f, np.ascontiguousarray(array, dtype=np.float32))
+                np.save(f, rows)
+            follow_umask(tmp)
             os.replace(tmp, self.path / f"{stem}.npy")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        atomic_write_text(self.path / f"{stem}.json", json.dumps(keys))
+        listed = {"keys": keys, "crc32": zlib.crc32(rows.data.cast("B"))}
+        atomic_write_text(self.path / f"{stem}.json", json.dumps(listed))
 
     def clean(self) -> None:
         """Remove orphan ``.npy`` files and temporary files left by crashed writers."""
@@ -385,19 +429,31 @@ class FeatureStore:
         identity = backbone.identity()
         entry = _entry(self.entry_path(identity, transform_id))
         dim = int(backbone.num_features)
-        self._mark()
-        entry.ensure_meta(_meta(backbone, identity, transform_id, dim))
+        with _writable(self.root):
+            self._mark()
+            entry.ensure_meta(_meta(backbone, identity, transform_id, dim))
         index = entry.index(dim)
+        if entry.verify({index[k][0] for k in keys if k in index}):
+            index = entry.index(dim)  # damaged shards are gone: their rows are missing now
         missing: dict[str, Path] = {}
         for key, path in zip(keys, files, strict=True):
             if key not in index:
                 missing.setdefault(key, path)
         reused = len(set(keys)) - len(missing)
         if missing:
-            entry.clean()
-            _compute(
-                backbone, entry, missing, load, dim, batch_size, num_workers, shard_size, progress
-            )
+            with _writable(self.root):
+                entry.clean()
+                _compute(
+                    backbone,
+                    entry,
+                    missing,
+                    load,
+                    dim,
+                    batch_size,
+                    num_workers,
+                    shard_size,
+                    progress,
+                )
             index = entry.index(dim)
         return _view(entry, index, keys, dim, computed=len(missing), reused=reused)
 
@@ -468,6 +524,36 @@ class FeatureStore:
             for p in self.root.iterdir()
             if p.is_dir() and _ENTRY_NAME.match(p.name) and (p / "meta.json").is_file()
         )
+
+
+def _rows_intact(npy: Path, crc: int | None) -> bool:
+    """Whether a shard's rows match their CRC-32 (without one: whether they are all finite)."""
+    try:
+        rows = np.load(npy, mmap_mode="r")
+        if crc is None:
+            return bool(np.isfinite(rows).all())
+        return zlib.crc32(np.ascontiguousarray(rows).data.cast("B")) == crc
+    except (OSError, ValueError):
+        return False
+
+
+@contextmanager
+def _writable(root: Path) -> Iterator[None]:
+    """Turn a read-only or full store into one line saying what to do.
+
+    Raises:
+        ConfigError: the store cannot be written (read-only, another user's, or full).
+    """
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in _UNWRITABLE:
+            raise
+        why = "is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "is read-only"
+        raise ConfigError(
+            f"feature store {root} {why} ({e.strerror}) and lacks features this run needs; "
+            "free space, pass --cache-dir a writable folder, or --no-use-cache to train on images"
+        ) from None
 
 
 def _check_args(batch_size: int, shard_size: int, num_workers: int) -> None:

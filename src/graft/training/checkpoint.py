@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from graft.errors import ArtifactError
+from graft.errors import ArtifactError, ConfigError
 from graft.io import atomic_dir
 
 TENSORS = "tensors.safetensors"
@@ -92,6 +92,56 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, SafetensorError, OSError) as e:
         raise ArtifactError(f"{path}: damaged checkpoint ({e}); remove it to start fresh") from e
     return unflatten(skeleton, tensors)
+
+
+def run_fingerprint(model: Any, plan: Any) -> dict[str, Any]:
+    """What a checkpoint must share with the run resuming it: classes, image size, plan, backbone."""
+    from dataclasses import asdict
+
+    spec = model.task_spec
+    return json.loads(
+        json.dumps(
+            {
+                "task": spec.kind,
+                "classes": list(spec.class_names or []),
+                "outputs": spec.num_outputs,
+                "image size": list(model.data_config.input_size),
+                "backbone": model.backbone.spec.arch,
+                "plan": {
+                    "strategy": plan.strategy,
+                    "groups": list(plan.groups),
+                    "stages": [asdict(s) for s in plan.stages],
+                },
+            },
+            default=_default,
+        )
+    )
+
+
+def check_fingerprint(where: str | Path, saved: Any, current: dict[str, Any]) -> None:
+    """Refuse to resume a checkpoint written by another run, naming what differs.
+
+    Raises:
+        ConfigError: classes, image size, plan or backbone differ from the checkpoint's.
+    """
+    if not isinstance(saved, dict):
+        return  # a checkpoint from before fingerprints: nothing to compare
+    differs = [
+        f"{key} (checkpoint: {_short(saved.get(key))}; this run: {_short(value)})"
+        for key, value in current.items()
+        if saved.get(key) != value
+    ]
+    if differs:
+        raise ConfigError(
+            f"--resume: the checkpoint in {where} belongs to another run; "
+            f"{', '.join(differs)}. Run with the same options, or without --resume "
+            "(or another --checkpoint-dir) to start fresh"
+        )
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _default(o: Any) -> Any:

@@ -22,7 +22,7 @@ from graft.data.base import Dataset
 from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.strategies.base import Plan, Stage
-from graft.training.checkpoint import load_checkpoint
+from graft.training.checkpoint import check_fingerprint, load_checkpoint, run_fingerprint
 from graft.training.extensions import Extension, restore_states, setup_stage
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.training.logs import EpochLogger
@@ -99,7 +99,8 @@ def train(
         log(f"distributed: {accelerator.num_processes} processes ({accelerator.distributed_type})")
     model.to(accelerator.device)
     _setup_class_weights(model, data, cfg)
-    resume = _load_resume(model, cfg, log)
+    fingerprint = run_fingerprint(model, plan)
+    resume = _load_resume(model, cfg, log, fingerprint)
     history: list[dict[str, Any]] = list(resume.get("history", []))
     logger = EpochLogger(cfg.log_csv, cfg.tensorboard, accelerator.is_main_process)
     steps = 0  # what step hooks count
@@ -134,6 +135,7 @@ def train(
             step_hooks=step_hooks, first_step=steps,
         )  # fmt: skip
         runner.saved = list(extensions)
+        runner.fingerprint = fingerprint
         rows = runner.run(
             # Extensions and callbacks may add columns to a row: the log writes it last.
             *loaders,
@@ -183,11 +185,14 @@ def _setup_class_weights(model: GraftModel, data: Dataset, cfg: TrainConfig) -> 
     model.task.class_weights = torch.as_tensor(w)
 
 
-def _load_resume(model: GraftModel, cfg: TrainConfig, log: Callable[[str], None]) -> dict[str, Any]:
+def _load_resume(
+    model: GraftModel, cfg: TrainConfig, log: Callable[[str], None], fingerprint: dict[str, Any]
+) -> dict[str, Any]:
     if not cfg.resume:
         return {}
     assert cfg.checkpoint_dir is not None
     state = load_checkpoint(Path(cfg.checkpoint_dir) / "last")
+    check_fingerprint(cfg.checkpoint_dir, state.get("fingerprint"), fingerprint)
     model.load_state_dict(state["model"])
     log(
         f"resumed from {cfg.checkpoint_dir}: stage {state['stage'] + 1}, epoch {state['epoch']} done"

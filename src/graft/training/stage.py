@@ -64,6 +64,7 @@ class StageRunner:
         self.terms = list(terms)
         self.pretext = stage.kind == "pretext"
         self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
+        self.fingerprint: dict[str, Any] = {}  # the run a checkpoint belongs to
         self.generator = generator or torch.Generator()
         self.monitor, self.sign = _monitor(cfg.monitor)
         self.step_hooks = list(step_hooks)
@@ -188,6 +189,7 @@ class StageRunner:
             "model": model_state,
             "history": history + (rows if done else []),
             "extensions": extension_states(self.saved),
+            "fingerprint": self.fingerprint,
         }
         if not done:
             state.update(

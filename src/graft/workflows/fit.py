@@ -23,7 +23,7 @@ from graft.backbones.base import Backbone
 from graft.config import FitConfig, TrainConfig
 from graft.data import load as load_dataset
 from graft.data.base import Dataset
-from graft.errors import ConfigError
+from graft.errors import ConfigError, DataError
 from graft.model import GraftModel, check_out
 from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks import TaskSpec, spec_for
@@ -77,6 +77,7 @@ def fit(
     train_cfg = training_for(cfg)
     own_checkpoint = check_outputs(cfg, train_cfg)
     dataset = load_data_for(data, cfg)
+    require_validation(dataset, cfg)  # before --dry-run returns: both refuse the same data
     torch.manual_seed(cfg.training.seed)  # a random backbone and the new head are reproducible
     backbone = create_backbone(
         objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
@@ -153,6 +154,21 @@ def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
         val_fraction=d.val_fraction, test_fraction=d.test_fraction,
         seed=cfg.training.seed, strict=d.strict, **extra,
     )  # fmt: skip
+
+
+def require_validation(dataset: Dataset, cfg: FitConfig) -> None:
+    """Refuse data that leaves no validation images (early stopping and the best weights need
+    them), the same way for a run and for its ``--dry-run``.
+
+    Raises:
+        DataError: the validation split is empty.
+    """
+    if len(dataset.val) == 0:
+        raise DataError(
+            f"{dataset.source}: no validation images ({len(dataset.train)} for training, "
+            f"--val-fraction {cfg.data.val_fraction}); raise --val-fraction, add a val split, "
+            "or add images"
+        )
 
 
 def plan_for(
