@@ -81,7 +81,7 @@ def test_a_corrupt_file_is_named(tmp_path: Path) -> None:
     shutil.copytree(DEFAULT_DIR, src)
     with gzip.open(src / "train-labels-idx1-ubyte.gz", "wb") as f:
         f.write(np.array([2051, 3], dtype=">i4").tobytes() + b"\x00\x01\x02")  # images' magic
-    with pytest.raises(DataError, match="train-labels-idx1-ubyte.gz: not an idx file"):
+    with pytest.raises(DataError, match=r"train-labels-idx1-ubyte\.gz: not an idx file"):
         read_fashion_mnist("train", src)
     with pytest.raises(ValueError, match="multiple of 10"):
         write_fashion_mnist(tmp_path / "x", test=15, source=src)
