@@ -139,7 +139,9 @@ def test_cli_compare_table_and_report_agree(
     page = report.read_text()
     assert _html_table(page, "Comparison") == printed
     verdict = lines[start + 5]
-    assert verdict.startswith("Transfer") and html.escape(verdict, quote=True) in page
+    # 10 test images cannot separate two one-epoch arms: the verdict may say so (issue 13).
+    assert verdict.startswith(("Transfer", "No clear difference"))
+    assert html.escape(verdict, quote=True) in page
     assert f"report: {report}" in out
 
 
