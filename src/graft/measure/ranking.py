@@ -27,7 +27,9 @@ class RankAgreement:
         return {"kendall": self.kendall, "kendall_p": self.kendall_p, "weighted_tau": self.weighted}
 
 
-def _pair(scores: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _pair(
+    scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     s, t = np.asarray(scores, dtype=np.float64), np.asarray(truth, dtype=np.float64)
     if s.shape != t.shape or s.ndim != 1:
         raise ValueError(f"scores and truth need one value per candidate: {s.shape} vs {t.shape}")
@@ -38,7 +40,9 @@ def _pair(scores: Sequence[float], truth: Sequence[float]) -> tuple[np.ndarray, 
     return s, t
 
 
-def weighted_tau(scores: Sequence[float], truth: Sequence[float]) -> float:
+def weighted_tau(
+    scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray
+) -> float:
     """Weighted Kendall tau of ``scores`` against ``truth`` (e.g. fine-tuned accuracies)."""
     from scipy.stats import weightedtau
 
@@ -46,7 +50,9 @@ def weighted_tau(scores: Sequence[float], truth: Sequence[float]) -> float:
     return float(weightedtau(s, t).statistic)
 
 
-def rank_agreement(scores: Sequence[float], truth: Sequence[float]) -> RankAgreement:
+def rank_agreement(
+    scores: Sequence[float] | np.ndarray, truth: Sequence[float] | np.ndarray
+) -> RankAgreement:
     """Kendall's tau-b (with its p-value) and the weighted tau of ``scores`` against ``truth``."""
     from scipy.stats import kendalltau
 
