@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -122,3 +124,33 @@ def test_temperature_scaling_fixes_an_overconfident_model() -> None:
     assert 2.0 < t < 6.0  # undoes most of the x4 (the honest logits are not exactly calibrated)
     assert before > 0.15 and after < before / 4
     assert (scale_temperature(overconfident, t).argmax(1) == overconfident.argmax(1)).all()
+
+
+def test_calibrate_fits_on_val_and_the_saved_model_keeps_it(
+    small_digits: Path, tmp_path: Path
+) -> None:
+    import graft
+    from graft.data import load
+    from graft.evaluate.calibration import calibrate, calibration_text
+
+    data = load(small_digits, seed=0)
+    model = graft.fit(
+        data, backbone="scratch:small_cnn", pretrained=False, image_size=32, epochs=3,
+        batch_size=16, seed=0, log=lambda m: None,
+    )  # fmt: skip
+    test = model.samples_for(data)
+    raw = model.predict_outputs(test)
+    result = calibrate(model, data)
+    assert result is not None and result["temperature"] > 0
+    assert model.task_spec.temperature == pytest.approx(result["temperature"])
+    scaled = model.predict_outputs(test)
+    assert (scaled.argmax(1) == raw.argmax(1)).all()  # accuracy unchanged
+    np.testing.assert_allclose(scaled, scale_temperature(raw, result["temperature"]), atol=1e-5)
+    assert result["ece_after"] == pytest.approx(expected_calibration_error(scaled, test.targets))
+    assert "after temperature scaling" in calibration_text("small_cnn", result)
+    model.save(tmp_path / "m")
+    loaded = graft.load(tmp_path / "m")
+    assert loaded.task_spec.temperature == pytest.approx(result["temperature"])
+    np.testing.assert_allclose(loaded.predict_outputs(test), scaled, atol=1e-5)
+    with pytest.raises(ValueError, match="temperature"):
+        model.set_temperature(0.0)

@@ -28,6 +28,7 @@ import numpy as np
 from graft.config import DEFAULT_BACKBONE
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
+from graft.evaluate.calibration import calibrate, calibration_text
 from graft.evaluate.noise import (
     PER_EXAMPLE,
     Interval,
@@ -67,6 +68,8 @@ class Comparison:
     importance: dict[str, float] | None = None
     seconds: float = 0.0
     backbone: str = ""
+    calibration: dict[str, float] | None = None
+    per_example: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def table_rows(self) -> list[dict[str, str]]:
         """The rows as printed: every cell formatted once, for the terminal and the report."""
@@ -74,6 +77,12 @@ class Comparison:
 
     def table(self) -> str:
         return format_table(self.table_rows())
+
+    def calibration_line(self) -> str:
+        """The recommended arm's calibration in one line ('' when not measured)."""
+        if self.calibration is None:
+            return ""
+        return calibration_text(self.recommended, self.calibration)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +94,7 @@ class Comparison:
             "curve_runs": self.curve_runs,
             "importance": self.importance,
             "seconds": self.seconds,
+            "calibration": self.calibration,
         }
 
 
@@ -177,6 +187,8 @@ def compare(
         )  # fmt: skip
     if importance:
         result.importance = _importance(models, dataset)
+    result.calibration = calibrate(models[best], dataset)
+    result.per_example = per_example
     result.seconds = round(time.perf_counter() - started, 1)
     if report is not None:
         from graft.evaluate.run_report import write_compare_report
