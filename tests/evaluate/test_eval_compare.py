@@ -170,8 +170,8 @@ def test_compare_folds_reports_mean_spread_and_a_pooled_verdict(
     for row in result.rows:
         keys = list(row)
         assert keys[keys.index("test accuracy") + 1 : keys.index("test accuracy") + 3] == [
-            "spread",
             "95% interval",
+            "spread",
         ]
         values = result.per_example[row["arm"]]
         assert len(values) == 2 * n_test

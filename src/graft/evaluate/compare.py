@@ -321,11 +321,16 @@ def add_intervals(
     """Add each arm's 95% bootstrap interval over test examples as a ``low-high`` column."""
     if per_example is None:
         return
-    for row in rows:
+    for i, row in enumerate(rows):
         values = per_example.get(row["arm"])
-        if values is not None:
-            ci = bootstrap_interval(values, PER_EXAMPLE[metric][1])
-            row["95% interval"] = f"{ci.low:.3f}-{ci.high:.3f}"
+        if values is None:
+            continue
+        ci = bootstrap_interval(values, PER_EXAMPLE[metric][1])
+        key = next(k for k in row if k.endswith(f" {metric}"))
+        cells = [(k, v) for k, v in row.items() if k != "95% interval"]
+        at = [k for k, _ in cells].index(key) + 1  # right after the metric it qualifies
+        cells.insert(at, ("95% interval", f"{ci.low:.3f}-{ci.high:.3f}"))
+        rows[i] = dict(cells)
 
 
 def make_verdict(
