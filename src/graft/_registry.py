@@ -63,7 +63,10 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         known = sorted(self._entries)
-        close = difflib.get_close_matches(self.normalize(name), known, n=3, cutoff=0.5)
+        key = self.normalize(name)
+        close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+        # Equally close names in alphabetical order (difflib breaks ties in reverse).
+        close.sort(key=lambda c: (-difflib.SequenceMatcher(None, key, c).ratio(), c))
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return f"unknown {self.family} {name!r}.{hint} Known: {', '.join(known) or '(none)'}."
 

@@ -63,6 +63,18 @@ class GraftModel(nn.Module):
         outputs = self.head(features)
         return (outputs, features) if return_features else outputs
 
+    def set_temperature(self, temperature: float) -> None:
+        """Divide classification logits by ``temperature`` in every prediction (saved with it)."""
+        import dataclasses
+
+        if self.task_spec.kind != "classification" or not temperature > 0:
+            raise ValueError(
+                f"temperature: a positive number for a classification model, got {temperature} "
+                f"for {self.task_spec.kind}"
+            )
+        self.task_spec = dataclasses.replace(self.task_spec, temperature=float(temperature))
+        self.task = create_task(self.task_spec)
+
     # ---------------------------------------------------------------- inference
     @torch.inference_mode()
     def predict_outputs(

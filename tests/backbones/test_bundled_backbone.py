@@ -101,3 +101,42 @@ def test_every_bundled_entry_builds_offline(name: str) -> None:
     assert bb.num_features == entry.num_features
     with torch.no_grad():
         assert bb(torch.zeros(1, 3, 64, 64)).shape == (1, entry.num_features)
+
+
+@pytest.mark.parametrize(
+    ("name", "size"), [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)]
+)
+def test_larger_lites_see_the_egyptian_cat_and_the_espresso(name: str, size: int) -> None:
+    """Lite1/Lite2 at their native sizes: chelsea is class 285 (Egyptian cat), coffee 967."""
+    from skimage import data
+
+    bb = create(name)
+    assert bb.data_config == DataConfig(
+        input_size=(3, size, size),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        interpolation="bicubic",
+        crop_pct=0.875,
+    )
+    assert (bb.spec.arch, bb.spec.kwargs) == (name, {"bn_eps": 1e-3})
+    batch = torch.cat([_preprocess(a, bb.data_config) for a in (data.chelsea(), data.coffee())])
+    with torch.no_grad():
+        probs = bb.source_logits(batch).softmax(-1)
+    assert probs.argmax(-1).tolist() == [285, 967]
+    assert probs[0, sorted(TABBY_TO_EGYPTIAN_CAT)].sum() > 0.7
+    assert probs[1, sorted(ESPRESSO_CUP_MUG)].sum() > 0.5
+    (entry,) = [e for e in list_bundled() if e["name"] == name]
+    assert entry["params"] == sum(p.numel() for p in bb.model.parameters())
+
+
+def test_graft_models_lists_the_three_lites() -> None:
+    from graft.backbones import models_text
+
+    text = models_text()
+    for name, size in (
+        ("efficientnet_lite0", 224),
+        ("efficientnet_lite1", 240),
+        ("efficientnet_lite2", 260),
+    ):
+        (line,) = [x for x in text.splitlines() if x.strip().startswith(name)]
+        assert f"{size} px native" in line

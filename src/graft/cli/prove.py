@@ -67,6 +67,11 @@ def _compare_parser(sub: Any) -> None:
         "--curve-arms", type=_names, help="data-efficiency curve: these arms (default: every arm)"
     )
     c.add_argument("--seed", type=int, default=0, help="seed of the splits and every fit")
+    c.add_argument(
+        "--folds",
+        type=int,
+        help="repeat on K random stratified splits (small data): mean and spread per arm",
+    )
     p.add_argument("--cache-dir", help="feature store shared by the arms")
     p.add_argument("--report", help="write the HTML report there")
     p.add_argument(
@@ -86,12 +91,19 @@ KEYS = ("task", "label_column", "target_columns", "path_column", "val_fraction",
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from graft.evaluate.compare import compare
+    from graft.evaluate.folds import compare_folds
 
-    result = compare(args.data, **{k: getattr(args, k) for k in KEYS})
+    options = {k: getattr(args, k) for k in KEYS}
+    if args.folds:
+        result = compare_folds(args.data, folds=args.folds, **options)
+    else:
+        result = compare(args.data, **options)
     print()
     print(result.table())
     print()
     print(result.verdict)
+    if result.calibration is not None:
+        print(result.calibration_line())
     print(f"time: {result.seconds:.1f}s")
     if args.report:
         print(f"report: {args.report}")

@@ -23,9 +23,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from graft.config import DEFAULT_BACKBONE
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
+from graft.evaluate.calibration import calibrate, calibration_text
+from graft.evaluate.noise import (
+    PER_EXAMPLE,
+    Interval,
+    bootstrap_interval,
+    clears_noise,
+    paired_difference,
+)
 from graft.metrics import format_value, metric_direction
 
 if TYPE_CHECKING:
@@ -58,6 +68,8 @@ class Comparison:
     importance: dict[str, float] | None = None
     seconds: float = 0.0
     backbone: str = ""
+    calibration: dict[str, float] | None = None
+    per_example: dict[str, np.ndarray] | None = field(default=None, repr=False)
 
     def table_rows(self) -> list[dict[str, str]]:
         """The rows as printed: every cell formatted once, for the terminal and the report."""
@@ -65,6 +77,12 @@ class Comparison:
 
     def table(self) -> str:
         return format_table(self.table_rows())
+
+    def calibration_line(self) -> str:
+        """The recommended arm's calibration in one line ('' when not measured)."""
+        if self.calibration is None:
+            return ""
+        return calibration_text(self.recommended, self.calibration)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +94,7 @@ class Comparison:
             "curve_runs": self.curve_runs,
             "importance": self.importance,
             "seconds": self.seconds,
+            "calibration": self.calibration,
         }
 
 
@@ -153,7 +172,9 @@ def compare(
             models[name] = runner.fit(name, dataset, seed)
     metric = TABLE_METRICS[dataset.task][0]
     rows = [arm_row(name, ARMS.get(name), models[name], dataset.task) for name in plan.arms]
-    verdict, best = make_verdict(rows, metric)
+    per_example = test_values(models, dataset, metric)
+    add_intervals(rows, per_example, metric)
+    verdict, best = make_verdict(rows, metric, per_example)
     result = Comparison(
         rows, verdict, best, metric, plan, dataset, models, backbone=_name(backbone)
     )
@@ -166,6 +187,8 @@ def compare(
         )  # fmt: skip
     if importance:
         result.importance = _importance(models, dataset)
+    result.calibration = calibrate(models[best], dataset)
+    result.per_example = per_example
     result.seconds = round(time.perf_counter() - started, 1)
     if report is not None:
         from graft.evaluate.run_report import write_compare_report
@@ -278,8 +301,50 @@ def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]
     return row
 
 
-def make_verdict(rows: list[dict[str, Any]], metric: str) -> tuple[str, str]:
-    """The plain-language verdict and the recommended arm, from the table's rows."""
+def test_values(
+    models: Mapping[str, GraftModel], dataset: Dataset, metric: str
+) -> dict[str, np.ndarray] | None:
+    """Per-example values of ``metric`` on the test split for every arm (None: not measurable)."""
+    if metric not in PER_EXAMPLE or dataset.test is None or not len(dataset.test):
+        return None
+    value = PER_EXAMPLE[metric][0]
+    out = {}
+    for name, model in models.items():
+        samples = model.samples_for(dataset)
+        out[name] = value(samples.targets, model.predict_outputs(samples))
+    return out
+
+
+def add_intervals(
+    rows: list[dict[str, Any]], per_example: Mapping[str, np.ndarray] | None, metric: str
+) -> None:
+    """Add each arm's 95% bootstrap interval over test examples as a ``low-high`` column."""
+    if per_example is None:
+        return
+    for i, row in enumerate(rows):
+        values = per_example.get(row["arm"])
+        if values is None:
+            continue
+        ci = bootstrap_interval(values, PER_EXAMPLE[metric][1])
+        key = next(k for k in row if k.endswith(f" {metric}"))
+        cells = [(k, v) for k, v in row.items() if k != "95% interval"]
+        at = [k for k, _ in cells].index(key) + 1  # right after the metric it qualifies
+        cells.insert(at, ("95% interval", f"{ci.low:.3f}-{ci.high:.3f}"))
+        rows[i] = dict(cells)
+
+
+def make_verdict(
+    rows: list[dict[str, Any]],
+    metric: str,
+    per_example: Mapping[str, np.ndarray] | None = None,
+) -> tuple[str, str]:
+    """The plain-language verdict and the recommended arm, from the table's rows.
+
+    With ``per_example`` (arm -> per-example values of ``metric`` on the test split, see
+    :data:`graft.evaluate.noise.PER_EXAMPLE`) a winner is called only when the paired bootstrap
+    interval of the difference excludes 0 (and, for accuracy, the gap exceeds one test example);
+    otherwise the verdict says there is no clear difference and recommends the cheaper arm.
+    """
     key = next(k for k in rows[0] if k.endswith(f" {metric}"))
     sign = 1.0 if metric_direction(metric) == "max" else -1.0
     scored = [r for r in rows if r.get(key) is not None]
@@ -294,20 +359,69 @@ def make_verdict(rows: list[dict[str, Any]], metric: str) -> tuple[str, str]:
     s = max(scratch, key=lambda r: sign * r[key])
     gain = sign * (t[key] - s[key])
     amount = _amount(gain, metric)
+    noise = _noise(per_example, t["arm"], s["arm"], metric)
+    if noise is not None and not clears_noise(noise, metric):
+        return _no_clear_difference(t, s, key, metric, noise)
+    within = "" if noise is None else f", 95% interval {_span(noise, metric, sign)}"
     if gain > 0:
         text = (
             f"Transfer helps: {t['arm']} beats the best from-scratch baseline ({s['arm']}) by "
-            f"{amount} ({key} {format_value(t[key])} vs {format_value(s[key])}). Use {t['arm']}."
+            f"{amount}{within} ({key} {format_value(t[key])} vs {format_value(s[key])}). "
+            f"Use {t['arm']}."
         )
         return text, str(t["arm"])
     how = "matches" if gain == 0 else "beats"
-    by = "" if gain == 0 else f" by {amount}"
+    by = "" if gain == 0 else f" by {amount}{within}"
     text = (
         f"Transfer does not help here: the best from-scratch baseline ({s['arm']}) {how} the "
         f"best transfer arm ({t['arm']}){by} ({key} {format_value(s[key])} vs "
         f"{format_value(t[key])}). Use {s['arm']} (from scratch), or try another backbone."
     )
     return text, str(s["arm"])
+
+
+def _noise(
+    per_example: Mapping[str, np.ndarray] | None, a: str, b: str, metric: str
+) -> Interval | None:
+    """Paired bootstrap of metric(a) - metric(b) over the test examples, when both are known."""
+    if per_example is None or a not in per_example or b not in per_example:
+        return None
+    if metric not in PER_EXAMPLE:
+        return None
+    return paired_difference(per_example[a], per_example[b], PER_EXAMPLE[metric][1])
+
+
+def _span(diff: Interval, metric: str, sign: float) -> str:
+    """The interval of the verdict's gap (winner minus loser; points for fractions)."""
+    low, high = sorted((sign * diff.low, sign * diff.high))
+    if sign * diff.value < 0:  # the from-scratch side wins: orient as scratch minus transfer
+        low, high = -high, -low
+    return f"{_signed(low, metric)} to {_signed(high, metric)}"
+
+
+def _signed(value: float, metric: str) -> str:
+    """A signed gap: points (one decimal) for fractions, 4 significant digits otherwise."""
+    if metric in _FRACTIONS:
+        return f"{100 * value:+.1f} points"
+    return f"{value:+.4g}"
+
+
+def _no_clear_difference(
+    t: dict[str, Any], s: dict[str, Any], key: str, metric: str, noise: Interval
+) -> tuple[str, str]:
+    """Neither side wins beyond the noise: recommend the arm that took less training time."""
+    # Ties go to the from-scratch baseline: no pretrained weights to ship.
+    cheaper = min((s, t), key=lambda r: (r.get("time (s)", 0.0), r.get("trainable", 0)))
+    one = f"; one test example is {100 / noise.n:.2f} points" if metric == "accuracy" else ""
+    text = (
+        f"No clear difference: the best transfer arm ({t['arm']}, {key} {format_value(t[key])}) "
+        f"and the best from-scratch baseline ({s['arm']}, {format_value(s[key])}) differ by "
+        f"{_amount(noise.value, metric)}, within the noise of {noise.n} test examples "
+        f"(95% interval of the difference {_signed(noise.low, metric)} to "
+        f"{_signed(noise.high, metric)}{one}). Use {cheaper['arm']}, the cheaper to train "
+        f"({float(cheaper.get('time (s)', 0.0)):.1f} s)."
+    )
+    return text, str(cheaper["arm"])
 
 
 def _amount(gain: float, metric: str) -> str:

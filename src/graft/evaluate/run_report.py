@@ -165,6 +165,8 @@ def write_compare_report(result: Comparison, path: str | Path) -> Path:
         )
     if result.importance:
         add_importance(report, result.importance, "the feature-extraction arm")
+    if result.calibration is not None:
+        report.add_text("Calibration", [result.calibration_line()])
     best = result.models[result.recommended]
     add_model_sections(report, best, data, title=result.recommended)
     for row in result.rows:

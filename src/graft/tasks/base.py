@@ -36,6 +36,8 @@ class TaskSpec:
         subtasks: the tasks of a multi-task head, in output order.
         loss_weight: weight of this task's loss inside a multi-task model.
         threshold: multi-label decision threshold on each class probability.
+        temperature: classification logits are divided by it before the softmax (temperature
+            scaling fitted on validation, Guo et al. 2017; 1.0 = as trained).
     """
 
     kind: str
@@ -49,6 +51,7 @@ class TaskSpec:
     subtasks: tuple[TaskSpec, ...] | None = None
     loss_weight: float = 1.0
     threshold: float = 0.5
+    temperature: float = 1.0
 
     @property
     def target_width(self) -> int:

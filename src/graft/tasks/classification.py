@@ -41,7 +41,8 @@ class Classification(Task):
         return F.cross_entropy(outputs, targets, weight=None if w is None else w.to(outputs.device))
 
     def decode(self, outputs: np.ndarray) -> np.ndarray:
-        z = outputs - outputs.max(axis=1, keepdims=True)
+        z = outputs / self.spec.temperature
+        z = z - z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
 

@@ -1,0 +1,129 @@
+"""The benchmark suite: every arm, the advisor's choice and the oracle on real tasks, several seeds.
+
+Tasks (fixed splits; seeds vary the split of train/val and every fit):
+
+- ``digits``: scikit-learn's 1,797 8x8 digits, all of them;
+- ``digits10``: 10 digits per class;
+- ``fmnist50`` / ``fmnist500``: Fashion-MNIST (Debian's dataset-fashion-mnist), 50 or 500 training
+  images per class, scored on a fixed stratified 2,000-image subset of the official test set.
+
+Per task and seed: ``graft.compare`` over every arm (both from-scratch baselines and every transfer
+strategy, the same budget), and ``graft.fit(strategy="auto")`` (the advisor's choice). The oracle
+is the arm best on validation, scored on test; the advisor's regret is oracle minus advisor, in
+points. Prints, per task, each arm's test accuracy (mean ± sd over seeds), the advisor's plan and
+regret, and wall times; ``--json`` writes the raw rows.
+
+    python bench/suite.py --tasks digits10 --seeds 1 --epochs 2 --image-size 64   # a short check
+    python bench/suite.py --seeds 3 --epochs 8 --image-size 96 --json suite.json   # the full run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import graft
+from graft.data.digits import write_digits
+from graft.data.fashion_mnist import write_fashion_mnist
+from graft.evaluate.arms import ARMS
+from graft.evaluate.compare import compare
+
+TASKS = {
+    "digits": lambda root, seed: write_digits(root / "digits", image_size=32),
+    "digits10": lambda root, seed: write_digits(root / "digits10", per_class=10, image_size=32),
+    "fmnist50": lambda root, seed: write_fashion_mnist(root / "fm50", per_class=50, test=2000),
+    "fmnist500": lambda root, seed: write_fashion_mnist(root / "fm500", per_class=500, test=2000),
+}
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+def run_task(name: str, root: Path, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One row per (seed, arm) plus the advisor's row; accuracies on test and val."""
+    folder = TASKS[name](root, 0)
+    rows: list[dict[str, Any]] = []
+    for seed in range(args.seeds):
+        t0 = time.perf_counter()
+        result = compare(
+            folder, backbone=args.backbone, budget="quick", epochs=args.epochs,
+            image_size=args.image_size, arms=list(ARMS), seed=seed, importance=False,
+            cache_dir=str(root / "cache"), log=_quiet,
+        )  # fmt: skip
+        for arm, model in result.models.items():
+            m = model.record.metrics
+            rows.append(
+                {"task": name, "seed": seed, "arm": arm, "test": m["test"]["accuracy"]}
+                | {"val": m["val"]["accuracy"], "seconds": float(model.record.seconds or 0)}
+            )
+        t1 = time.perf_counter()
+        advised = graft.fit(
+            result.dataset, backbone=args.backbone, strategy="auto", epochs=args.epochs,
+            image_size=args.image_size, seed=seed, cache_dir=str(root / "cache"), log=_quiet,
+        )  # fmt: skip
+        plan = (advised.record.plan or {}).get("strategy", "?")
+        m = advised.record.metrics
+        rows.append(
+            {"task": name, "seed": seed, "arm": f"advisor ({plan})", "test": m["test"]["accuracy"]}
+            | {"val": m["val"]["accuracy"], "seconds": time.perf_counter() - t1}
+            | {"compare_seconds": t1 - t0, "verdict": result.verdict}
+        )
+    return rows
+
+
+def summarise(rows: list[dict[str, Any]]) -> str:
+    """Per task: arm accuracy mean ± sd over seeds, the oracle, the advisor's regret, times."""
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task]
+        out.append(f"\n{task}")
+        arms = dict.fromkeys(r["arm"].split(" (")[0] for r in mine)
+        for arm in arms:
+            got = [r for r in mine if r["arm"].split(" (")[0] == arm]
+            acc = np.array([r["test"] for r in got])
+            sd = acc.std(ddof=1) if len(acc) > 1 else 0.0
+            secs = np.mean([r["seconds"] for r in got])
+            plans = ", ".join(sorted({r["arm"] for r in got})) if arm == "advisor" else arm
+            out.append(f"  {plans:<40} {acc.mean():.4f} ± {sd:.4f}   {secs:7.1f} s")
+        regrets = []
+        for seed in sorted({r["seed"] for r in mine}):
+            arms_s = [r for r in mine if r["seed"] == seed and not r["arm"].startswith("advisor")]
+            oracle = max(arms_s, key=lambda r: r["val"])
+            advisor = next(r for r in mine if r["seed"] == seed and r["arm"].startswith("advisor"))
+            regrets.append(100 * (oracle["test"] - advisor["test"]))
+        out.append(
+            f"  advisor regret (oracle on val, scored on test): {np.mean(regrets):+.1f} points"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default=",".join(TASKS), help="comma-separated task names")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=8, help="epochs per arm")
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--workdir", help="where the data and feature cache go (default: temp)")
+    parser.add_argument("--json", help="write the raw rows there")
+    args = parser.parse_args()
+    root = Path(args.workdir or tempfile.mkdtemp(prefix="graft-suite-"))
+    rows: list[dict[str, Any]] = []
+    for name in args.tasks.split(","):
+        t0 = time.perf_counter()
+        rows += run_task(name, root, args)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    print(summarise(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
