@@ -64,6 +64,9 @@ class DataConfig:
     path_column: str | None = option(
         None, "table column holding image paths (relative to the table)"
     )
+    text_column: str | None = option(
+        None, "table column holding texts (the data is text; folders of .txt files need none)"
+    )
     val_fraction: float = option(SPLIT_FRACTION, "validation share when no val split is given")
     test_fraction: float = option(SPLIT_FRACTION, "test share when no test split is given")
     strict: bool = option(False, "stop at an unreadable image instead of skipping it")

@@ -25,6 +25,7 @@ def create(
     pretrained: bool = True,
     weights: str | Path | None = None,
     image_size: int | None = None,
+    max_length: int | None = None,
 ) -> Backbone:
     """A backbone by name, with its preprocessing and ordered layer groups, in eval mode.
 
@@ -35,6 +36,7 @@ def create(
         pretrained: load pretrained weights; False gives a random initialisation.
         weights: a local weights file for the architecture (overrides the default weights).
         image_size: square input size; overrides the weights' default (``--image-size``).
+        max_length: text backbones: tokens per text (``--max-length``); longer texts are cut.
 
     Example:
         >>> bb = create("efficientnet_lite0")  # doctest: +SKIP
@@ -44,12 +46,25 @@ def create(
     if isinstance(name, Backbone):
         if image_size is not None:
             name.data_config = name.data_config.with_image_size(image_size)
-        return name
+        return _with_max_length(name, max_length)
     if weights is not None and not pretrained:
         raise ConfigError("weights= (--weights) and pretrained=False (--no-pretrained) conflict")
     source, rest = resolve(name)
     path = Path(weights) if weights is not None else None
-    return source.build(rest, pretrained=pretrained, weights=path, image_size=image_size)
+    built = source.build(rest, pretrained=pretrained, weights=path, image_size=image_size)
+    return _with_max_length(built, max_length)
+
+
+def _with_max_length(backbone: Backbone, max_length: int | None) -> Backbone:
+    if max_length is None:
+        return backbone
+    setter = getattr(backbone, "with_max_length", None)
+    if setter is None:
+        raise ConfigError(
+            f"--max-length is for text backbones; {backbone.spec.name!r} reads images"
+        )
+    result: Backbone = setter(max_length)
+    return result
 
 
 def from_spec(spec: BackboneSpec, *, load_weights: bool) -> Backbone:

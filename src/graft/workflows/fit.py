@@ -145,6 +145,8 @@ def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
     extra: dict[str, Any] = {}
     if d.label_separator is not None:  # the table reader (data/, helper D) takes it
         extra["label_separator"] = d.label_separator
+    if d.text_column is not None:
+        extra["text_column"] = d.text_column
     return load_dataset(
         data, task=d.task, label_column=d.label_column, path_column=d.path_column,
         target_columns=None if d.target_columns is None else list(d.target_columns),
@@ -184,6 +186,7 @@ def record_setup(model: GraftModel, cfg: FitConfig, plan: Plan) -> None:
         "target_columns": None if d.target_columns is None else list(d.target_columns),
         "path_column": d.path_column,
         "label_separator": d.label_separator,
+        "text_column": d.text_column,
     }
     model.info["split"] = {
         "val_fraction": d.val_fraction,
