@@ -101,6 +101,9 @@ class BackboneConfig:
     )
     pretrained: bool = option(True, "random initialisation (only when you want it)")
     image_size: int | None = option(None, "override the backbone's input size (square)")
+    max_length: int | None = option(
+        None, "text backbones: tokens read per text (longer texts are truncated)"
+    )
     dropout: float = option(0.0, "dropout before the head")
 
     def __post_init__(self) -> None:
@@ -108,6 +111,10 @@ class BackboneConfig:
         _check(
             self.image_size is None or self.image_size >= 8,
             f"--image-size must be >= 8, got {self.image_size}",
+        )
+        _check(
+            self.max_length is None or self.max_length >= 2,
+            f"--max-length must be >= 2 tokens, got {self.max_length}",
         )
 
 

@@ -27,6 +27,7 @@ FORMAT = "graft-model"
 FORMAT_VERSION = 2  # 2: a typed run record ("record") in place of the free "info" dict
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+TOKENIZER_DIR = "tokenizer"
 
 
 class GraftModel(nn.Module):
@@ -89,12 +90,9 @@ class GraftModel(nn.Module):
         stays active at prediction (BatchNorm stays in inference mode) and each file is
         predicted ``mc_samples`` times. Without ``mc_samples`` the spread is None.
         """
-        from graft.data import ImageDataset, build_transform
-
         if not isinstance(samples, Samples):
-            paths = [Path(p) for p in samples]
-            samples = Samples(paths, np.zeros(len(paths), dtype=np.int64))
-        dataset = ImageDataset(samples, build_transform(self.data_config, train=False))
+            samples = self._as_samples(samples)
+        dataset = self._dataset(samples)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
         device = next(self.parameters()).device
         self.eval()
@@ -121,6 +119,30 @@ class GraftModel(nn.Module):
         mean = np.concatenate(means) if means else np.zeros((0, width))
         return mean, (np.concatenate(stds) if stds else None) if dropouts else None
 
+    @property
+    def input_kind(self) -> str:
+        """``image`` or ``text``: what :meth:`predict` takes."""
+        return self.backbone.input_kind
+
+    def _as_samples(self, items: Sequence[str | Path]) -> Samples:
+        zeros = np.zeros(len(items), dtype=np.int64)
+        if self.input_kind == "text":
+            texts = [str(t) for t in items]
+            return Samples([Path(f"text {i + 1}") for i in range(len(texts))], zeros, texts)
+        return Samples([Path(p) for p in items], zeros)
+
+    def _dataset(self, samples: Samples) -> Any:
+        if self.input_kind == "text":
+            from graft.backbones.text import token_dataset
+
+            if samples.texts is None:
+                raise DataError("this model reads texts; pass texts, not image files")
+            backbone: Any = self.backbone
+            return token_dataset(backbone, samples.texts, samples.targets)
+        from graft.data import ImageDataset, build_transform
+
+        return ImageDataset(samples, build_transform(self.data_config, train=False))
+
     def _enable_mc_dropout(self) -> list[torch.nn.Module]:
         from graft.errors import ConfigError
 
@@ -146,8 +168,19 @@ class GraftModel(nn.Module):
     ) -> list[dict[str, Any]]:
         """Predict files: one record per file (``path``, ``prediction``, ``probability`` or values).
 
-        With ``mc_samples`` each record also has the spread (``*_std``) over MC-dropout passes.
+        A text model takes texts (``model.predict(["some text"])``), one record per text with
+        ``text`` in place of ``path``. With ``mc_samples`` each record also has the spread
+        (``*_std``) over MC-dropout passes.
         """
+        if self.input_kind == "text":
+            texts = [files] if isinstance(files, str) else [str(t) for t in files]
+            if not texts:
+                raise DataError("no texts to predict; pass a list of strings")
+            mean, std = self.predict_distribution(
+                texts, batch_size=batch_size, progress=progress, mc_samples=mc_samples
+            )
+            rows = self.task.rows(mean, std)
+            return [{"text": t, **r} for t, r in zip(texts, rows, strict=True)]
         paths = _expand(files)
         mean, std = self.predict_distribution(
             paths, batch_size=batch_size, progress=progress, mc_samples=mc_samples
@@ -187,9 +220,7 @@ class GraftModel(nn.Module):
             chosen = [data.test]
         else:
             chosen = [s for s in parts.values() if len(s)]
-        merged = Samples(
-            [p for s in chosen for p in s.paths], np.concatenate([s.targets for s in chosen])
-        )
+        merged = Samples.concat(chosen)
         return self._remap_classes(merged, data.class_names, data)
 
     def _training_split(self, source: str | Path) -> dict[str, Any]:
@@ -210,7 +241,7 @@ class GraftModel(nn.Module):
 
         subtasks = getattr(data, "subtasks", None)
         targets = align_targets(self.task_spec, samples.targets, names, subtasks)
-        return samples if targets is samples.targets else Samples(samples.paths, targets)
+        return samples if targets is samples.targets else samples.with_targets(targets)
 
     @property
     def record(self) -> RunRecord:
@@ -246,6 +277,8 @@ class GraftModel(nn.Module):
             save_model(self, str(tmp / WEIGHTS_FILE))
             text = json.dumps(self.config(), indent=2, default=json_default)
             (tmp / CONFIG_FILE).write_text(text + "\n")
+            if hasattr(self.backbone, "save_tokenizer"):  # text: the tokenizer travels along
+                self.backbone.save_tokenizer(tmp / TOKENIZER_DIR)
         return target
 
 
@@ -280,8 +313,19 @@ def load(directory: str | Path) -> GraftModel:
             f"unexpected {list(unexpected)[:3]}); was it written by another model?"
         )
     model.info = _read_record(config, path / CONFIG_FILE).to_info()
+    if hasattr(backbone, "load_tokenizer"):
+        _load_tokenizer(backbone, path / TOKENIZER_DIR)
     model.eval()
     return model
+
+
+def _load_tokenizer(backbone: Any, folder: Path) -> None:
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: missing; a text model needs its tokenizer, save it again")
+    try:
+        backbone.load_tokenizer(folder)
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{folder}: damaged tokenizer files ({e}); save the model again") from e
 
 
 def _read_record(config: dict[str, Any], where: Path) -> RunRecord:

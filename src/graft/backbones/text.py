@@ -142,8 +142,8 @@ class TextBackbone(Backbone):
             return_tensors="pt",
             return_overflowing_tokens=False,
         )
-        if warn:
-            _warn_truncated(enc, len(batch), cfg.max_length, self.limit)
+        if warn and not getattr(self, "_warned", False):
+            self._warned = _warn_truncated(enc, len(batch), cfg.max_length, self.limit)
         return torch.stack([enc["input_ids"], enc["attention_mask"]], dim=1).long()
 
     def identity(self) -> str:
@@ -163,7 +163,8 @@ class TextBackbone(Backbone):
         self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
-def _warn_truncated(enc: Any, n: int, max_length: int, limit: int) -> None:
+def _warn_truncated(enc: Any, n: int, max_length: int, limit: int) -> bool:
+    """One warning when texts were cut (True: it was given; the backbone says it once)."""
     encodings = getattr(enc, "encodings", None) or []
     cut = sum(1 for e in encodings if getattr(e, "overflowing", None))
     if cut:
@@ -172,6 +173,7 @@ def _warn_truncated(enc: Any, n: int, max_length: int, limit: int) -> None:
             f"pass --max-length N (up to {limit}) to read more of each text",
             stacklevel=3,
         )
+    return bool(cut)
 
 
 def text_groups(model: nn.Module) -> list[LayerGroup]:

@@ -312,7 +312,7 @@ class FeatureStore:
     def extract(
         self,
         backbone: Backbone,
-        paths: Sequence[str | Path],
+        paths: Sequence[Any],
         *,
         load: Loader,
         transform_id: str,
@@ -320,6 +320,7 @@ class FeatureStore:
         num_workers: int = 0,
         shard_size: int = 2048,
         progress: bool = True,
+        keys: Sequence[str] | None = None,
     ) -> Features:
         """Features of ``paths`` in their order, running the backbone only on files not stored.
 
@@ -337,13 +338,15 @@ class FeatureStore:
             num_workers: DataLoader processes decoding files in parallel.
             shard_size: rows per shard file (the resume granularity and the memory bound).
             progress: show a progress bar.
+            keys: the content key of each item, when the items are not files (texts: the
+                sha256 of their UTF-8 bytes); ``load`` then receives the items as they are.
 
         Raises:
             DataError: a file is missing or ``load`` fails on it (the message names the file).
         """
         _check_args(batch_size, shard_size, num_workers)
-        files = [Path(p) for p in paths]
-        keys = content_keys(files)
+        files = [Path(p) for p in paths] if keys is None else list(paths)
+        keys = content_keys(files) if keys is None else list(keys)
         identity = backbone.identity()
         entry = _entry(self.entry_path(identity, transform_id))
         dim = int(backbone.num_features)

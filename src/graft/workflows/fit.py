@@ -20,7 +20,7 @@ from graft import __version__
 from graft.backbones import check_input_kind
 from graft.backbones import create as create_backbone
 from graft.backbones.base import Backbone
-from graft.config import FitConfig, TrainConfig
+from graft.config import DEFAULT_BACKBONE, FitConfig, TrainConfig
 from graft.data import load as load_dataset
 from graft.data.base import Dataset
 from graft.errors import ConfigError
@@ -76,10 +76,7 @@ def fit(
     train_cfg = training_for(cfg)
     dataset = load_data_for(data, cfg)
     torch.manual_seed(cfg.training.seed)  # a random backbone and the new head are reproducible
-    backbone = create_backbone(
-        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
-        weights=cfg.model.weights, image_size=cfg.model.image_size,
-    )  # fmt: skip
+    backbone = backbone_for(dataset, cfg, objects, log=log)
     check_input_kind(backbone, dataset)
     spec = task_spec_for(dataset, dropout=cfg.model.dropout, loss_weights=cfg.data.loss_weights)
     model = GraftModel(backbone, spec)
@@ -137,6 +134,24 @@ def training_for(cfg: FitConfig) -> TrainConfig:
     if cfg.output.out is not None and t.checkpoint_dir is None:
         return replace(t, checkpoint_dir=f"{cfg.output.out}.ckpt")
     return t
+
+
+DEFAULT_TEXT_BACKBONE = "minilm"
+
+
+def backbone_for(
+    dataset: Dataset, cfg: FitConfig, objects: Mapping[str, Any], *, log: Log | None = None
+) -> Backbone:
+    """The configured backbone; text data with the default (image) backbone gets ``minilm``."""
+    name = objects.get("backbone", cfg.model.backbone)
+    if dataset.input_kind == "text" and name == DEFAULT_BACKBONE:
+        name = DEFAULT_TEXT_BACKBONE
+        if log is not None:
+            log(f"text data: backbone {name} (pass --backbone to choose another text encoder)")
+    return create_backbone(
+        name, pretrained=cfg.model.pretrained, weights=cfg.model.weights,
+        image_size=cfg.model.image_size, max_length=cfg.model.max_length,
+    )  # fmt: skip
 
 
 def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
@@ -307,10 +322,7 @@ def lr_find(
     cfg, objects = resolve_config(None, overrides)
     dataset = load_data_for(data, cfg)
     torch.manual_seed(cfg.training.seed)
-    bb = create_backbone(
-        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
-        weights=cfg.model.weights, image_size=cfg.model.image_size,
-    )  # fmt: skip
+    bb = backbone_for(dataset, cfg, objects)
     model = GraftModel(bb, task_spec_for(dataset, loss_weights=cfg.data.loss_weights))
     chosen = strategy if isinstance(strategy, Strategy) else cfg.tuning.strategy
     options = {} if isinstance(strategy, Strategy) else cfg.tuning.options()
