@@ -10,9 +10,15 @@ from graft.cli._commands import Handler
 
 
 def register(sub: Any) -> dict[str, Handler]:
-    p = sub.add_parser("predict", help="predict image files with a saved model")
+    p = sub.add_parser("predict", help="predict image files or texts with a saved model")
     p.add_argument("model", help="a saved model folder")
-    p.add_argument("files", nargs="+", help="image files or folders")
+    p.add_argument(
+        "files", nargs="*", help="image files or folders; text models: .txt files or a table"
+    )
+    p.add_argument(
+        "--text", action="append", default=[], help="text models: a text to predict (repeatable)"
+    )
+    p.add_argument("--text-column", help="text models: the table column holding the texts")
     p.add_argument(
         "--output", "-o", help="write predictions here (.csv or .json); default: CSV to stdout"
     )
@@ -34,7 +40,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from graft.model import load
 
     model = load(args.model)
-    rows = model.predict(args.files, batch_size=args.batch_size, mc_samples=args.mc_samples)
+    if model.input_kind == "text":
+        from graft.data.text import texts_to_predict
+
+        names, texts = texts_to_predict(args.files, args.text, args.text_column)
+        rows = model.predict(texts, batch_size=args.batch_size, mc_samples=args.mc_samples)
+        rows = [{"source": n, **r} for n, r in zip(names, rows, strict=True)]
+    elif args.text or args.text_column:
+        raise SystemExit("graft predict: --text/--text-column need a text model; this one reads images")
+    else:
+        if not args.files:
+            raise SystemExit("graft predict: pass image files or folders to predict")
+        rows = model.predict(args.files, batch_size=args.batch_size, mc_samples=args.mc_samples)
     write_records(rows, args.output, fmt=args.format)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)

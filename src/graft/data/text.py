@@ -147,6 +147,39 @@ def warn_skipped(skipped: list[tuple[Path, str]], source: str) -> None:
     )
 
 
+def texts_to_predict(
+    files: list[str], texts: list[str], text_column: str | None
+) -> tuple[list[str], list[str]]:
+    """Names and texts to predict: given texts, ``.txt`` files/folders, or a table's column.
+
+    Raises:
+        DataError: nothing to predict, a table without ``text_column``, an unreadable file.
+    """
+    from graft.data.tables import TABLE_EXTENSIONS, find_column, read_table
+
+    names = [f"--text {i + 1}" for i in range(len(texts))]
+    out = list(texts)
+    for f in files:
+        path = Path(f)
+        if path.suffix.lower() in TABLE_EXTENSIONS:
+            if text_column is None:
+                raise DataError(f"{path}: a table; pass --text-column NAME (the texts' column)")
+            df = read_table(path)
+            column = find_column(df, text_column, path, "text_column")
+            values = ["" if v is None or v != v else str(v) for v in df[column].tolist()]
+            names += [f"{path} row {i + 1}" for i in range(len(values))]
+            out += values
+            continue
+        found = list_texts(path) if path.is_dir() else [path]
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder")
+        names += [str(p) for p in found]
+        out += [read_text(p) for p in found]
+    if not out:
+        raise DataError("no texts to predict; pass --text TEXT, .txt files, or a table")
+    return names, out
+
+
 __all__ = [
     "ENCODING",
     "SPLIT_NAMES",
@@ -157,5 +190,6 @@ __all__ = [
     "read_text",
     "read_text_folder",
     "text_key",
+    "texts_to_predict",
     "warn_skipped",
 ]
