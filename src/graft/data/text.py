@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 from graft.data.images import SPLIT_NAMES, is_image_file, split_folders, subfolders
+from graft.data.tables import TABLE_EXTENSIONS, find_column, read_table
 from graft.errors import DataError
 
 TEXT_EXTENSIONS = frozenset({".txt"})
@@ -155,8 +156,6 @@ def texts_to_predict(
     Raises:
         DataError: nothing to predict, a table without ``text_column``, an unreadable file.
     """
-    from graft.data.tables import TABLE_EXTENSIONS, find_column, read_table
-
     names = [f"--text {i + 1}" for i in range(len(texts))]
     out = list(texts)
     for f in files:
