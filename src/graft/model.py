@@ -277,8 +277,9 @@ class GraftModel(nn.Module):
             save_model(self, str(tmp / WEIGHTS_FILE))
             text = json.dumps(self.config(), indent=2, default=json_default)
             (tmp / CONFIG_FILE).write_text(text + "\n")
-            if hasattr(self.backbone, "save_tokenizer"):  # text: the tokenizer travels along
-                self.backbone.save_tokenizer(tmp / TOKENIZER_DIR)
+            save_tokenizer = getattr(self.backbone, "save_tokenizer", None)
+            if save_tokenizer is not None:  # text: the tokenizer travels with the weights
+                save_tokenizer(tmp / TOKENIZER_DIR)
         return target
 
 

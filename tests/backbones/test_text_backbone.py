@@ -54,7 +54,7 @@ def test_long_texts_are_truncated_with_one_warning(bbc_dir: Path) -> None:
         tokens = bb.encode(texts)
         bb.encode(texts)
     said = [str(w.message) for w in caught]
-    assert said == [f"12 of 13 texts are longer than 32 tokens and were truncated; "
+    assert said == ["12 of 13 texts are longer than 32 tokens and were truncated; "
                     "pass --max-length N (up to 512) to read more of each text"]  # fmt: skip
     assert tokens.shape == (13, 2, 32) and int(tokens[-1, 1].sum()) == 3  # [CLS] short [SEP]
     with pytest.raises(ConfigError, match="reads 2 to 512 tokens"):

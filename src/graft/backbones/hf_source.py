@@ -65,7 +65,9 @@ def _load(where: str, *, pretrained: bool, local: bool) -> tuple[Any, Any, Any]:
             model = AutoModel.from_config(config, **_no_pooler(config))
     except OSError as e:
         if local:
-            raise BackboneError(f"hf:{where}: cannot read a transformers encoder there ({e})") from e
+            raise BackboneError(
+                f"hf:{where}: cannot read a transformers encoder there ({e})"
+            ) from e
         raise BackboneError(
             f"hf:{where}: cannot load it from the Hugging Face hub ({str(e).splitlines()[0]}). "
             "Offline? Download it where you have a network (huggingface-cli download "

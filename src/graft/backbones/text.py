@@ -91,7 +91,8 @@ class TextBackbone(Backbone):
         super().__init__(model, spec, DataConfig(), text_groups(model), input_kind="text")
         self.tokenizer = tokenizer
         self.limit = limit
-        self.num_features = int(model.config.hidden_size)  # type: ignore[union-attr]
+        config: Any = model.config
+        self.num_features = int(config.hidden_size)
 
     @property
     def text_config(self) -> TextConfig:
@@ -180,7 +181,8 @@ def text_groups(model: nn.Module) -> list[LayerGroup]:
     """``embeddings``, one group per transformer layer, then anything else (``pooler``)."""
     names = [n for n, _ in model.named_parameters()]
     layers: dict[str, list[str]] = {}
-    embeddings, rest = [], []
+    embeddings: list[str] = []
+    rest: list[str] = []
     for n in names:
         parts = n.split(".")
         if "layer" in parts and parts.index("layer") + 1 < len(parts):

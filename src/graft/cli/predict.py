@@ -47,7 +47,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         rows = model.predict(texts, batch_size=args.batch_size, mc_samples=args.mc_samples)
         rows = [{"source": n, **r} for n, r in zip(names, rows, strict=True)]
     elif args.text or args.text_column:
-        raise SystemExit("graft predict: --text/--text-column need a text model; this one reads images")
+        raise SystemExit(
+            "graft predict: --text/--text-column need a text model; this one reads images"
+        )
     else:
         if not args.files:
             raise SystemExit("graft predict: pass image files or folders to predict")

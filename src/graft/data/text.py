@@ -42,7 +42,7 @@ def list_texts(folder: Path) -> list[Path]:
 def is_text_folder(root: Path) -> bool:
     """True when ``root`` holds ``.txt`` files and no images (a folder of text documents)."""
     seen_text = False
-    for dirpath, dirnames, filenames in os.walk(root):
+    for _dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for f in filenames:
             if is_image_file(Path(f)):
@@ -88,7 +88,9 @@ def read_text_folder(
         DataError: no class folders with text files; with ``strict``, an empty or undecodable file.
     """
     layout = split_folders(root)
-    parts: dict[str | None, Path] = dict(layout) if layout is not None else {None: root}
+    parts: dict[str | None, Path] = {None: root}
+    if layout is not None:
+        parts = {k: v for k, v in layout.items()}
     paths: list[Path] = []
     labels: list[str] = []
     splits: list[str | None] = []
@@ -130,7 +132,11 @@ def _checked(path: Path, strict: bool) -> tuple[str, str | None]:
 
 def blank_rows(texts: list[str], where: list[Path], *, strict: bool) -> list[tuple[Path, str]]:
     """Rows whose text is empty or whitespace only (skipped; an error with ``strict``)."""
-    bad = [(p, "empty text (only whitespace)") for p, t in zip(where, texts, strict=True) if not t.strip()]
+    bad = [
+        (p, "empty text (only whitespace)")
+        for p, t in zip(where, texts, strict=True)
+        if not t.strip()
+    ]
     if bad and strict:
         raise DataError(f"{bad[0][0]}: empty text (only whitespace); fill or remove the row")
     return bad

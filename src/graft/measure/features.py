@@ -40,7 +40,7 @@ from graft.backbones.base import Backbone
 from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text
 
-Loader = Callable[[Path], torch.Tensor]
+Loader = Callable[[Any], torch.Tensor]  # a file path, or an item of ``keys``-given extraction
 
 # An orphan .npy (no .json) older than this was left by a crash: the rename gap is microseconds.
 _ORPHAN_AGE_S = 60.0

@@ -189,7 +189,5 @@ def text_loaders(
             sampler=train_sampler(data.train.targets, cfg, generator),
             drop_last=len(train) > cfg.batch_size,
         ),
-        loader(
-            token_dataset(backbone, val.texts or [], val.targets), batch_size=cfg.batch_size
-        ),
+        loader(token_dataset(backbone, val.texts or [], val.targets), batch_size=cfg.batch_size),
     )
