@@ -12,6 +12,7 @@ from typing import Any
 
 from graft.backbones.base import Backbone, BackboneSpec
 from graft.backbones.bundled import BUNDLED
+from graft.backbones.hf_source import TEXT_DESCRIPTIONS
 from graft.backbones.plain import DEFAULT_BACKBONE
 from graft.backbones.sources import list_sources, resolve, source_for_spec
 from graft.errors import ConfigError
@@ -93,6 +94,7 @@ def models_text() -> str:
     """The whole ``graft models`` listing: bundled entries, then every source and its usage."""
     lines = ["bundled backbones (work offline):"]
     lines += [f"  {e['name']:<22} {e.get('description', '')}" for e in list_bundled()]
+    lines += [f"  {name:<22} {text} (text)" for name, text in TEXT_DESCRIPTIONS.items()]
     lines += ["", "sources (--backbone PREFIX:NAME; input kind):"]
     for s in list_sources():
         lines.append(f"  {s['prefix'] + ':':<10} {s['input_kind']:<6} {s['summary']}")

