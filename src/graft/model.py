@@ -92,7 +92,7 @@ class GraftModel(nn.Module):
         """
         if not isinstance(samples, Samples):
             samples = self._as_samples(samples)
-        dataset = self._dataset(samples)
+        dataset = self.dataset_for(samples)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
         device = next(self.parameters()).device
         self.eval()
@@ -131,7 +131,8 @@ class GraftModel(nn.Module):
             return Samples([Path(f"text {i + 1}") for i in range(len(texts))], zeros, texts)
         return Samples([Path(p) for p in items], zeros)
 
-    def _dataset(self, samples: Samples) -> Any:
+    def dataset_for(self, samples: Samples) -> Any:
+        """A torch Dataset of ``samples`` as this model reads them (images or tokenized texts)."""
         if self.input_kind == "text":
             from graft.backbones.text import token_dataset
 

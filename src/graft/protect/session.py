@@ -189,9 +189,7 @@ def _fisher_batches(
 
 
 def _encoded(model: GraftModel, samples: Samples) -> Samples:
-    from graft.data.base import Samples
-
-    return Samples(samples.paths, model.task.encode(samples.targets).numpy())
+    return samples.with_targets(model.task.encode(samples.targets).numpy())
 
 
 def _unlabeled(source: str | Path) -> Samples:
@@ -203,9 +201,7 @@ def _unlabeled(source: str | Path) -> Samples:
 def _loader(model: GraftModel, samples: Samples, *, batch_size: int, shuffle: bool) -> Any:
     import torch
 
-    from graft.data import ImageDataset, build_transform
-
-    dataset = ImageDataset(samples, build_transform(model.data_config, train=False))
+    dataset = model.dataset_for(samples)  # images or tokenized texts, as predict reads them
     generator = torch.Generator().manual_seed(0)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, generator=generator
