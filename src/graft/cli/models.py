@@ -9,17 +9,13 @@ from graft.cli._commands import Handler
 
 
 def register(sub: Any) -> dict[str, Handler]:
-    sub.add_parser("models", help="list bundled backbones and how to use any timm model")
+    sub.add_parser("models", help="list bundled image and text backbones, and every source")
     return {"models": cmd_models}
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     del args
-    from graft.backbones import USAGE, list_bundled
+    from graft.backbones import models_text
 
-    print("bundled backbones (work offline):")
-    for entry in list_bundled():
-        print(f"  {entry['name']:<22} {entry.get('description', '')}")
-    print()
-    print(USAGE)
+    print(models_text())
     return 0

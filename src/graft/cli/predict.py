@@ -11,9 +11,15 @@ from graft.cli._commands import Handler
 
 
 def register(sub: Any) -> dict[str, Handler]:
-    p = sub.add_parser("predict", help="predict image files with a saved model")
+    p = sub.add_parser("predict", help="predict image files or texts with a saved model")
     p.add_argument("model", help="a saved model folder")
-    p.add_argument("files", nargs="+", help="image files or folders")
+    p.add_argument(
+        "files", nargs="*", help="image files or folders; text models: .txt files or a table"
+    )
+    p.add_argument(
+        "--text", action="append", default=[], help="text models: a text to predict (repeatable)"
+    )
+    p.add_argument("--text-column", help="text models: the table column holding the texts")
     p.add_argument(
         "--output", "-o", help="write predictions here (.csv or .json); default: CSV to stdout"
     )
@@ -45,10 +51,24 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from graft.model import _expand, load
 
     model = load(args.model)
-    paths, skipped = readable(_expand(args.files), strict=args.strict)
-    if not paths:
-        raise DataError(f"none of the {len(skipped)} files is a readable image; see above")
-    rows = model.predict(paths, batch_size=args.batch_size, mc_samples=args.mc_samples)
+    if model.input_kind == "text":
+        from graft.data.text import texts_to_predict
+
+        names, texts = texts_to_predict(args.files, args.text, args.text_column)
+        rows = model.predict(texts, batch_size=args.batch_size, mc_samples=args.mc_samples)
+        rows = [{"source": n, **r} for n, r in zip(names, rows, strict=True)]
+        skipped: list = []
+    elif args.text or args.text_column:
+        raise SystemExit(
+            "graft predict: --text/--text-column need a text model; this one reads images"
+        )
+    else:
+        if not args.files:
+            raise SystemExit("graft predict: pass image files or folders to predict")
+        paths, skipped = readable(_expand(args.files), strict=args.strict)
+        if not paths:
+            raise DataError(f"none of the {len(skipped)} files is a readable image; see above")
+        rows = model.predict(paths, batch_size=args.batch_size, mc_samples=args.mc_samples)
     write_records(rows, args.output, fmt=args.format)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)

@@ -27,17 +27,37 @@ class Samples:
 
     paths: list[Path]
     targets: np.ndarray
+    #: text datasets: each item's text (``paths`` then name where it came from: a ``.txt`` file
+    #: or ``table.csv:row N``); None for images, which are read from ``paths``.
+    texts: list[str] | None = None
 
     def __post_init__(self) -> None:
         if len(self.paths) != len(self.targets):
             raise ValueError(f"{len(self.paths)} paths but {len(self.targets)} targets")
+        if self.texts is not None and len(self.texts) != len(self.paths):
+            raise ValueError(f"{len(self.paths)} paths but {len(self.texts)} texts")
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def subset(self, index: np.ndarray | list[int]) -> Samples:
         idx = np.asarray(index, dtype=np.int64)
-        return Samples([self.paths[i] for i in idx], self.targets[idx])
+        texts = None if self.texts is None else [self.texts[i] for i in idx]
+        return Samples([self.paths[i] for i in idx], self.targets[idx], texts)
+
+    def with_targets(self, targets: np.ndarray) -> Samples:
+        """The same items with other targets (e.g. encoded for a task)."""
+        return Samples(self.paths, targets, self.texts)
+
+    @staticmethod
+    def concat(parts: list[Samples]) -> Samples:
+        """Several splits as one (texts kept when every part has them)."""
+        texts = None
+        if parts and all(p.texts is not None for p in parts):
+            texts = [t for p in parts for t in p.texts or []]
+        return Samples(
+            [x for p in parts for x in p.paths], np.concatenate([p.targets for p in parts]), texts
+        )
 
 
 @dataclass

@@ -14,6 +14,7 @@ from graft.data.images import read_folder
 from graft.data.images import verify_images as check_images
 from graft.data.splits import check_fractions, make_splits
 from graft.data.tables import TABLE_EXTENSIONS, Rows, read_rows
+from graft.data.text import blank_rows, is_text_folder, read_text_folder, warn_skipped
 from graft.errors import ConfigError, DataError
 
 
@@ -30,6 +31,7 @@ def load(
     strict: bool = False,
     verify_images: bool = True,
     label_separator: str | None = None,
+    text_column: str | None = None,
 ) -> Dataset:
     """Load an image folder or a CSV/TSV/Parquet table into train/val/test splits.
 
@@ -56,6 +58,8 @@ def load(
         verify_images: check that every image decodes (once, at load).
         label_separator: multi-label tables: separator of the labels in a cell (default ``;``);
             given with ``task`` None, the table is read as multi-label.
+        text_column: a table column holding texts: the dataset is text (``input_kind="text"``).
+            A folder whose class folders hold ``.txt`` files (and no images) is text too.
 
     Returns:
         The :class:`Dataset`; skipped files are listed in ``Dataset.skipped``.
@@ -68,12 +72,16 @@ def load(
         return source
     check_fractions(val_fraction, test_fraction)
     path = Path(source).expanduser()
-    rows = _read(path, task, path_column, label_column, target_columns, label_separator)
-    skipped = check_images(rows.paths, strict=strict) if verify_images else []
+    rows, skipped = _read(
+        path, task, path_column, label_column, target_columns, label_separator, text_column, strict
+    )
+    if rows.texts is None and verify_images:
+        skipped = check_images(rows.paths, strict=strict)
     if skipped:
         rows = _without(rows, {p for p, _ in skipped})
     if not rows.paths:
-        raise DataError(f"{path}: no usable images (all {len(skipped)} were unreadable)")
+        kind = "texts" if rows.texts is not None else "images"
+        raise DataError(f"{path}: no usable {kind} (all {len(skipped)} were skipped)")
     rows, duplicates = _drop_duplicates(rows)
     skipped += duplicates
     if rows.task == "classification":
@@ -83,7 +91,7 @@ def load(
         assert rows.targets is not None
         class_names, y = None, rows.targets
     train, val, test = _split(
-        Samples(rows.paths, y),
+        Samples(rows.paths, y, rows.texts),
         rows.splits,
         rows.task,
         val_fraction,
@@ -95,6 +103,7 @@ def load(
     class_names = class_names if rows.class_names is None else rows.class_names
     data = Dataset(rows.task, train, val, test, class_names, rows.target_names, str(path), skipped)
     data.subtasks = rows.subtasks
+    data.input_kind = "image" if rows.texts is None else "text"
     if rows.task == "classification":
         _check_train_classes(data)
     return data
@@ -107,7 +116,9 @@ def _read(
     label_column: str | None,
     target_columns: list[str] | None,
     label_separator: str | None = None,
-) -> Rows:
+    text_column: str | None = None,
+    strict: bool = False,
+) -> tuple[Rows, list[tuple[Path, str]]]:
     if not path.exists():
         raise DataError(
             f"{path}: no such file or folder; pass an image folder or a CSV/Parquet table"
@@ -120,17 +131,24 @@ def _read(
                 "(regression, multitask) or a label column of labels joined by a separator "
                 "(multilabel)"
             )
+        if is_text_folder(path):
+            files, labels, splits, texts, skipped = read_text_folder(path, strict=strict)
+            return Rows("classification", files, labels, None, splits, None, texts=texts), skipped
         files, labels, splits = read_folder(path)
-        return Rows("classification", files, labels, None, splits, None)
+        return Rows("classification", files, labels, None, splits, None), []
     if path.suffix.lower() in TABLE_EXTENSIONS:
-        return read_rows(
+        rows = read_rows(
             path,
             task=task,
             path_column=path_column,
             label_column=label_column,
             target_columns=target_columns,
             label_separator=label_separator,
+            text_column=text_column,
         )
+        skipped = [] if rows.texts is None else blank_rows(rows.texts, rows.paths, strict=strict)
+        warn_skipped(skipped, str(path))
+        return rows, skipped
     raise DataError(
         f"{path}: not a folder or a table; pass an image folder or a file ending in "
         f"{', '.join(sorted(TABLE_EXTENSIONS))}"
@@ -148,7 +166,8 @@ def _drop_duplicates(rows: Rows) -> tuple[Rows, list[tuple[Path, str]]]:
         # A duplicate row: the same bytes with the same label (or targets) and given split.
         # Different labels or explicitly different splits are the user's to decide: kept.
         target = rows.labels[i] if rows.labels is not None else _target_text(rows, i)
-        digest = (hashlib.sha256(p.read_bytes()).hexdigest(), target, rows.splits[i])
+        content = p.read_bytes() if rows.texts is None else rows.texts[i].encode()
+        digest = (hashlib.sha256(content).hexdigest(), target, rows.splits[i])
         if digest in first:
             same = "the same file" if first[digest] == p else f"the same bytes as {first[digest]}"
             dropped[i] = (p, f"duplicate row ({same}); kept its first row only")
@@ -180,6 +199,7 @@ def _subset(rows: Rows, keep: list[int]) -> Rows:
         labels=None if rows.labels is None else [rows.labels[i] for i in keep],
         targets=None if rows.targets is None else rows.targets[keep],
         splits=[rows.splits[i] for i in keep],
+        texts=None if rows.texts is None else [rows.texts[i] for i in keep],
     )
 
 

@@ -53,6 +53,7 @@ class Rows:
     target_names: list[str] | None
     class_names: list[str] | None = None
     subtasks: list[dict[str, Any]] | None = field(default=None)
+    texts: list[str] | None = None  # text tables: each row's text
 
 
 def read_table(table: Path) -> pd.DataFrame:
@@ -194,14 +195,19 @@ def read_rows(
     label_column: str | None = None,
     target_columns: list[str] | None = None,
     label_separator: str | None = None,
+    text_column: str | None = None,
 ) -> Rows:
     """Read ``table`` into paths, labels or targets, and splits (an optional ``split`` column).
 
     ``task="multilabel"`` (implied by a ``label_separator`` when ``task`` is None) and
-    ``task="multitask"`` are read by :mod:`graft.data.multi`.
+    ``task="multitask"`` are read by :mod:`graft.data.multi`. With ``text_column`` the rows are
+    texts (``Rows.texts``) and each row's "path" names it (``table.csv:row N``).
     """
     df = read_table(table)
-    if path_column is None:
+    if text_column is not None:
+        text_column = find_column(df, text_column, table, "text_column")
+        path_column = text_column
+    elif path_column is None:
         path_column = _default_column(df, PATH_COLUMNS)
         if path_column is None:
             cols = ", ".join(str(c) for c in df.columns)
@@ -217,7 +223,8 @@ def read_rows(
     if task in ("multilabel", "multitask"):
         rows = _multi_rows(df, table, task, label_column, target_columns, reserved)
         sep = label_separator if label_separator is not None else DEFAULT_SEPARATOR
-        return rows(_paths(df, path_column, table), _splits(df, table), sep)
+        out: Rows = rows(_items(df, path_column, table, text_column), _splits(df, table), sep)
+        return _with_texts(out, df, text_column)
     kind, columns = infer_task(
         df,
         table,
@@ -226,11 +233,30 @@ def read_rows(
         target_columns=target_columns,
         reserved=reserved,
     )
-    paths = _paths(df, path_column, table)
+    paths = _items(df, path_column, table, text_column)
     splits = _splits(df, table)
     if kind == "classification":
-        return Rows(kind, paths, column_labels(df, columns[0], table), None, splits, None)
-    return Rows(kind, paths, None, column_targets(df, columns, table), splits, columns)
+        rows = Rows(kind, paths, column_labels(df, columns[0], table), None, splits, None)
+    else:
+        rows = Rows(kind, paths, None, column_targets(df, columns, table), splits, columns)
+    return _with_texts(rows, df, text_column)
+
+
+def _items(df: pd.DataFrame, column: str, table: Path, text_column: str | None) -> list[Path]:
+    """Image paths, or for a text table a name per row (``table.csv:row N``)."""
+    if text_column is None:
+        return _paths(df, column, table)
+    return [Path(row_name(table, i)) for i in range(len(df))]
+
+
+def _with_texts(rows: Rows, df: pd.DataFrame, text_column: str | None) -> Rows:
+    if text_column is not None:
+        rows.texts = ["" if _missing(v) else str(v) for v in df[text_column].tolist()]
+    return rows
+
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value))
 
 
 def _multi_rows(

@@ -108,6 +108,9 @@ def importance_batches(
     out: list[Batch] = []
     for start in range(0, len(order), batch_size):
         part = samples.subset(order[start : start + batch_size])
-        x = torch.stack([transform(load_image(p, channels)) for p in part.paths])
+        if part.texts is not None:  # a text model: its packed tokens
+            x = model.dataset_for(part).tensors[0]
+        else:
+            x = torch.stack([transform(load_image(p, channels)) for p in part.paths])
         out.append((x, model.task.encode(part.targets)))
     return out

@@ -25,7 +25,13 @@ import numpy as np
 from graft.backbones.base import Backbone
 from graft.data.base import Dataset
 from graft.errors import ConfigError, DataError
-from graft.measure.probes import PIXEL_SIZE, linear_probe, pixel_features
+from graft.measure.probes import (
+    PIXEL_SIZE,
+    TFIDF_NAME,
+    linear_probe,
+    pixel_features,
+    tfidf_probe,
+)
 from graft.measure.scores import SCORES, score
 from graft.measure.source import DEFAULT_SCORE, gap_to_source, measure_score
 from graft.measure.stored import SplitFeatures, split_features
@@ -89,10 +95,12 @@ def score_and_guard(
         n = len(feats.features[split])
         picks[split] = np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
     splits = data.splits()
-    pix = {s: pixel_features([splits[s].paths[i] for i in idx]) for s, idx in picks.items()}
     y = {s: np.asarray(feats.targets[s])[idx] for s, idx in picks.items()}
     x = {s: feats.features[s][idx] for s, idx in picks.items()}
     out: dict[str, Any] = {"probe_metric": "accuracy" if data.task == "classification" else "R²"}
+    if data.input_kind == "text":
+        return out | _text_guard(data, picks, x, y)
+    pix = {s: pixel_features([splits[s].paths[i] for i in idx]) for s, idx in picks.items()}
     try:
         out["probe"] = linear_probe((x["train"], y["train"]), (x["val"], y["val"]), data.task)
         out["pixel_probe"] = linear_probe(
@@ -115,3 +123,21 @@ def score_and_guard(
     except (ConfigError, DataError):
         pass
     return out
+
+
+def _text_guard(
+    data: Dataset,
+    picks: dict[str, np.ndarray],
+    x: dict[str, np.ndarray],
+    y: dict[str, np.ndarray],
+) -> dict[str, Any]:
+    """Text: the probe on the embeddings against TF-IDF + logistic regression on the texts."""
+    splits = data.splits()
+    texts = {s: [(splits[s].texts or [])[i] for i in idx] for s, idx in picks.items()}
+    try:
+        probe = linear_probe((x["train"], y["train"]), (x["val"], y["val"]), data.task)
+        raw = tfidf_probe((texts["train"], y["train"]), (texts["val"], y["val"]), data.task)
+    except ValueError:  # a single class in the training split: no probe to fit
+        return {}
+    name = TFIDF_NAME if data.task == "classification" else "TF-IDF + ridge"
+    return {"probe": probe, "pixel_probe": raw, "raw_input": name}

@@ -51,7 +51,7 @@ from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text, follow_umask
 from graft.measure.engines import choose_engine
 
-Loader = Callable[[Path], torch.Tensor]
+Loader = Callable[[Any], torch.Tensor]  # a file path, or an item of ``keys``-given extraction
 
 # An orphan .npy (no .json) older than this was left by a crash: the rename gap is microseconds.
 _ORPHAN_AGE_S = 60.0
@@ -394,7 +394,7 @@ class FeatureStore:
     def extract(
         self,
         backbone: Backbone,
-        paths: Sequence[str | Path],
+        paths: Sequence[Any],
         *,
         load: Loader,
         transform_id: str,
@@ -402,6 +402,7 @@ class FeatureStore:
         num_workers: int = 0,
         shard_size: int = 2048,
         progress: bool = True,
+        keys: Sequence[str] | None = None,
     ) -> Features:
         """Features of ``paths`` in their order, running the backbone only on files not stored.
 
@@ -419,13 +420,15 @@ class FeatureStore:
             num_workers: DataLoader processes decoding files in parallel.
             shard_size: rows per shard file (the resume granularity and the memory bound).
             progress: show a progress bar.
+            keys: the content key of each item, when the items are not files (texts: the
+                sha256 of their UTF-8 bytes); ``load`` then receives the items as they are.
 
         Raises:
             DataError: a file is missing or ``load`` fails on it (the message names the file).
         """
         _check_args(batch_size, shard_size, num_workers)
-        files = [Path(p) for p in paths]
-        keys = content_keys(files)
+        files = [Path(p) for p in paths] if keys is None else list(paths)
+        keys = content_keys(files) if keys is None else list(keys)
         identity = backbone.identity()
         entry = _entry(self.entry_path(identity, transform_id))
         dim = int(backbone.num_features)

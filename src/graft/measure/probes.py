@@ -1,4 +1,4 @@
-"""The advisor's baselines: raw downsampled pixels, and a linear probe to compare features with.
+"""The advisor's baselines: raw downsampled pixels or TF-IDF, and a linear probe on features.
 
 Kornblith et al., "Do Better ImageNet Models Transfer Better?", CVPR 2019, use the linear probe
 as the cheap proxy of transfer: a probe on a backbone's features that loses to the same probe on
@@ -61,3 +61,42 @@ def linear_probe(
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe = make_pipeline(StandardScaler(), model).fit(*train)
         return float(pipe.score(*val))
+
+
+#: The text baseline's vocabulary: words and word pairs, at most this many.
+TFIDF_FEATURES = 50_000
+TFIDF_NAME = "TF-IDF + logistic regression"
+
+
+def tfidf_probe(
+    train: tuple[Sequence[str], np.ndarray], val: tuple[Sequence[str], np.ndarray], task: str
+) -> float:
+    """Validation accuracy (or R²) of TF-IDF + logistic regression (ridge): the text baseline.
+
+    The raw-input baseline for text, as downsampled pixels are for images: words and word
+    pairs weighted by sublinear TF-IDF, fitted on the training texts only.
+
+    Raises:
+        ValueError: scikit-learn's, e.g. a single class in the training targets.
+    """
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(tfidf_vectorizer(), _linear(task)).fit(list(train[0]), train[1])
+    return float(model.score(list(val[0]), val[1]))
+
+
+def tfidf_vectorizer() -> object:
+    """The TF-IDF settings every text baseline uses (probe, compare arm)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    return TfidfVectorizer(
+        sublinear_tf=True, ngram_range=(1, 2), min_df=1, max_features=TFIDF_FEATURES
+    )
+
+
+def _linear(task: str) -> object:
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+
+    if task == "classification":
+        return LogisticRegression(max_iter=1000, C=10.0)
+    return RidgeCV(alphas=np.logspace(-3, 3, 7))

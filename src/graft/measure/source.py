@@ -77,6 +77,11 @@ def reference_features(backbone: Backbone) -> tuple[np.ndarray | None, str]:
         ``(features, note)``: features ``(n, dim)`` float32, or None with the reason.
     """
     spec = backbone.spec
+    if backbone.input_kind == "text":
+        return None, (
+            f"no sample of {spec.name!r}'s pretraining texts ships with graft, so the gap to "
+            "its source cannot be measured; the advisor assumes a moderate gap"
+        )
     path = REFERENCE_DIR / f"{spec.name}.npz"
     if spec.source != "bundled" or not path.exists():
         return None, f"no reference sample is kept for {spec.name!r} ({spec.source} weights)"

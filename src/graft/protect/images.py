@@ -37,7 +37,7 @@ def fisher_batches(
     def build() -> Iterable[Any]:
         if ewc_data is None:
             train = dataset.train
-            samples = Samples(train.paths, model.task.encode(train.targets).numpy())
+            samples = train.with_targets(model.task.encode(train.targets).numpy())
         else:
             samples = unlabeled(ewc_data)
         return image_loader(model, samples, batch_size=32, shuffle=True)
@@ -53,10 +53,9 @@ def unlabeled(source: str | Path) -> Samples:
 
 
 def image_loader(model: GraftModel, samples: Samples, *, batch_size: int, shuffle: bool) -> Any:
-    """A loader of ``samples`` preprocessed for ``model`` (no augmentation), seeded order."""
-    from graft.data import ImageDataset, build_transform
-
-    dataset = ImageDataset(samples, build_transform(model.data_config, train=False))
+    """A loader of ``samples`` as ``model`` reads them (images or tokenized texts; no
+    augmentation), in a seeded order."""
+    dataset = model.dataset_for(samples)
     generator = torch.Generator().manual_seed(0)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=shuffle, generator=generator

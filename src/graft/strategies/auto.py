@@ -84,6 +84,8 @@ class Facts:
     pixel_probe: float | None = None
     probe_metric: str = "accuracy"
     pixel_size: int | None = None
+    #: the raw-input baseline when it is not pixels (text: ``TF-IDF + logistic regression``).
+    raw_input: str | None = None
     constant_features: bool = False
     pretrained: bool = True
 
@@ -139,7 +141,8 @@ def decide(facts: Facts) -> Advice:
         )
     if f.features_lose or f.constant_features:
         name, options, how = GUARD_CHOICE
-        why = "constant features" if f.constant_features else "features lose to raw pixels"
+        raw = f.raw_input or "raw pixels"
+        why = "constant features" if f.constant_features else f"features lose to {raw}"
         reasons.append(
             f"→ negative-transfer guard ({why}): not settling on feature extraction; {how}. "
             "Also try another backbone (graft rank) or training from scratch."
@@ -201,7 +204,7 @@ def _fact_lines(f: Facts) -> list[str]:
             verdict = f"a tie, broken by {f.score_name}: {verdict.lower()}"
         lines.append(
             f"guard: linear probe val {f.probe_metric} {f.probe:.3f} on the features vs "
-            f"{f.pixel_probe:.3f} on {_pixels(f.pixel_size)}: {verdict}"
+            f"{f.pixel_probe:.3f} on {f.raw_input or _pixels(f.pixel_size)}: {verdict}"
         )
     return lines
 

@@ -10,6 +10,7 @@ import torch
 
 from graft.data import ImageDataset, build_transform, load_image, transform_identity
 from graft.data.base import Dataset, Samples
+from graft.data.text import text_key
 from graft.measure.features import FeatureStore
 
 if TYPE_CHECKING:
@@ -69,8 +70,34 @@ def constant_features_note(rows: FeatureRows, model: GraftModel) -> str | None:
     )
 
 
+class TokenLoader:
+    """One row of texts tokenized up front (picklable): item ``i`` is its packed tokens."""
+
+    def __init__(self, tokens: torch.Tensor) -> None:
+        self.tokens = tokens
+
+    def __call__(self, i: int) -> torch.Tensor:
+        return self.tokens[i]
+
+
 def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
-    """The frozen backbone's features for ``samples``, from the store (computed if missing)."""
+    """The frozen backbone's features for ``samples``, from the store (computed if missing).
+
+    Texts are keyed by their content (sha256 of the UTF-8 bytes) under the backbone's weights
+    and text settings; images by their file's bytes under the backbone and its preprocessing.
+    """
+    if samples.texts is not None:
+        backbone: Any = model.backbone
+        return FeatureStore.for_cache_dir(cfg.cache_dir).extract(
+            backbone,
+            list(range(len(samples))),
+            keys=[text_key(t) for t in samples.texts],
+            load=TokenLoader(backbone.encode(samples.texts)),
+            transform_id=backbone.text_config.identity,
+            batch_size=max(cfg.batch_size, 64),
+            num_workers=0,
+            progress=cfg.progress,
+        )
     return FeatureStore.for_cache_dir(cfg.cache_dir).extract(
         model.backbone,
         samples.paths,
@@ -120,8 +147,10 @@ def image_loaders(
     """Train (augmented) and validation loaders that decode images."""
 
     def encoded(samples: Samples) -> Samples:
-        return Samples(samples.paths, model.task.encode(samples.targets).numpy())
+        return samples.with_targets(model.task.encode(samples.targets).numpy())
 
+    if data.train.texts is not None:
+        return text_loaders(model, encoded(data.train), encoded(data.val), data, cfg, generator)
     train_tf = build_transform(model.data_config, train=cfg.augment)
     eval_tf = build_transform(model.data_config, train=False)
     train = torch.utils.data.DataLoader(
@@ -137,3 +166,27 @@ def image_loaders(
         num_workers=cfg.num_workers,
     )
     return train, val
+
+
+def text_loaders(
+    model: GraftModel,
+    train: Samples,
+    val: Samples,
+    data: Dataset,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+) -> tuple[Any, Any]:
+    """Train and validation loaders over texts tokenized once (no augmentation for text)."""
+    from graft.backbones.text import token_dataset
+
+    backbone: Any = model.backbone
+    loader = torch.utils.data.DataLoader
+    return (
+        loader(
+            token_dataset(backbone, train.texts or [], train.targets),
+            batch_size=cfg.batch_size,
+            sampler=train_sampler(data.train.targets, cfg, generator),
+            drop_last=len(train) > cfg.batch_size,
+        ),
+        loader(token_dataset(backbone, val.texts or [], val.targets), batch_size=cfg.batch_size),
+    )

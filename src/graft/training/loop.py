@@ -111,7 +111,7 @@ def train(
         trainable = apply_trainable(model, stage)
         pretext = stage.kind == "pretext"
         on_features = not pretext and cfg.use_cache and stage.backbone_frozen
-        where = "stored features" if on_features else "images"
+        where = "stored features" if on_features else f"{model.backbone.input_kind}s"
         where = "unlabeled images (pretext)" if pretext else where
         log(
             f"stage {index + 1}/{len(plan.stages)} {stage.name}: {trainable:,} trainable parameters, on {where}"

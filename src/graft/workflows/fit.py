@@ -20,7 +20,7 @@ from graft import __version__
 from graft.backbones import check_input_kind
 from graft.backbones import create as create_backbone
 from graft.backbones.base import Backbone
-from graft.config import FitConfig, TrainConfig
+from graft.config import DEFAULT_BACKBONE, FitConfig, TrainConfig
 from graft.data import load as load_dataset
 from graft.data.base import Dataset
 from graft.errors import ConfigError, DataError
@@ -79,10 +79,7 @@ def fit(
     dataset = load_data_for(data, cfg)
     require_validation(dataset, cfg)  # before --dry-run returns: both refuse the same data
     torch.manual_seed(cfg.training.seed)  # a random backbone and the new head are reproducible
-    backbone = create_backbone(
-        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
-        weights=cfg.model.weights, image_size=cfg.model.image_size,
-    )  # fmt: skip
+    backbone = backbone_for(dataset, cfg, objects, log=log)
     check_input_kind(backbone, dataset)
     spec = task_spec_for(dataset, dropout=cfg.model.dropout, loss_weights=cfg.data.loss_weights)
     model = GraftModel(backbone, spec)
@@ -142,12 +139,32 @@ def training_for(cfg: FitConfig) -> TrainConfig:
     return t
 
 
+DEFAULT_TEXT_BACKBONE = "minilm"
+
+
+def backbone_for(
+    dataset: Dataset, cfg: FitConfig, objects: Mapping[str, Any], *, log: Log | None = None
+) -> Backbone:
+    """The configured backbone; text data with the default (image) backbone gets ``minilm``."""
+    name = objects.get("backbone", cfg.model.backbone)
+    if dataset.input_kind == "text" and name == DEFAULT_BACKBONE:
+        name = DEFAULT_TEXT_BACKBONE
+        if log is not None:
+            log(f"text data: backbone {name} (pass --backbone to choose another text encoder)")
+    return create_backbone(
+        name, pretrained=cfg.model.pretrained, weights=cfg.model.weights,
+        image_size=cfg.model.image_size, max_length=cfg.model.max_length,
+    )  # fmt: skip
+
+
 def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
     """The dataset as the configuration reads and splits it (a Dataset passes through)."""
     d = cfg.data
     extra: dict[str, Any] = {}
     if d.label_separator is not None:  # the table reader (data/, helper D) takes it
         extra["label_separator"] = d.label_separator
+    if d.text_column is not None:
+        extra["text_column"] = d.text_column
     return load_dataset(
         data, task=d.task, label_column=d.label_column, path_column=d.path_column,
         target_columns=None if d.target_columns is None else list(d.target_columns),
@@ -202,6 +219,7 @@ def record_setup(model: GraftModel, cfg: FitConfig, plan: Plan) -> None:
         "target_columns": None if d.target_columns is None else list(d.target_columns),
         "path_column": d.path_column,
         "label_separator": d.label_separator,
+        "text_column": d.text_column,
     }
     model.info["split"] = {
         "val_fraction": d.val_fraction,
@@ -349,10 +367,7 @@ def lr_find(
     cfg, objects = resolve_config(None, overrides)
     dataset = load_data_for(data, cfg)
     torch.manual_seed(cfg.training.seed)
-    bb = create_backbone(
-        objects.get("backbone", cfg.model.backbone), pretrained=cfg.model.pretrained,
-        weights=cfg.model.weights, image_size=cfg.model.image_size,
-    )  # fmt: skip
+    bb = backbone_for(dataset, cfg, objects)
     model = GraftModel(bb, task_spec_for(dataset, loss_weights=cfg.data.loss_weights))
     chosen = strategy if isinstance(strategy, Strategy) else cfg.tuning.strategy
     options = {} if isinstance(strategy, Strategy) else cfg.tuning.options()

@@ -27,6 +27,7 @@ from graft.backbones import DEFAULT_BACKBONE
 from graft.backbones.base import Backbone
 from graft.data.base import Dataset, Samples
 from graft.data.images import list_images
+from graft.data.text import is_text_folder, list_texts, read_text
 from graft.errors import ConfigError, DataError
 from graft.measure.features import FeatureStore
 from graft.measure.gap import GapReport, domain_gap
@@ -179,17 +180,22 @@ def rank(
     return Ranking(score, str(dataset.source), tuple(rows), time.perf_counter() - started, citation)
 
 
-def _paths(data: str | Path | Dataset, seed: int) -> list[Path]:
-    """Every image of a dataset, or of a folder (class subfolders not required)."""
+def _samples(data: str | Path | Dataset, seed: int) -> Samples:
+    """Every item of a dataset, or of a folder of images or ``.txt`` files (no classes needed)."""
     if isinstance(data, (str, Path)) and Path(data).is_dir():
+        if is_text_folder(Path(data)):
+            files = list_texts(Path(data))
+            texts = [read_text(f) for f in files]
+            return Samples(files, np.zeros(len(files)), texts)
         paths = list_images(Path(data))
         if not paths:
             raise DataError(
                 f"{data}: no image files below this folder; point at a folder of images"
             )
-        return paths
+        return Samples(paths, np.zeros(len(paths)))
     dataset = _inputs.dataset(data, seed=seed)
-    return [p for s in dataset.splits().values() for p in s.paths]
+    merged = Samples.concat(list(dataset.splits().values()))
+    return merged.with_targets(np.zeros(len(merged)))
 
 
 def similarity(
@@ -229,8 +235,7 @@ def similarity(
     cfg = store_config(cache_dir, batch_size, 0, progress)
     sides = []
     for data in (source, target):
-        paths = _paths(data, seed)
-        sides.append(samples_features(bb, Samples(paths, np.zeros(len(paths))), cfg).to_array())
+        sides.append(samples_features(bb, _samples(data, seed), cfg).to_array())
     if max(float(x.std(axis=0).max()) for x in sides) <= 1e-6:
         raise DataError(
             f"{bb.spec.name} gives the same features for every image at "
