@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
+import torch
 from torch import nn
 
 from graft.backbones.base import Backbone, BackboneSpec
@@ -56,20 +58,36 @@ class TimmSource(Source):
         if not self.claims(name):
             raise BackboneError(unknown_message(name, shown=f"timm:{name}"))
         canonical = f"timm:{name}"
-        built = build_plain(canonical, name, {}, pretrained=pretrained, weights=weights)
-        model, spec = built if built is not None else _from_hub(canonical, name)
+        kwargs = _size_kwargs(name, image_size)
+        built = build_plain(canonical, name, kwargs, pretrained=pretrained, weights=weights)
+        model, spec = built if built is not None else _from_hub(canonical, name, kwargs)
         return assemble(model, spec, None, image_size)
 
     def rebuild(self, spec: BackboneSpec, *, load_weights: bool) -> Backbone:
         model = rebuild_plain(spec, load_weights=load_weights)
         if model is None and spec.source == "timm":
-            model, _ = _from_hub(spec.name, spec.arch)
+            model, _ = _from_hub(spec.name, spec.arch, spec.kwargs)
         if model is None:
             raise BackboneError(f"cannot load weights for backbone source {spec.source!r}")
         return assemble(model, spec, None, None)
 
 
-def _from_hub(name: str, arch: str) -> tuple[nn.Module, BackboneSpec]:
+def _size_kwargs(arch: str, image_size: int | None) -> dict[str, Any]:
+    """``img_size`` for a patch-embedding transformer built at another size (ViT, DeiT, ...).
+
+    Their position embeddings are sized at construction (timm resamples pretrained ones), so
+    ``--image-size`` must reach ``timm.create_model``; convolutional networks take any size.
+    """
+    if image_size is None or is_small_cnn(arch):
+        return {}
+    import timm
+
+    with torch.device("meta"):
+        probe = timm.create_model(arch, pretrained=False)
+    return {"img_size": image_size} if hasattr(probe, "patch_embed") else {}
+
+
+def _from_hub(name: str, arch: str, kwargs: dict[str, Any]) -> tuple[nn.Module, BackboneSpec]:
     import timm
     from timm.models import get_pretrained_cfg
 
@@ -81,7 +99,7 @@ def _from_hub(name: str, arch: str) -> tuple[nn.Module, BackboneSpec]:
         # timm would warn and return random weights; graft refuses to do that silently.
         raise BackboneError(f"timm has no pretrained weights for {arch!r}; {FIXES}")
     try:
-        model = timm.create_model(arch, pretrained=True)
+        model = timm.create_model(arch, pretrained=True, **kwargs)
     except Exception as e:  # hub, HTTP, SSL and file errors differ by timm/huggingface version
         reason = str(e).splitlines()[0][:200] if str(e) else ""
         raise BackboneError(
@@ -89,4 +107,4 @@ def _from_hub(name: str, arch: str) -> tuple[nn.Module, BackboneSpec]:
             f"({type(e).__name__}: {reason}); no network? {FIXES} "
             "(HF_HUB_OFFLINE=1 skips the hub's network retries)"
         ) from e
-    return model, BackboneSpec(name, arch, "timm", weights=str(where))
+    return model, BackboneSpec(name, arch, "timm", weights=str(where), kwargs=kwargs)
