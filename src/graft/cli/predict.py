@@ -26,6 +26,15 @@ def register(sub: Any) -> dict[str, Handler]:
         default=0,
         help="MC dropout: predict each file N times with dropout on; report mean and spread",
     )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        help="classification: also give the K most probable classes with their probabilities",
+    )
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars"
+    )
     return {"predict": cmd_predict}
 
 
@@ -34,7 +43,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from graft.model import load
 
     model = load(args.model)
-    rows = model.predict(args.files, batch_size=args.batch_size, mc_samples=args.mc_samples)
+    rows = model.predict(
+        args.files,
+        batch_size=args.batch_size,
+        mc_samples=args.mc_samples,
+        top_k=args.top_k,
+        progress=args.progress,
+    )
     write_records(rows, args.output, fmt=args.format)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)

@@ -120,7 +120,13 @@ def start_forgetting(
         term = RegularizerTerm(reg, name=name, reference=reference, anchor=anchor, log=log)
         log(_activity(name, plan, use_cache))
     original = None
-    if retention and model.backbone.source_head is not None:
+    # The automatic report runs where it means something; asked for (a regularizer to judge,
+    # or reference images named) it runs wherever the original classifier exists.
+    asked = regularize is not None or retention_data is not None
+    skip = None if asked else retention_skip_reason(model, plan)
+    if retention and skip is not None:
+        log(f"retention report skipped: {skip}")
+    if retention and skip is None and model.backbone.source_head is not None:
         original = copy.deepcopy(model.backbone).cpu().eval().requires_grad_(False)
     elif retention_data is not None:
         raise ConfigError(
@@ -128,6 +134,22 @@ def start_forgetting(
             "to compare with; retention needs the bundled backbone or a saved graft model"
         )
     return ForgettingSession(term, original, retention_data, log)
+
+
+def retention_skip_reason(model: GraftModel, plan: Plan) -> str | None:
+    """Why a retention report would mean nothing for this run (None: it means something).
+
+    Retention compares the original model with the fine-tuned backbone under the original
+    head: it needs a pretrained backbone with its original classifier that some stage trains.
+    """
+    spec = model.backbone.spec
+    if not spec.pretrained or spec.source == "random":
+        return f"backbone {spec.name!r} is randomly initialised: it has no original task to keep"
+    if model.backbone.source_head is None:
+        return f"backbone {spec.name!r} has no original classifier to compare with"
+    if all(s.backbone_frozen for s in plan.stages if s.kind == "task"):
+        return "the backbone is frozen in every stage: it cannot have forgotten anything"
+    return None
 
 
 def _named(regularize: str | Regularizer | None, name: str) -> bool:
