@@ -113,7 +113,23 @@ ARMS.register("progressive")(
     )
 )
 
-DEFAULT_ARMS = ("scratch", "small_cnn", "feature_extraction", "two_stage", "progressive")
+ARMS.register("advisor")(
+    Arm(
+        strategy="auto",
+        kind="transfer",
+        stages=2,
+        description="what `graft fit` would do: the advisor's plan (--strategy auto)",
+    )
+)
+
+DEFAULT_ARMS = (
+    "scratch",
+    "small_cnn",
+    "feature_extraction",
+    "two_stage",
+    "progressive",
+    "advisor",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
