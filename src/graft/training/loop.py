@@ -33,6 +33,7 @@ from graft.training.extensions import (
     restore_states,
     setup_stage,
 )
+from graft.training.heartbeat import Heartbeat
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.training.params import apply_trainable, freeze_batchnorm, param_groups
 from graft.training.schedules import build_scheduler
@@ -281,6 +282,7 @@ class _StageRunner:
         self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
         self.generator = generator or torch.Generator()
         self.monitor, self.sign = _monitor(cfg.monitor)
+        self.log: Callable[[str], None] = print  # set by run()
 
     def run(
         self,
@@ -316,6 +318,7 @@ class _StageRunner:
         best = state.get("best", math.inf)
         best_state = state.get("best_state")
         bad = state.get("bad", 0)
+        self.log = log
         for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
             seed = epoch_seed(self.cfg.seed, self.index, epoch)
             set_seed(seed)  # python, numpy, torch: augmentation and dropout
@@ -420,9 +423,13 @@ class _StageRunner:
         total, count = 0.0, 0
         sums: dict[str, float] = {}
         steps = max(1, self.stage.epochs * len(loader))
+        what = f"{self.stage.name} epoch {epoch}/{self.stage.epochs}"
+        beat = Heartbeat(what, len(loader), self.log)
         for step, (x, y) in enumerate(
             _bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")
         ):
+            if step:
+                beat.tick(step)
             with self.acc.accumulate(module):
                 progress = ((epoch - 1) * len(loader) + step) / steps
                 loss, metrics = self._loss(module, x, y, progress)
