@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from graft.config import DEFAULT_BACKBONE
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
+from graft.evaluate.pixels import pixel_baseline
 from graft.metrics import format_value, metric_direction
 
 if TYPE_CHECKING:
@@ -162,8 +163,6 @@ def compare(
     rows = [arm_row(name, ARMS.get(name), models[name], dataset.task) for name in plan.arms]
     baseline = None
     if pixels:
-        from graft.evaluate.pixels import pixel_baseline
-
         log(f"baseline {PIXELS}: no network, a linear model on 16x16 downsampled pixels")
         baseline = raw_row(PIXELS, pixel_baseline(dataset), dataset.task)
     verdict, best = make_verdict(rows + ([baseline] if baseline else []), metric)
