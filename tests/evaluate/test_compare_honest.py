@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from graft.data import load as load_data
-from graft.evaluate.arms import ARMS, DEFAULT_ARMS
 from graft.evaluate.compare import Comparison, make_verdict
 from graft.evaluate.pixels import pixel_baseline
 
@@ -18,11 +17,6 @@ def test_the_arm_is_chosen_on_validation_not_on_the_reported_test_split() -> Non
     text, best = make_verdict(rows, "accuracy")
     assert best == "two_stage", "the better test score must not decide"
     assert "Transfer helps" in text and "25.0 points" in text
-
-
-def test_the_advisors_plan_is_a_default_arm() -> None:
-    assert "advisor" in DEFAULT_ARMS
-    assert ARMS.get("advisor").strategy == "auto" and ARMS.get("advisor").pretrained
 
 
 def test_pixel_baseline_scores_digits_well_above_chance(small_digits: Path) -> None:

@@ -113,14 +113,6 @@ ARMS.register("progressive")(
     )
 )
 
-ARMS.register("advisor")(
-    Arm(
-        strategy="auto",
-        kind="transfer",
-        stages=2,
-        description="what `graft fit` would do: the advisor's plan (--strategy auto)",
-    )
-)
 
 DEFAULT_ARMS = (
     "scratch",
@@ -128,7 +120,6 @@ DEFAULT_ARMS = (
     "feature_extraction",
     "two_stage",
     "progressive",
-    "advisor",
 )
 
 

@@ -124,7 +124,7 @@ def compare(
         image_size: input size of the compared backbone.
         small_cnn_size: input size of the small CNN (default: the data's own image size).
         arms: contenders (default: scratch, small_cnn, feature_extraction, two_stage,
-            progressive, advisor: what `graft fit` would do).
+            progressive).
         fractions: training-set fractions for the data-efficiency curve (e.g. 0.1,0.25,0.5,1).
         seeds: subsets and training seeds per fraction.
         curve_arms: arms trained for the curve (default: every arm).
