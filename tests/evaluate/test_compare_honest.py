@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from graft.data import load as load_data
-from graft.evaluate.compare import Comparison, make_verdict
+from graft.evaluate.compare import make_verdict
 from graft.evaluate.pixels import pixel_baseline
 
 
@@ -27,8 +27,16 @@ def test_pixel_baseline_scores_digits_well_above_chance(small_digits: Path) -> N
     assert result["trainable"] == 16 * 16 * 3 * 10 + 10
 
 
-def test_the_baseline_is_a_row_and_a_contender(run: tuple[Comparison, list, Path]) -> None:
-    result, _, report = run
+def test_the_baseline_is_a_row_and_a_contender(small_digits: Path, tmp_path: Path) -> None:
+    import graft
+    from graft.testing import tiny_backbone
+
+    report = tmp_path / "r.html"
+    result = graft.compare(
+        small_digits, backbone=tiny_backbone(), arms=["feature_extraction"], pixels=True,
+        epochs=1, batch_size=16, image_size=32, fractions=[], budget="quick", importance=False,
+        cache_dir=str(tmp_path / "c"), report=report, log=lambda _: None,
+    )  # fmt: skip
     assert result.baseline is not None and result.baseline["arm"] == "pixels"
     assert 0 <= result.baseline["test accuracy"] <= 1
     assert result.table().splitlines()[-1].split()[0] == "pixels"

@@ -105,7 +105,7 @@ def compare(
     report: str | Path | None = None,
     fitted: Mapping[str, GraftModel] | None = None,
     importance: bool = True,
-    pixels: bool = True,
+    pixels: bool | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
     **data_options: Any,
@@ -134,7 +134,7 @@ def compare(
         fitted: arms already trained on this very Dataset object (name -> model), reused.
         importance: measure layer-group importance for the report.
         pixels: also score the raw-input baseline (a linear model on downsampled pixels), a
-            row of the table and a contender of the verdict.
+            row of the table and a contender of the verdict (None: when ``arms`` is not given).
         progress: progress bars.
         log: where progress lines go.
         **data_options: passed to :func:`graft.data.load` (``label_column``, ...).
@@ -162,7 +162,7 @@ def compare(
     metric = TABLE_METRICS[dataset.task][0]
     rows = [arm_row(name, ARMS.get(name), models[name], dataset.task) for name in plan.arms]
     baseline = None
-    if pixels:
+    if pixels or (pixels is None and arms is None):
         log(f"baseline {PIXELS}: no network, a linear model on 16x16 downsampled pixels")
         baseline = raw_row(PIXELS, pixel_baseline(dataset), dataset.task)
     verdict, best = make_verdict(rows + ([baseline] if baseline else []), metric)
