@@ -265,7 +265,7 @@ class TrainConfig:
     cache_dir: str | None = option(
         None, "cache folder, features in DIR/features (default $GRAFT_CACHE_DIR or ~/.cache/graft)"
     )
-    progress: bool = option(True, "progress bars")
+    progress: bool = option(True, "progress bars", both=True)
     monitor: str = option(
         "val_loss",
         "validation metric for early stopping and best weights (val_loss, val_accuracy, "

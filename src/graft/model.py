@@ -183,12 +183,14 @@ class GraftModel(nn.Module):
         batch_size: int = 64,
         progress: bool = False,
         mc_samples: int = 0,
+        top_k: int = 0,
     ) -> list[dict[str, Any]]:
         """Predict files: one record per file (``path``, ``prediction``, ``probability`` or values).
 
         A text model takes texts (``model.predict(["some text"])``), one record per text with
         ``text`` in place of ``path``. With ``mc_samples`` each record also has the spread
-        (``*_std``) over MC-dropout passes.
+        (``*_std``) over MC-dropout passes; with ``top_k`` (classification) the ``k`` best
+        classes and their probabilities (``top1``, ``top1_probability``, ``top2``, ...).
         """
         if self.input_kind == "text":
             texts = [files] if isinstance(files, str) else [str(t) for t in files]
@@ -197,14 +199,41 @@ class GraftModel(nn.Module):
             mean, std = self.predict_distribution(
                 texts, batch_size=batch_size, progress=progress, mc_samples=mc_samples
             )
-            rows = self.task.rows(mean, std)
+            rows = self._with_top_k(self.task.rows(mean, std), mean, top_k)
             return [{"text": t, **r} for t, r in zip(texts, rows, strict=True)]
         paths = _expand(files)
         mean, std = self.predict_distribution(
             paths, batch_size=batch_size, progress=progress, mc_samples=mc_samples
         )
-        rows = self.task.rows(mean, std)
+        rows = self._with_top_k(self.task.rows(mean, std), mean, top_k)
         return [{"path": str(p), **r} for p, r in zip(paths, rows, strict=True)]
+
+    def _with_top_k(self, rows: list[dict[str, Any]], mean: np.ndarray, k: int) -> list[Any]:
+        if not k:
+            return rows
+        return [{**r, **t} for r, t in zip(rows, self._top_k(mean, k), strict=True)]
+
+    def _top_k(self, proba: np.ndarray, k: int) -> list[dict[str, Any]]:
+        """The ``k`` most probable classes of each row, best first."""
+        from graft.errors import ConfigError
+
+        names = list(self.task_spec.class_names or [])
+        if self.task_spec.kind != "classification" or not names:
+            raise ConfigError(
+                f"--top-k applies to classification; this model's task is {self.task_spec.kind}"
+            )
+        if k < 1:
+            raise ConfigError(f"--top-k must be at least 1, got {k}")
+        k = min(k, len(names))
+        order = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        return [
+            {
+                key: value
+                for i, c in enumerate(row, start=1)
+                for key, value in ((f"top{i}", names[c]), (f"top{i}_probability", float(p[c])))
+            }
+            for row, p in zip(order, proba, strict=True)
+        ]
 
     def evaluate(
         self, data: Any, *, split: str | None = None, batch_size: int = 64, progress: bool = False
@@ -219,10 +248,48 @@ class GraftModel(nn.Module):
         decoded = self.predict_outputs(samples, batch_size=batch_size, progress=progress)
         return self.task.metrics(samples.targets, decoded)
 
+    def evaluation(
+        self,
+        data: Any,
+        *,
+        split: str | None = None,
+        batch_size: int = 64,
+        progress: bool = False,
+        with_confusion: bool = False,
+    ) -> dict[str, Any]:
+        """What :meth:`evaluate` scores, and on what: the split, N, metrics and per-class figures.
+
+        Returns:
+            ``split`` (``test``, the given split, or ``all``), ``n``, ``metrics``; for
+            classification also ``per_class`` (precision, recall, F1, support, ROC AUC per
+            class) and, with ``with_confusion``, ``confusion`` (rows: true, columns: predicted).
+            Regression metrics hold per-target figures (``mae_<target>``...) for several targets.
+        """
+        from graft.metrics import confusion, per_class_report
+
+        name, samples = self._select(data, split)
+        decoded = self.predict_outputs(samples, batch_size=batch_size, progress=progress)
+        report: dict[str, Any] = {
+            "split": name,
+            "n": len(samples.paths),
+            "metrics": self.task.metrics(samples.targets, decoded),
+        }
+        if self.task_spec.kind == "classification" and self.task_spec.class_names:
+            names = list(self.task_spec.class_names)
+            report["per_class"] = per_class_report(samples.targets, decoded, names)
+            if with_confusion:
+                predicted = np.asarray(decoded).argmax(axis=1)
+                report["confusion"] = confusion(samples.targets, predicted, len(names)).tolist()
+        return report
+
     def samples_for(self, data: Any, *, split: str | None = None) -> Samples:
         """Samples of ``data`` with targets in this model's encoding (class order)."""
+        return self._select(data, split)[1]
+
+    def _select(self, data: Any, split: str | None) -> tuple[str, Samples]:
+        """The split scored (its name: ``test``, ``split``, ``all`` or ``samples``) and its samples."""
         if isinstance(data, Samples):
-            return data
+            return "samples", data
         if not isinstance(data, Dataset):
             options = {k: v for k, v in self.record.data_options.items() if v is not None}
             options.update(self._training_split(data))
@@ -231,13 +298,13 @@ class GraftModel(nn.Module):
         if split is not None:
             if split not in parts:
                 raise DataError(f"no {split!r} split in {data.source}; have {', '.join(parts)}")
-            chosen = [parts[split]]
+            name, chosen = split, [parts[split]]
         elif data.test is not None and len(data.test):
-            chosen = [data.test]
+            name, chosen = "test", [data.test]
         else:
-            chosen = [s for s in parts.values() if len(s)]
+            name, chosen = "all", [s for s in parts.values() if len(s)]
         merged = Samples.concat(chosen)
-        return self._remap_classes(merged, data.class_names, data)
+        return name, self._remap_classes(merged, data.class_names, data)
 
     def _training_split(self, source: str | Path) -> dict[str, Any]:
         """The split settings this model was trained with, when ``source`` is its training data.

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from graft.backbones import BackboneSpec, create, from_spec
-from graft.backbones.base import Backbone
+from graft.backbones.base import Backbone, measured_width
 from graft.backbones.source_net import assemble_source_net, body_of
 from graft.backbones.sources import Source, SourceExample, register_source
 from graft.backbones.weights import file_sha256
@@ -101,7 +101,7 @@ class GraftSource(Source):
             },
         )
         body = body_of(old.model)
-        classifier = _source_classifier(task, body)
+        classifier = _source_classifier(task, source.backbone.num_features)
         if task is not None:
             classifier.load_state_dict(_plain_head_state(source.head))
         return assemble_source_net(body, classifier, spec, image_size)
@@ -127,7 +127,8 @@ class GraftSource(Source):
             ) from e
         body = body_of(root.model)
         task = TaskSpec.from_dict(task_dict) if task_dict else None
-        return assemble_source_net(body, _source_classifier(task, body), spec, None)
+        width = measured_width(body, tuple(spec.kwargs["data_config"]["input_size"]), spec.name)
+        return assemble_source_net(body, _source_classifier(task, width), spec, None)
 
 
 def _check_options(name: str, pretrained: bool, weights: Path | None) -> None:
@@ -144,11 +145,11 @@ def _check_options(name: str, pretrained: bool, weights: Path | None) -> None:
         )
 
 
-def _source_classifier(task: TaskSpec | None, body: nn.Module) -> nn.Module:
+def _source_classifier(task: TaskSpec | None, width: int) -> nn.Module:
     """A classification head of the source task's size, without dropout (frozen, eval only)."""
     if task is None:
         return nn.Identity()
-    return Head(int(getattr(body, "num_features", 0)), int(task.num_outputs), dropout=0.0)
+    return Head(width, int(task.num_outputs), dropout=0.0)
 
 
 def _plain_head_state(head: nn.Module) -> dict[str, torch.Tensor]:

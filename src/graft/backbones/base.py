@@ -150,7 +150,7 @@ class Backbone(nn.Module):
         self.spec = spec
         self.data_config = data_config
         self.groups = groups
-        self.num_features = int(getattr(model, "num_features", 0))
+        self.num_features = measured_width(model, data_config.input_size, spec.name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.model.forward_features(x)  # type: ignore[operator]
@@ -211,6 +211,42 @@ class Backbone(nn.Module):
             h.update(name.encode())
             h.update(tensor.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
         return h.hexdigest()[:16]
+
+
+def measured_width(model: nn.Module, input_size: tuple[int, ...], name: str = "") -> int:
+    """The width of the network's pooled pre-logits features, measured on one dummy input.
+
+    timm's ``num_features`` is the width *before* the head; families with a head convolution
+    after pooling (MobileNetV3/V4, GhostNet, LCNet, HGNetV2, EfficientViT) output wider
+    features, so the head is sized from what the network really returns.
+
+    Raises:
+        ConfigError: the network does not accept ``input_size`` (the message names both).
+    """
+    was_training = model.training
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+    try:
+        model.eval()
+        with torch.no_grad():
+            x = torch.zeros((1, *input_size), device=device, dtype=dtype)
+            out = model.forward_head(model.forward_features(x), pre_logits=True)  # type: ignore[operator]
+    except (RuntimeError, AssertionError, ValueError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ConfigError(
+            f"backbone {name or type(model).__name__!r} does not accept input size "
+            f"{tuple(input_size)} ({reason}); use its native size (drop --image-size) or a "
+            "size it accepts (e.g. a multiple of 32, or its patch/window size for transformers)"
+        ) from e
+    finally:
+        model.train(was_training)
+    if out.dim() != 2:
+        raise ConfigError(
+            f"backbone {name or type(model).__name__!r} returns features of shape "
+            f"{tuple(out.shape)} from forward_head(pre_logits=True), not (batch, width)"
+        )
+    return int(out.shape[1])
 
 
 def check_input_kind(backbone: Backbone, dataset: Any) -> None:

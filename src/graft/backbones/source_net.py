@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from graft.backbones.base import Backbone, BackboneSpec, DataConfig, LayerGroup
+from graft.backbones.base import Backbone, BackboneSpec, DataConfig, LayerGroup, measured_width
 from graft.backbones.groups import layer_groups
 from graft.errors import BackboneError, ConfigError
 
@@ -36,7 +36,7 @@ class SourceNet(nn.Module):
         super().__init__()
         self.body = body
         self.classifier = classifier
-        self.num_features = int(getattr(body, "num_features", 0))
+        self.num_features = measured_width(body, tuple(pretrained_cfg["input_size"]))
         self.pretrained_cfg = {**pretrained_cfg, "classifier": "classifier"}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:

@@ -83,6 +83,11 @@ def add_field_flag(
     shown = f" (default: {cli_default})" if cli_default not in (None, False, True) else ""
     common = {"dest": dest, "default": argparse.SUPPRESS if suppress else cli_default}
     if isinstance(default, bool):
+        if f.metadata.get("both"):  # --x and --no-x, the same on every command
+            group.add_argument(
+                flag, action=argparse.BooleanOptionalAction, help=f.metadata["help"], **common
+            )
+            return flag
         if default:
             flag = "--no-" + flag.removeprefix("--")
             group.add_argument(

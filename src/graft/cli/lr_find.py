@@ -15,7 +15,7 @@ from graft.cli._flags import add_backbone_options, add_field_flag
 from graft.config import DataConfig, TrainConfig
 
 DATA_FIELDS = ("task", "label_column", "label_separator", "target_columns", "path_column")
-TRAIN_FIELDS = ("batch_size", "seed", "cache_dir")
+TRAIN_FIELDS = ("batch_size", "seed", "cache_dir", "progress")
 LR_FIND_STRATEGY = "two_stage"
 
 
@@ -52,7 +52,6 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         end_lr=args.end_lr,
         steps=args.steps,
         plot=args.plot,
-        progress=False,
         **{k: getattr(args, k) for k in names},
     )
     print(f"suggested learning rate: {result.suggestion:.2e}  (tested {len(result.lrs)} rates)")

@@ -25,7 +25,9 @@ def _store_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", help="feature store folder (the one `graft fit` reads)")
     p.add_argument("--batch-size", type=int, default=64, help="images per backbone forward")
     p.add_argument("--seed", type=int, default=0, help="data split and random-init seed")
-    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars"
+    )
 
 
 def _rank_parser(sub: Any) -> None:

@@ -41,6 +41,15 @@ def register(sub: Any) -> dict[str, Handler]:
         action="store_true",
         help="exit with status 1 when a file was skipped (the others are still written)",
     )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        default=0,
+        help="classification: also give the K most probable classes with their probabilities",
+    )
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars"
+    )
     return {"predict": cmd_predict}
 
 
@@ -51,11 +60,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from graft.model import _expand, load
 
     model = load(args.model)
+    options = {
+        "batch_size": args.batch_size,
+        "mc_samples": args.mc_samples,
+        "top_k": args.top_k,
+        "progress": args.progress,
+    }
     if model.input_kind == "text":
         from graft.data.text import texts_to_predict
 
         names, texts = texts_to_predict(args.files, args.text, args.text_column)
-        rows = model.predict(texts, batch_size=args.batch_size, mc_samples=args.mc_samples)
+        rows = model.predict(texts, **options)
         rows = [{"source": n, **r} for n, r in zip(names, rows, strict=True)]
         skipped: list = []
     elif args.text or args.text_column:
@@ -68,7 +83,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         paths, skipped = readable(_expand(args.files), strict=args.strict)
         if not paths:
             raise DataError(f"none of the {len(skipped)} files is a readable image; see above")
-        rows = model.predict(paths, batch_size=args.batch_size, mc_samples=args.mc_samples)
+        rows = model.predict(paths, **options)
     write_records(rows, args.output, fmt=args.format)
     if args.output:
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)

@@ -80,7 +80,9 @@ def _compare_parser(sub: Any) -> None:
         action="store_false",
         help="skip measuring layer-group importance",
     )
-    p.add_argument("--progress", action="store_true", help="progress bars")
+    p.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars"
+    )
 
 
 KEYS = ("task", "label_column", "target_columns", "path_column", "val_fraction",

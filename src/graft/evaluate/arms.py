@@ -113,7 +113,14 @@ ARMS.register("progressive")(
     )
 )
 
-DEFAULT_ARMS = ("scratch", "small_cnn", "feature_extraction", "two_stage", "progressive")
+
+DEFAULT_ARMS = (
+    "scratch",
+    "small_cnn",
+    "feature_extraction",
+    "two_stage",
+    "progressive",
+)
 
 
 @dataclass(frozen=True, kw_only=True)

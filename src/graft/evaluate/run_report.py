@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from graft.evaluate import curves
 from graft.evaluate.report import Report
+from graft.metrics import metric_direction
 
 if TYPE_CHECKING:
     from graft.data.base import Dataset, Samples
@@ -167,16 +168,27 @@ def write_compare_report(result: Comparison, path: str | Path) -> Path:
         add_importance(report, result.importance, "the feature-extraction arm")
     if result.calibration is not None:
         report.add_text("Calibration", [result.calibration_line()])
-    best = result.models[result.recommended]
-    add_model_sections(report, best, data, title=result.recommended)
+    shown = _detailed_arm(result)
+    add_model_sections(report, result.models[shown], data, title=shown)
     for row in result.rows:
         history = result.models[row["arm"]].record.history
-        if row["arm"] != result.recommended and history:
+        if row["arm"] != shown and history:
             report.add_figure(
                 f"{row['arm']}: learning curves",
                 curves.plot_learning_curves(history),
             )
     return report.write(path)
+
+
+def _detailed_arm(result: Comparison) -> str:
+    """The arm whose model the report details: the recommended one, or (when the raw-input
+    baseline is recommended, which has no network) the best trained arm on validation."""
+    if result.recommended in result.models:
+        return result.recommended
+    key = f"val {result.metric}"
+    sign = 1.0 if metric_direction(result.metric) == "max" else -1.0
+    scored = [r for r in result.rows if r.get(key) is not None] or result.rows
+    return str(max(scored, key=lambda r: sign * (r.get(key) or 0.0))["arm"])
 
 
 def budget_caption(result: Comparison) -> str:

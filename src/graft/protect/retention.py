@@ -26,6 +26,7 @@ from graft.training.extensions import ExtensionBase
 if TYPE_CHECKING:
     from graft.data.base import Dataset, Samples
     from graft.model import GraftModel
+    from graft.strategies.base import Plan
 
 
 class RetentionReport(ExtensionBase):
@@ -43,6 +44,24 @@ class RetentionReport(ExtensionBase):
         self, original: Backbone, retention_data: str | Path | None, log: Callable[[str], None]
     ) -> None:
         self.original, self.retention_data, self.log = original, retention_data, log
+
+    @staticmethod
+    def skip_reason(model: GraftModel, plan: Plan) -> str | None:
+        """Why a retention report would mean nothing for this run (None: it means something).
+
+        Retention compares the original model with the fine-tuned backbone under the original
+        head: it needs a pretrained backbone with its original classifier that some stage trains.
+        """
+        spec = model.backbone.spec
+        if not spec.pretrained or spec.source == "random":
+            return (
+                f"backbone {spec.name!r} is randomly initialised: it has no original task to keep"
+            )
+        if model.backbone.source_head is None:
+            return f"backbone {spec.name!r} has no original classifier to compare with"
+        if all(s.backbone_frozen for s in plan.stages if s.kind == "task"):
+            return "the backbone is frozen in every stage: it cannot have forgotten anything"
+        return None
 
     @classmethod
     def for_model(

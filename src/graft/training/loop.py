@@ -10,6 +10,7 @@ last checkpoint ends with the same weights as an uninterrupted one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -27,7 +28,7 @@ from graft.training.extensions import Extension, restore_states, setup_stage
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.training.logs import EpochLogger
 from graft.training.params import apply_trainable
-from graft.training.stage import Callback, StageRunner, StepHook, epoch_seed
+from graft.training.stage import Callback, StageRunner, StepHook, epoch_seed, monitor_of
 
 
 class LossTerm(Protocol):
@@ -104,6 +105,7 @@ def train(
     history: list[dict[str, Any]] = list(resume.get("history", []))
     logger = EpochLogger(cfg.log_csv, cfg.tensorboard, accelerator.is_main_process)
     steps = 0  # what step hooks count
+    keeper = _PlanBest(model, cfg, history)
     for index, stage in enumerate(plan.stages):
         if stage.epochs == 0 or index < resume.get("stage", 0):
             continue
@@ -146,12 +148,62 @@ def train(
         )
         history += rows
         steps = runner.step
+        keeper.end_stage(stage, rows, log, is_main=accelerator.is_main_process)
         accelerator.free_memory()
         if runner.stopped:
             break
     logger.close()
     model.eval()
     return history
+
+
+class _PlanBest:
+    """The plan's best weights across stages: a later stage that is not better is undone.
+
+    Within a stage the runner restores that stage's best epoch; across stages this keeps the
+    weights of the best stage so far on the monitored metric, so a plan never ends worse than
+    its own best stage (a fine-tuning stage that overfits leaves the head stage's weights).
+    """
+
+    def __init__(self, model: GraftModel, cfg: TrainConfig, history: list[dict[str, Any]]) -> None:
+        self.model, self.cfg = model, cfg
+        self.monitor, self.sign = monitor_of(cfg.monitor)
+        done = [r for r in history if self.monitor in r]  # stages finished before a resume
+        self.value = min((self.sign * r[self.monitor] for r in done), default=math.inf)
+        self.stage_name = str(done[-1]["stage"]) if done else ""
+        self.state: dict[str, Any] | None = _cpu_copy(model.state_dict()) if done else None
+
+    def end_stage(
+        self, stage: Stage, rows: list[dict[str, Any]], log: Callable[[str], None], is_main: bool
+    ) -> None:
+        """Keep this stage's weights if it beat the best earlier stage, else restore those."""
+        scored = [r for r in rows if self.monitor in r]
+        if not scored:  # a pretext stage: nothing to compare
+            return
+        value = min(self.sign * r[self.monitor] for r in scored)
+        if value < self.value - 1e-9 or self.state is None:
+            self.value, self.stage_name = value, stage.name
+            self.state = _cpu_copy(self.model.state_dict())
+            return
+        self.model.load_state_dict(self.state)
+        for r in scored:
+            r["kept"] = False
+        name = self.monitor[4:]
+        log(
+            f"  stage {stage.name} did not beat stage {self.stage_name} on {name} "
+            f"({self.sign * value:.4f} vs {self.sign * self.value:.4f}): "
+            f"keeping the weights of stage {self.stage_name}"
+        )
+        if self.cfg.checkpoint_dir and is_main:
+            from graft.training.checkpoint import load_checkpoint, save_checkpoint
+
+            last = Path(self.cfg.checkpoint_dir) / "last"
+            saved = load_checkpoint(last)
+            save_checkpoint(last, {**saved, "model": self.model.state_dict()})
+
+
+def _cpu_copy(state: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def _pretext_extension(

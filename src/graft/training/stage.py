@@ -24,6 +24,7 @@ from graft.model import GraftModel
 from graft.strategies.base import Stage
 from graft.training.checkpoint import save_checkpoint
 from graft.training.extensions import extension_groups, extension_loss, extension_states
+from graft.training.heartbeat import Heartbeat
 from graft.training.params import freeze_batchnorm, param_groups
 from graft.training.schedules import build_scheduler
 
@@ -66,8 +67,9 @@ class StageRunner:
         self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
         self.fingerprint: dict[str, Any] = {}  # the run a checkpoint belongs to
         self.generator = generator or torch.Generator()
-        self.monitor, self.sign = _monitor(cfg.monitor)
+        self.monitor, self.sign = monitor_of(cfg.monitor)
         self.step_hooks = list(step_hooks)
+        self.log: Callable[[str], None] = print  # set by run()
         self.step = first_step  # steps of the run so far (what step hooks count)
         self.stopped = False  # a step hook ended the run
 
@@ -105,6 +107,7 @@ class StageRunner:
         best = state.get("best", math.inf)
         best_state = state.get("best_state")
         bad = state.get("bad", 0)
+        self.log = log
         for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
             seed = epoch_seed(self.cfg.seed, self.index, epoch)
             set_seed(seed)  # python, numpy, torch: augmentation and dropout
@@ -210,9 +213,13 @@ class StageRunner:
         total, count = 0.0, 0
         sums: dict[str, float] = {}
         steps = max(1, self.stage.epochs * len(loader))
+        what = f"{self.stage.name} epoch {epoch}/{self.stage.epochs}"
+        beat = Heartbeat(what, len(loader), self.log)
         for step, (x, y) in enumerate(
             _bar(loader, self.cfg.progress, f"{self.stage.name} epoch {epoch}")
         ):
+            if step:
+                beat.tick(step)
             with self.acc.accumulate(module):
                 progress = ((epoch - 1) * len(loader) + step) / steps
                 loss, metrics = self._loss(module, x, y, progress)
@@ -292,7 +299,7 @@ def _prefixed(module: torch.nn.Module, model: GraftModel, state: dict[str, Any])
     return {f"head.{k}": v for k, v in state.items()}
 
 
-def _monitor(name: str) -> tuple[str, int]:
+def monitor_of(name: str) -> tuple[str, int]:
     """Full metric key and sign (+1 to minimise, -1 to maximise)."""
     from graft.metrics import metric_direction
 

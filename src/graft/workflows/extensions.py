@@ -126,7 +126,13 @@ def protect_extensions(
         out.append(reg.attach(pretrained=copy_state(model.backbone), reference=reference, log=log))
         log(_activity(reg.name, plan, use_cache))
     retention_data = options.get("retention_data")
-    if options.get("retention", True) and not dry_run:
+    # The automatic report runs where it means something; asked for (a regularizer to judge,
+    # or reference images named) it runs wherever the original classifier exists.
+    asked = regularize is not None or retention_data is not None
+    skip = None if asked else RetentionReport.skip_reason(model, plan)
+    if options.get("retention", True) and skip is not None and not dry_run:
+        log(f"retention report skipped: {skip}")
+    elif options.get("retention", True) and not dry_run:
         report = RetentionReport.for_model(model, retention_data, log)
         out += [report] if report is not None else []
     elif retention_data is not None:

@@ -1,0 +1,61 @@
+"""The plan's result is its best stage: a later stage that gets worse is undone, and logged."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import graft
+from graft.strategies.base import Plan
+from graft.strategies.two_stage import TwoStage
+from graft.testing import tiny_backbone
+
+
+class _Wrecking(TwoStage):
+    """Two-stage with a second stage at 10,000x the rate: designed to get worse."""
+
+    def plan(self, groups: Sequence[str], *, epochs: int, lr: float) -> Plan:
+        head, tune = super().plan(groups, epochs=epochs, lr=lr).stages
+        return Plan("two_stage", tuple(groups), (head, replace(tune, lr=lr * 1e4)))
+
+
+def _fit(digits_dir: Path, tmp_path: Path, lines: list[str], **kw: object) -> graft.GraftModel:
+    options: dict[str, object] = {"epochs": 3, "lr": 1e-2, **kw}
+    return graft.fit(
+        digits_dir, backbone=tiny_backbone(image_size=32), batch_size=16, seed=0,
+        progress=False, retention=False, cache_dir=str(tmp_path / "cache"), log=lines.append,
+        **options,
+    )  # fmt: skip
+
+
+def test_a_stage_that_gets_worse_leaves_the_earlier_weights(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    model = _fit(digits_dir, tmp_path, lines, strategy=_Wrecking(top=None))
+    history = model.record.history
+    head = [r for r in history if r["stage"] == "head"]
+    tuned = [r for r in history if r["stage"] != "head"]
+    best_head = min(r["val_loss"] for r in head)
+    assert min(r["val_loss"] for r in tuned) > best_head, "the designed stage is worse"
+    assert any(
+        "did not beat stage head" in line and "keeping the weights" in line for line in lines
+    )
+    assert all(r.get("kept") is False for r in tuned)
+    best_row = min(head, key=lambda r: r["val_loss"])
+    scores = model.evaluate(digits_dir, split="val")
+    assert abs(scores["accuracy"] - best_row["val_accuracy"]) < 1e-6, "the head stage's best"
+
+
+def test_a_stage_that_improves_is_kept(digits_dir: Path, tmp_path: Path) -> None:
+    lines: list[str] = []
+    model = _fit(
+        digits_dir, tmp_path, lines, strategy=TwoStage(top=None, lr_factor=0.3), epochs=6, lr=3e-3
+    )
+    history = model.record.history
+    best_row = min(history, key=lambda r: r["val_loss"])
+    assert best_row["stage"] != "head", "fine-tuning improves on the head stage here"
+    assert not any("did not beat" in line for line in lines)
+    final = model.evaluate(digits_dir, split="val")["accuracy"]
+    assert abs(final - best_row["val_accuracy"]) < 1e-6, "the model is the best epoch overall"
