@@ -26,6 +26,7 @@ from graft.data.base import Samples
 from graft.data.images import list_images
 from graft.errors import ArtifactError, BackboneError, ConfigError, DataError
 from graft.io import aside_dirs, atomic_dir, check_destination
+from graft.metrics import confusion, per_class_report
 from graft.model_card import render_card
 from graft.model_check import check_format_version, check_model_config, offline, read_config_file
 from graft.record import RunRecord
@@ -215,8 +216,6 @@ class GraftModel(nn.Module):
 
     def _top_k(self, proba: np.ndarray, k: int) -> list[dict[str, Any]]:
         """The ``k`` most probable classes of each row, best first."""
-        from graft.errors import ConfigError
-
         names = list(self.task_spec.class_names or [])
         if self.task_spec.kind != "classification" or not names:
             raise ConfigError(
@@ -265,8 +264,6 @@ class GraftModel(nn.Module):
             class) and, with ``with_confusion``, ``confusion`` (rows: true, columns: predicted).
             Regression metrics hold per-target figures (``mae_<target>``...) for several targets.
         """
-        from graft.metrics import confusion, per_class_report
-
         name, samples = self._select(data, split)
         decoded = self.predict_outputs(samples, batch_size=batch_size, progress=progress)
         report: dict[str, Any] = {

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from graft.measure.probes import PIXEL_SIZE, pixel_features
+from graft.metrics import classification_metrics, regression_metrics
+
 if TYPE_CHECKING:
     from graft.data.base import Dataset
 
@@ -27,9 +30,6 @@ def pixel_baseline(dataset: Dataset) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from graft.measure.probes import PIXEL_SIZE, pixel_features
-    from graft.metrics import classification_metrics, regression_metrics
 
     started = time.perf_counter()
     classify = dataset.task == "classification"

@@ -23,7 +23,12 @@ from graft.data.base import Dataset
 from graft.errors import ConfigError
 from graft.model import GraftModel
 from graft.strategies.base import Plan, Stage
-from graft.training.checkpoint import check_fingerprint, load_checkpoint, run_fingerprint
+from graft.training.checkpoint import (
+    check_fingerprint,
+    load_checkpoint,
+    run_fingerprint,
+    save_checkpoint,
+)
 from graft.training.extensions import Extension, restore_states, setup_stage
 from graft.training.loaders import constant_features_note, feature_loaders, image_loaders
 from graft.training.logs import EpochLogger
@@ -195,8 +200,6 @@ class _PlanBest:
             f"keeping the weights of stage {self.stage_name}"
         )
         if self.cfg.checkpoint_dir and is_main:
-            from graft.training.checkpoint import load_checkpoint, save_checkpoint
-
             last = Path(self.cfg.checkpoint_dir) / "last"
             saved = load_checkpoint(last)
             save_checkpoint(last, {**saved, "model": self.model.state_dict()})
