@@ -33,12 +33,18 @@ MAX_CONFIG_BYTES = 16 << 20
 MAX_DEPTH = 32  # JSON nesting (the run record is the deepest part, about 6 levels)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "box", "hamming", "lanczos")
 #: Origins graft writes in ``backbone.source``.
-SOURCES = ("bundled", "timm", "random", "local", "folder", "graft", "scratch")
+SOURCES = ("bundled", "timm", "random", "local", "folder", "graft", "scratch", "hf")
+#: Transformer encoder families a saved text model may rebuild from its stored configuration.
+HF_MODEL_TYPES = ("bert", "roberta", "distilbert", "albert", "electra", "mpnet", "xlm-roberta")
+_HF_SIZES = {
+    "hidden_size": 16384, "num_hidden_layers": 128, "num_attention_heads": 256,
+    "intermediate_size": 65536, "vocab_size": 1_000_000, "max_position_embeddings": 65536,
+}  # fmt: skip
 _ARCH = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
 _SPEC_KEYS = {"name", "arch", "source", "pretrained", "weights", "weights_sha256", "kwargs"}
 _TASK_KEYS = {
     "kind", "num_outputs", "class_names", "target_names", "target_mean", "target_std",
-    "dropout", "name", "subtasks", "loss_weight", "threshold",
+    "dropout", "name", "subtasks", "loss_weight", "threshold", "temperature",
 }  # fmt: skip
 
 
@@ -160,7 +166,11 @@ def check_spec(c: _Checker, value: Any, field: str, *, root: bool) -> dict[str, 
         raise c.fail(f"{field}.pretrained", "must be true or false")
     c.text(spec.get("weights"), f"{field}.weights", optional=True)
     c.text(spec.get("weights_sha256"), f"{field}.weights_sha256", optional=True)
-    check_arch(c, spec["arch"], f"{field}.arch")
+    if spec["source"] == "hf":
+        if not _ARCH.match(spec["arch"]):
+            raise c.fail(f"{field}.arch", f"{spec['arch']!r:.80} is not a plain architecture name")
+    else:
+        check_arch(c, spec["arch"], f"{field}.arch")
     spec["kwargs"] = check_kwargs(c, spec.get("kwargs", {}), f"{field}.kwargs", spec["source"])
     return spec
 
@@ -188,8 +198,10 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
         for i, hop in enumerate(c.items(kw.get("chain", []), f"{field}.chain")):
             c.text(hop, f"{field}.chain[{i}]")
         return kw
+    if source == "hf":
+        return _hf_kwargs(c, value, field)
     allowed = {"num_classes", "bn_eps", "in_chans", "widths", "drop_rate", "drop_path_rate"}
-    allowed |= {"global_pool", "pretrained_cfg_overlay"}
+    allowed |= {"global_pool", "pretrained_cfg_overlay", "img_size"}
     kw = dict(c.mapping(value, field, allowed))
     checks = {
         "num_classes": lambda v, f: c.integer(v, f, 0, MAX_OUTPUTS),
@@ -198,6 +210,7 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
         "drop_rate": lambda v, f: c.number(v, f, 0.0, 1.0),
         "drop_path_rate": lambda v, f: c.number(v, f, 0.0, 1.0),
         "global_pool": lambda v, f: _pool(c, v, f),
+        "img_size": lambda v, f: c.integer(v, f, 8, MAX_SIDE),
         "pretrained_cfg_overlay": lambda v, f: _overlay(c, v, f),
         "widths": lambda v, f: [
             c.integer(w, f"{f}[{i}]", 1, 4096) for i, w in enumerate(c.items(v, f)[:9])
@@ -207,6 +220,31 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
         checks[key](val, f"{field}.{key}")
     if "widths" in kw and len(kw["widths"]) > 8:
         raise c.fail(f"{field}.widths", "has more than 8 stages")
+    return kw
+
+
+def _hf_kwargs(c: _Checker, value: Any, field: str) -> dict[str, Any]:
+    """A text encoder rebuilt from its stored configuration: a known family, bounded sizes, no
+    remote code (``auto_map``), text settings of plain values."""
+    kw = dict(c.mapping(value, field, {"text", "config"}))
+    config = kw.get("config")
+    if not isinstance(config, dict):
+        raise c.fail(f"{field}.config", "must be an object")
+    if config.get("model_type") not in HF_MODEL_TYPES:
+        raise c.fail(f"{field}.config.model_type", f"must be one of {', '.join(HF_MODEL_TYPES)}")
+    if "auto_map" in config or config.get("trust_remote_code"):
+        raise c.fail(f"{field}.config.auto_map", "remote code is never run when loading")
+    for key, high in _HF_SIZES.items():
+        if key in config:
+            c.integer(config[key], f"{field}.config.{key}", 1, high)
+    text = kw.get("text")
+    if not isinstance(text, dict):
+        raise c.fail(f"{field}.text", "must be an object")
+    for key, val in text.items():
+        if isinstance(val, int | float) and not isinstance(val, bool):
+            c.number(val, f"{field}.text.{key}", 0, 1 << 20)
+        elif not isinstance(val, str | bool) and val is not None:
+            raise c.fail(f"{field}.text.{key}", "must be a number, text or true/false")
     return kw
 
 
@@ -265,6 +303,7 @@ def check_task(c: _Checker, value: Any, field: str, *, depth: int) -> None:
     c.number(t.get("dropout", 0.0), f"{field}.dropout", 0.0, 0.999)
     c.number(t.get("loss_weight", 1.0), f"{field}.loss_weight", 0.0, 1e6)
     c.number(t.get("threshold", 0.5), f"{field}.threshold", 0.0, 1.0)
+    c.number(t.get("temperature", 1.0), f"{field}.temperature", 1e-3, 1e3)
     c.text(t.get("name"), f"{field}.name", optional=True)
     if t.get("subtasks") is not None:
         if depth > 0:

@@ -53,7 +53,9 @@ class TinyNet(nn.Module):
 def tiny_backbone(**kwargs: int | bool) -> Backbone:
     spec = BackboneSpec(name="tinynet", arch="tinynet", source="local", pretrained=False)
     cfg = DataConfig(input_size=(1, 8, 8), mean=(0.5,), std=(0.5,))
-    return Backbone(TinyNet(**kwargs), spec, cfg, groups=[])  # type: ignore[arg-type]
+    net = TinyNet(**kwargs)  # type: ignore[arg-type]
+    # Vectors, not images: the width is the network's own (no image to measure it on).
+    return Backbone(net, spec, cfg, groups=[], num_features=net.num_features)
 
 
 @pytest.fixture

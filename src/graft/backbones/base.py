@@ -141,6 +141,7 @@ class Backbone(nn.Module):
         groups: list[LayerGroup],
         *,
         input_kind: str = "image",
+        num_features: int | None = None,
     ) -> None:
         super().__init__()
         if input_kind not in INPUT_KINDS:
@@ -150,7 +151,12 @@ class Backbone(nn.Module):
         self.spec = spec
         self.data_config = data_config
         self.groups = groups
-        self.num_features = measured_width(model, data_config.input_size, spec.name)
+        if num_features is not None:  # the caller knows the width (a non-timm network)
+            self.num_features = int(num_features)
+        elif input_kind == "image":
+            self.num_features = measured_width(model, data_config.input_size, spec.name)
+        else:  # other kinds set their width from their own configuration
+            self.num_features = int(getattr(model, "num_features", 0))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = self.model.forward_features(x)  # type: ignore[operator]

@@ -200,7 +200,8 @@ def compare(
         )  # fmt: skip
     if importance:
         result.importance = _importance(models, dataset)
-    result.calibration = calibrate(models[best], dataset)
+    if best in models:  # a raw-input baseline has no network to calibrate
+        result.calibration = calibrate(models[best], dataset)
     result.per_example = per_example
     result.seconds = round(time.perf_counter() - started, 1)
     if report is not None:

@@ -550,11 +550,13 @@ def _writable(root: Path) -> Iterator[None]:
     try:
         yield
     except OSError as e:
-        if e.errno not in _UNWRITABLE:
+        # numpy reports a short write on a full disk without an errno ("N requested and M written")
+        short = e.errno is None and "written" in str(e)
+        if e.errno not in _UNWRITABLE and not short:
             raise
-        why = "is full" if e.errno in (errno.ENOSPC, errno.EDQUOT) else "is read-only"
+        why = "is full" if short or e.errno in (errno.ENOSPC, errno.EDQUOT) else "is read-only"
         raise ConfigError(
-            f"feature store {root} {why} ({e.strerror}) and lacks features this run needs; "
+            f"feature store {root} {why} ({e.strerror or e}) and lacks features this run needs; "
             "free space, pass --cache-dir a writable folder, or --no-use-cache to train on images"
         ) from None
 

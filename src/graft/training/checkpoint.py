@@ -69,9 +69,15 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
 
 
 def is_checkpoint(folder: Path) -> bool:
-    """True for a folder :func:`save_checkpoint` wrote (its two files and nothing else)."""
+    """True for a folder :func:`save_checkpoint` wrote (its two files and nothing else), or a
+    run's checkpoint folder holding only such folders (``last``; hidden leftovers of a killed
+    write aside)."""
     try:
-        return {p.name for p in folder.iterdir()} == {TENSORS, STATE}
+        names = {p.name for p in folder.iterdir()}
+        if names == {TENSORS, STATE}:
+            return True
+        shown = [folder / n for n in names if not n.startswith(".")]
+        return bool(shown) and all(p.is_dir() and is_checkpoint(p) for p in shown)
     except OSError:
         return False
 
