@@ -106,11 +106,8 @@ class ExtensionBase:
 def setup_stage(
     extensions: Sequence[Any], model: GraftModel, stage: Stage, accelerator: Any
 ) -> list[Any]:
-    """Set every extension up for ``stage``; return those active in it.
-
-    A plain loss term (a callable with ``name`` and ``setup``, the older ``LossTerm``) counts
-    as active whenever its ``setup`` returns None.
-    """
+    """Set every extension up for ``stage``; return those active in it (``setup`` returning
+    anything but False)."""
     return [e for e in extensions if e.setup(model, stage, accelerator) is not False]
 
 
@@ -122,9 +119,8 @@ def extension_loss(
     outputs: torch.Tensor,
     progress: float,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """``ext.loss(...)``, or ``ext(...)`` for a plain loss term."""
-    fn = getattr(ext, "loss", None) or ext
-    result: tuple[torch.Tensor, dict[str, float]] = fn(model, x, features, outputs, progress)
+    """``ext.loss(...)``: the one way the loop asks an extension for its loss."""
+    result: tuple[torch.Tensor, dict[str, float]] = ext.loss(model, x, features, outputs, progress)
     return result
 
 

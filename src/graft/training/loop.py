@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,31 +34,6 @@ from graft.training.loaders import constant_features_note, feature_loaders, imag
 from graft.training.logs import EpochLogger
 from graft.training.params import apply_trainable
 from graft.training.stage import Callback, StageRunner, StepHook, epoch_seed, monitor_of
-
-
-class LossTerm(Protocol):
-    """An extra loss added in stages that run the backbone (regularizers, domain adaptation).
-
-    ``setup`` runs at the start of each such stage; ``__call__`` runs every step with the
-    batch's inputs, backbone features and head outputs, and the stage's progress (0 -> 1), and
-    returns the term's loss (already weighted) and its metrics (averaged per epoch and logged as
-    ``train_<name>``). A term owns whatever else it needs (a teacher, unlabeled target batches).
-    A term with trainable parameters of its own also defines ``parameter_groups(stage)``: the
-    stage's fresh optimizer then trains them too.
-    """
-
-    name: str
-
-    def setup(self, model: GraftModel, stage: Stage, accelerator: Any) -> None: ...
-
-    def __call__(
-        self,
-        model: GraftModel,
-        x: torch.Tensor,
-        features: torch.Tensor,
-        outputs: torch.Tensor,
-        progress: float,
-    ) -> tuple[torch.Tensor, dict[str, float]]: ...
 
 
 def make_accelerator(cfg: TrainConfig) -> Any:
@@ -87,7 +62,7 @@ def train(
     *,
     log: Callable[[str], None] = print,
     callbacks: Sequence[Callback] = (),
-    extensions: Sequence[Extension | LossTerm] = (),
+    extensions: Sequence[Extension] = (),
     step_hooks: Sequence[StepHook] = (),
 ) -> list[dict[str, Any]]:
     """Run every stage of ``plan`` on ``data``; return the per-epoch history.
@@ -255,4 +230,4 @@ def _load_resume(
     return state
 
 
-__all__ = ["Callback", "LossTerm", "StepHook", "epoch_seed", "make_accelerator", "train"]
+__all__ = ["Callback", "StepHook", "epoch_seed", "make_accelerator", "train"]
