@@ -83,6 +83,9 @@ class DataConfig:
     val_fraction: float = option(SPLIT_FRACTION, "validation share when no val split is given")
     test_fraction: float = option(SPLIT_FRACTION, "test share when no test split is given")
     strict: bool = option(False, "stop at an unreadable image instead of skipping it")
+    keep_duplicates: bool = option(
+        False, "keep val/test files whose bytes are also in train (dropped by default)"
+    )
     loss_weights: dict[str, float] | None = option(  # noqa: RUF009 (a field, default None)
         None, "multitask: loss weight per task, e.g. species=1,weight=0.5", parse="weights"
     )

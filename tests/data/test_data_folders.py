@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,13 @@ from graft.errors import ConfigError, DataError
 
 
 def _img(path: Path, value: int = 128, size: int = 8) -> Path:
+    """A small grey image, different for every path (identical files would be grouped)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("L", (size, size), value).save(path)
+    im = Image.new("L", (size, size), value)
+    mark = zlib.crc32(str(path).encode())
+    im.putpixel((0, 0), mark & 255)
+    im.putpixel((1, 0), (mark >> 8) & 255)
+    im.save(path)
     return path
 
 

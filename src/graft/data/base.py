@@ -76,6 +76,11 @@ class Dataset:
     #: multitask only: each task's ``name``, ``kind``, ``columns`` (its width in ``targets``)
     #: and ``class_names`` or ``target_names``, in target-column order.
     subtasks: list[dict[str, Any]] | None = None
+    #: identical items found while loading (:mod:`graft.data.content`): ``duplicate_rows`` and
+    #: ``split_copies`` dropped (or kept with ``keep_duplicates``), ``kept_together``,
+    #: ``label_conflicts``; empty when every item is unique.
+    duplicates: dict[str, int] = field(default_factory=dict)
+    keep_duplicates: bool = False  # val/test copies of earlier files were kept, not dropped
 
     @property
     def num_outputs(self) -> int:
@@ -103,6 +108,17 @@ class Dataset:
         if self.task in ("classification", "multilabel"):
             return f"{len(self.class_names or [])} {'labels' if self.task == 'multilabel' else 'classes'}"
         return f"targets {', '.join(self.target_names or [])}"
+
+    def describe_duplicates(self) -> str:
+        """The duplicates found, for the data summary line (empty when none)."""
+        words = {
+            "duplicate_rows": "duplicate rows dropped",
+            "split_copies": "val/test copies of earlier files "
+            + ("kept" if self.keep_duplicates else "dropped"),
+            "kept_together": "identical files kept in one split",
+            "label_conflicts": "identical images under different labels",
+        }
+        return ", ".join(f"{n} {words[k]}" for k, n in self.duplicates.items() if n and k in words)
 
     def splits(self) -> dict[str, Samples]:
         out = {"train": self.train, "val": self.val}

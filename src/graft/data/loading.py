@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from graft.config import SPLIT_FRACTION
 from graft.data.base import Dataset, Samples, Task
+from graft.data.content import content_groups, resolve_copies
 from graft.data.images import read_folder
 from graft.data.images import verify_images as check_images
 from graft.data.splits import check_fractions, make_splits
@@ -32,6 +32,7 @@ def load(
     verify_images: bool = True,
     label_separator: str | None = None,
     text_column: str | None = None,
+    keep_duplicates: bool = False,
 ) -> Dataset:
     """Load an image folder or a CSV/TSV/Parquet table into train/val/test splits.
 
@@ -60,6 +61,10 @@ def load(
             given with ``task`` None, the table is read as multi-label.
         text_column: a table column holding texts: the dataset is text (``input_kind="text"``).
             A folder whose class folders hold ``.txt`` files (and no images) is text too.
+        keep_duplicates: keep val/test files whose bytes are also in an earlier given split
+            (dropped by default, and listed in ``Dataset.skipped``). Identical files are always
+            kept in one split when the splits are carved here; ``Dataset.duplicates`` counts
+            what was found.
 
     Returns:
         The :class:`Dataset`; skipped files are listed in ``Dataset.skipped``.
@@ -82,8 +87,8 @@ def load(
     if not rows.paths:
         kind = "texts" if rows.texts is not None else "images"
         raise DataError(f"{path}: no usable {kind} (all {len(skipped)} were skipped)")
-    rows, duplicates = _drop_duplicates(rows)
-    skipped += duplicates
+    rows, groups, copies, duplicates = _resolve_copies(rows, keep_duplicates)
+    skipped += copies
     if rows.task == "classification":
         assert rows.labels is not None
         class_names, y = _encode_classes(rows.labels, rows.splits, str(path))
@@ -93,6 +98,7 @@ def load(
     train, val, test = _split(
         Samples(rows.paths, y, rows.texts),
         rows.splits,
+        groups,
         rows.task,
         val_fraction,
         test_fraction,
@@ -103,6 +109,7 @@ def load(
     class_names = class_names if rows.class_names is None else rows.class_names
     data = Dataset(rows.task, train, val, test, class_names, rows.target_names, str(path), skipped)
     data.subtasks = rows.subtasks
+    data.duplicates, data.keep_duplicates = duplicates, keep_duplicates
     data.input_kind = "image" if rows.texts is None else "text"
     if rows.task == "classification":
         _check_train_classes(data)
@@ -155,33 +162,19 @@ def _read(
     )
 
 
-def _drop_duplicates(rows: Rows) -> tuple[Rows, list[tuple[Path, str]]]:
-    """Keep the first row of each file (same path or same bytes): a file in two splits would
-    leak test images into training. Returns the rows kept and the duplicates, reported."""
-    import hashlib
-
-    first: dict[tuple[str, str, str | None], Path] = {}
-    dropped: dict[int, tuple[Path, str]] = {}
-    for i, p in enumerate(rows.paths):
-        # A duplicate row: the same bytes with the same label (or targets) and given split.
-        # Different labels or explicitly different splits are the user's to decide: kept.
-        target = rows.labels[i] if rows.labels is not None else _target_text(rows, i)
-        content = p.read_bytes() if rows.texts is None else rows.texts[i].encode()
-        digest = (hashlib.sha256(content).hexdigest(), target, rows.splits[i])
-        if digest in first:
-            same = "the same file" if first[digest] == p else f"the same bytes as {first[digest]}"
-            dropped[i] = (p, f"duplicate row ({same}); kept its first row only")
-        else:
-            first[digest] = p
-    if not dropped:
-        return rows, []
-    warnings.warn(
-        f"{len(dropped)} duplicate rows dropped (a file listed twice, or the same image under "
-        f"two names), e.g. {dropped[min(dropped)][0]}; each file now lands in one split only",
-        stacklevel=3,
-    )
-    keep = [i for i in range(len(rows.paths)) if i not in dropped]
-    return _subset(rows, keep), list(dropped.values())
+def _resolve_copies(
+    rows: Rows, keep_copies: bool
+) -> tuple[Rows, np.ndarray, list[tuple[Path, str]], dict[str, int]]:
+    """Group rows by content and drop duplicate rows and copies in later splits (see
+    :mod:`graft.data.content`). Returns the rows kept, their groups, the drops and the counts."""
+    groups = content_groups(rows.paths, rows.texts)
+    targets = [
+        rows.labels[i] if rows.labels is not None else _target_text(rows, i)
+        for i in range(len(rows.paths))
+    ]
+    copies = resolve_copies(rows.paths, groups, targets, rows.splits, keep_copies=keep_copies)
+    dropped = [(rows.paths[i], why) for i, why in copies.dropped]
+    return _subset(rows, copies.keep), groups[copies.keep], dropped, copies.counts
 
 
 def _target_text(rows: Rows, i: int) -> str:
@@ -234,6 +227,7 @@ def _encode_classes(
 def _split(
     samples: Samples,
     splits: list[str | None],
+    groups: np.ndarray,
     task: Task,
     val_fraction: float,
     test_fraction: float,
@@ -245,9 +239,11 @@ def _split(
     if given and "train" not in given:
         raise DataError(f"{source}: a {sorted(given)} split is given but no train split")
     pick = np.array([s or "train" for s in splits])
-    part = {name: samples.subset(np.flatnonzero(pick == name)) for name in ("train", "val", "test")}
+    where = {name: np.flatnonzero(pick == name) for name in ("train", "val", "test")}
+    part = {name: samples.subset(index) for name, index in where.items()}
     train, val, test = make_splits(
         part["train"],
+        groups=groups[where["train"]],
         stratify=task == "classification",
         val_fraction=val_fraction,
         test_fraction=test_fraction,

@@ -148,25 +148,68 @@ def make_splits(
     need_test: bool,
     seed: int,
     class_names: list[str] | None = None,
+    groups: np.ndarray | None = None,
 ) -> tuple[Samples, Samples | None, Samples | None]:
     """Carve the missing validation and test splits out of ``pool``.
 
     Fractions are shares of the whole pool: test is taken first, then validation from the rest.
+    With ``groups`` (one id per item, e.g. :func:`graft.data.content.content_groups`), the
+    groups are split instead of the items, each by its first item's label, so the members of a
+    group always land in the same split. Without repeated ids the split is the same as without
+    ``groups``.
 
     Returns:
         ``(train, val, test)``; ``val``/``test`` are None where not needed (given elsewhere),
         and empty :class:`Samples` where needed but the fraction is 0.
     """
     labels = pool.targets if stratify else None
-    rest, test = np.arange(len(pool)), None
+    firsts, member_of = np.arange(len(pool)), None
+    if groups is not None and len(groups):
+        _, firsts, inverse = np.unique(groups, return_index=True, return_inverse=True)
+        order = np.argsort(firsts, kind="stable")
+        firsts = firsts[order]  # one item per group, in pool order
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
+        member_of = rank[inverse.ravel()]  # each item's position among ``firsts``
+    rest, val, test = _positions(
+        None if labels is None else labels[firsts],
+        len(firsts),
+        (val_fraction, test_fraction),
+        need_val,
+        need_test,
+        seed,
+        class_names,
+    )
+    if member_of is not None and len(firsts) < len(pool):  # each group: all its members
+        rest = np.flatnonzero(np.isin(member_of, rest))
+        val = None if val is None else np.flatnonzero(np.isin(member_of, val))
+        test = None if test is None else np.flatnonzero(np.isin(member_of, test))
+    return (
+        pool.subset(rest),
+        None if val is None else pool.subset(val),
+        None if test is None else pool.subset(test),
+    )
+
+
+def _positions(
+    labels: np.ndarray | None,
+    n: int,
+    fractions: tuple[float, float],
+    need_val: bool,
+    need_test: bool,
+    seed: int,
+    class_names: list[str] | None,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(train, val, test) positions in ``range(n)``; val/test None where not needed."""
+    val_fraction, test_fraction = fractions
+    rest, test = np.arange(n), None
     if need_test:
-        rest, test_idx = split_indices(len(pool), labels, test_fraction, seed, class_names)
-        test = pool.subset(test_idx)
+        rest, test = split_indices(n, labels, test_fraction, seed, class_names)
     val = None
     if need_val:
         remaining = 1.0 - (test_fraction if need_test else 0.0)
         sub_labels = None if labels is None else labels[rest]
         share = val_fraction / remaining
         keep, val_idx = split_indices(len(rest), sub_labels, share, seed + 1, class_names)
-        val, rest = pool.subset(rest[val_idx]), rest[keep]
-    return pool.subset(rest), val, test
+        val, rest = rest[val_idx], rest[keep]
+    return rest, val, test

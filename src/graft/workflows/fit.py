@@ -169,7 +169,7 @@ def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
         data, task=d.task, label_column=d.label_column, path_column=d.path_column,
         target_columns=None if d.target_columns is None else list(d.target_columns),
         val_fraction=d.val_fraction, test_fraction=d.test_fraction,
-        seed=cfg.training.seed, strict=d.strict, **extra,
+        seed=cfg.training.seed, strict=d.strict, keep_duplicates=d.keep_duplicates, **extra,
     )  # fmt: skip
 
 
@@ -330,11 +330,15 @@ def data_summary(data: Dataset) -> dict[str, Any]:
     if data.target_names is not None:
         out["targets"] = list(data.target_names)
     out["skipped"] = [str(p) for p, _ in data.skipped]
+    if data.duplicates:
+        out["duplicates"] = dict(data.duplicates)
     return out
 
 
 def describe_data(data: Dataset) -> str:
     parts = ", ".join(f"{k} {len(v)}" for k, v in data.splits().items())
+    copies = data.describe_duplicates()
+    parts += f"; {copies}" if copies else ""
     return f"data: {data.source} ({data.task}, {data.describe()}; {parts})"
 
 
