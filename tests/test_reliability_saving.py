@@ -24,7 +24,7 @@ import torch
 import graft
 from graft.backbones import create
 from graft.errors import ArtifactError, ConfigError
-from graft.io import PAUSE_ENV, atomic_dir, recover_dir
+from graft.io import EXCHANGE_ENV, PAUSE_ENV, atomic_dir, exchange, recover_dir
 from graft.model import GraftModel, check_out
 from graft.tasks import Classification
 
@@ -64,12 +64,14 @@ def wait_for(check: object, seconds: float = 120.0) -> bool:
 
 
 def test_sigkill_between_renames_loses_nothing(tmp_path: Path) -> None:
-    """A save killed after moving the old model aside: the next start puts it back."""
+    """The fallback (two renames, where the atomic swap is missing), killed after moving the
+    old model aside: the next start puts it back."""
     out = tmp_path / "model"
     old = tiny_model(1)
     old.save(out)
     proc = subprocess.Popen(
-        [sys.executable, "-c", SAVE_SCRIPT, str(out), "2"], env=env(**{PAUSE_ENV: "120"})
+        [sys.executable, "-c", SAVE_SCRIPT, str(out), "2"],
+        env=env(**{PAUSE_ENV: "120", EXCHANGE_ENV: "0"}),
     )
     try:
         in_window = wait_for(lambda: not out.exists() and list(tmp_path.glob(".model.old-*")))
@@ -86,6 +88,97 @@ def test_sigkill_between_renames_loses_nothing(tmp_path: Path) -> None:
     check_out(out)  # what fit does first: recovers
     assert out.is_dir() and not list(tmp_path.glob(".model.*"))
     assert torch.equal(weights_of(graft.load(out)), weights_of(old))
+
+
+@pytest.fixture(params=["disk", "tmpfs"])
+def save_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path]:
+    """A folder on the test disk, or on a freshly mounted tmpfs (skipped where none mounts)."""
+    if request.param == "disk":
+        yield tmp_path
+        return
+    mnt = Path(tempfile.mkdtemp(prefix="graft-tmpfs-"))
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        mnt.rmdir()
+        pytest.skip(f"cannot mount a tmpfs ({done.stderr.strip()[:120]})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
+        mnt.rmdir()
+
+
+def test_sigkill_between_swap_and_cleanup_keeps_the_new_model(save_dir: Path) -> None:
+    """The atomic swap: --out always holds a whole model; a kill before the old one is deleted
+    leaves only a leftover, which the next start removes."""
+    out = save_dir / "model"
+    tiny_model(1).save(out)
+    if not exchange(out, out):  # swapping a folder with itself: a harmless probe
+        pytest.skip("this file system or kernel has no renameat2(RENAME_EXCHANGE)")
+    before = (out / "model.safetensors").stat().st_ino
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SAVE_SCRIPT, str(out), "2"], env=env(**{PAUSE_ENV: "120"})
+    )
+    try:
+        seen: list[bool] = []
+
+        def swapped() -> bool:  # --out exists throughout: record that while waiting
+            seen.append(out.is_dir())
+            return (out / "model.safetensors").stat().st_ino != before
+
+        assert wait_for(swapped), "the save never swapped its folder in"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert all(seen) and not list(save_dir.glob(".model.old-*"))
+    leftover = list(save_dir.glob(".model.tmp-*"))
+    assert len(leftover) == 1 and (leftover[0] / "model.safetensors").stat().st_ino == before
+    assert torch.equal(weights_of(graft.load(out)), weights_of(tiny_model(2)))
+    check_out(out)  # what fit does first: removes the dead save's leftover
+    assert sorted(p.name for p in save_dir.iterdir()) == ["model"]
+
+
+def test_the_fallback_replaces_where_the_swap_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system without RENAME_EXCHANGE answers EINVAL: two renames do the job."""
+    import ctypes
+    import errno
+
+    import graft.io as gio
+
+    def refuse(*args: object) -> int:
+        ctypes.set_errno(errno.EINVAL)
+        return -1
+
+    monkeypatch.setattr(gio, "_renameat2", lambda: refuse)
+    tiny_model(1).save(tmp_path / "model")
+    assert not exchange(tmp_path / "model", tmp_path / "model")
+    tiny_model(2).save(tmp_path / "model")
+    assert torch.equal(weights_of(graft.load(tmp_path / "model")), weights_of(tiny_model(2)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_the_raw_syscall_swaps_where_glibc_has_no_wrapper(tmp_path: Path) -> None:
+    import ctypes
+
+    import graft.io as gio
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux only")
+    call = gio._syscall_renameat2(ctypes.CDLL(None, use_errno=True))
+    if call is None:
+        pytest.skip("no known renameat2 syscall number for this machine")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "f").write_text("a")
+    assert call(-100, bytes(tmp_path / "a"), -100, bytes(tmp_path / "b"), 2) == 0
+    assert (tmp_path / "b" / "f").read_text() == "a" and not list((tmp_path / "a").iterdir())
 
 
 def test_killed_save_leftovers_are_cleaned_and_fresh_ones_kept(tmp_path: Path) -> None:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import ctypes
+import errno
+import functools
 import glob
 import io
 import json
 import os
+import platform
 import shutil
 import sys
 import tempfile
@@ -62,20 +66,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return target
 
 
-#: Test hook: seconds to sleep between moving the old folder aside and renaming the new one in
-#: (the crash window the kill test aims at). Unset in normal use.
+#: Test hook: seconds to sleep inside the crash window of a replacing save (the kill tests aim
+#: at it): after the atomic swap and before the old folder is removed, or, on the fallback path,
+#: between moving the old folder aside and renaming the new one in. Unset in normal use.
 PAUSE_ENV = "GRAFT_TEST_PAUSE_BETWEEN_RENAMES"
+#: Set to 0 to replace a folder with two renames even where the atomic swap is available (an
+#: escape hatch for a file system that misreports it; the tests use it to run the fallback).
+EXCHANGE_ENV = "GRAFT_RENAME_EXCHANGE"
 
 
 @contextmanager
 def atomic_dir(target: str | Path) -> Iterator[Path]:
-    """Build a folder under a temporary name beside ``target``; rename it into place on success.
+    """Build a folder under a temporary name beside ``target``; put it in place on success.
 
-    Every file and the folder are fsynced before the rename, so a power cut after it leaves
-    complete files. An existing ``target`` is moved aside (``.NAME.old-PID``), the new folder
-    renamed in, and only then is the old one deleted; a crash between the two renames is
-    repaired by the next write or load (:func:`recover_dir` puts the old folder back). Leftover
-    temporary folders of killed writers are removed first.
+    Every file and the folder are fsynced first, so a power cut afterwards leaves complete
+    files. An existing ``target`` is replaced by swapping the two folders in one atomic step
+    (Linux ``renameat2(RENAME_EXCHANGE)``): at every instant ``target`` holds the old model or
+    the new one; the old one, now under the temporary name, is then deleted, and a crash before
+    that leaves only a leftover that the next write or load removes. Where the swap is not
+    available (another OS, a file system without it) the old folder is moved aside
+    (``.NAME.old-PID``), the new one renamed in, and only then the old one deleted; a crash
+    between those two renames is repaired by the next write or load (:func:`recover_dir` puts
+    the old folder back). Leftover temporary folders of killed writers are removed first.
     """
     final = Path(target)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -96,14 +108,82 @@ def _swap_in(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
         _fsync_dir(final.parent)
         return
+    if exchange(tmp, final):  # ``final`` is the new folder now, ``tmp`` the old one
+        _fsync_dir(final.parent)
+        _pause_for_tests()
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old = final.with_name(f".{final.name}.old-{os.getpid()}")
     os.replace(final, old)
     _fsync_dir(final.parent)
-    if os.environ.get(PAUSE_ENV):
-        time.sleep(float(os.environ[PAUSE_ENV]))
+    _pause_for_tests()
     os.replace(tmp, final)
     _fsync_dir(final.parent)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _pause_for_tests() -> None:
+    if os.environ.get(PAUSE_ENV):
+        time.sleep(float(os.environ[PAUSE_ENV]))
+
+
+# renameat2(2) flags and the syscall's number where glibc (before 2.28) lacks the wrapper.
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+_SYS_RENAMEAT2 = {"x86_64": 316, "aarch64": 276, "arm64": 276}
+#: errno values meaning "no atomic swap here": the caller falls back to two renames.
+_UNSUPPORTED = {errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.EXDEV, errno.EPERM}
+
+
+def exchange(a: str | Path, b: str | Path) -> bool:
+    """Swap two existing paths atomically; False where the OS or file system cannot.
+
+    Linux ``renameat2(RENAME_EXCHANGE)`` through ctypes (glibc's wrapper, else the raw
+    syscall). Any other OS, an old kernel (ENOSYS) or a file system without the flag (EINVAL)
+    gives False and changes nothing; other errors (a missing path, no permission to write)
+    raise :class:`OSError`.
+    """
+    if not sys.platform.startswith("linux") or os.environ.get(EXCHANGE_ENV) == "0":
+        return False
+    call = _renameat2()
+    if call is None:
+        return False
+    ctypes.set_errno(0)
+    if call(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in _UNSUPPORTED:
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+@functools.cache
+def _renameat2() -> Callable[..., int] | None:
+    """glibc's ``renameat2`` (2.28 and later), else the raw syscall; None where neither."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    wrapper = getattr(libc, "renameat2", None)
+    if wrapper is None:
+        return _syscall_renameat2(libc)
+    wrapper.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    wrapper.restype = ctypes.c_int
+    return wrapper
+
+
+def _syscall_renameat2(libc: ctypes.CDLL) -> Callable[..., int] | None:
+    number = _SYS_RENAMEAT2.get(platform.machine())
+    if number is None:
+        return None
+    syscall = libc.syscall
+    syscall.restype = ctypes.c_long
+
+    def call(fd_a: int, a: bytes, fd_b: int, b: bytes, flags: int) -> int:
+        args = (ctypes.c_long(fd_a), a, ctypes.c_long(fd_b), b, ctypes.c_ulong(flags))
+        return int(syscall(ctypes.c_long(number), *args))
+
+    return call
 
 
 def fsync_tree(folder: Path) -> None:

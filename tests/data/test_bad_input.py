@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 import os
 import shutil
 import subprocess
@@ -147,31 +148,40 @@ def _short_png(path: Path, size: int = 32) -> Path:
     return path
 
 
-def test_an_image_that_fails_to_decode_is_skipped_and_listed(
-    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("strategy", ["feature-extraction", "full"])
+def test_an_image_that_fails_to_decode_is_skipped_where_a_fit_reads_it(
+    strategy: str, digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from PIL import Image
-
-    data_dir = tmp_path / "digits"
-    shutil.copytree(digits_dir, data_dir)
-    bad = _short_png(data_dir / "3" / "short.png")
-    with Image.open(bad) as im:
-        im.verify()  # the quick check alone passes it
-    with pytest.warns(UserWarning, match="short.png"):
-        data = load(data_dir)
-    assert [p for p, _ in data.skipped] == [bad]
-    with pytest.raises(DataError, match=r"short.png.*--strict"):
-        load(data_dir, strict=True)
-
+    """The quick check at load passes a short PNG; the fit reads it (the feature-extraction
+    pass, or the training loader), skips it, lists it, and saves a model; --strict stops."""
+    import graft
     from graft.cli import main
 
+    data_dir = tmp_path / "digits"
+    for c in ("3", "4", "5"):
+        files = sorted((digits_dir / c).iterdir())
+        for split, part in (("train", files[:11]), ("test", files[11:])):
+            (data_dir / split / c).mkdir(parents=True)
+            for f in part:
+                shutil.copy(f, data_dir / split / c / f.name)
+    bad = [_short_png(data_dir / "train" / "3" / "short.png", size=32)]
+    bad.append(_short_png(data_dir / "test" / "4" / "short.png", size=40))
+    data = load(data_dir)
+    assert not data.skipped  # the quick check at load passes them (no decode there)
+
     out = tmp_path / "model"
-    flags = ["--strategy", "feature-extraction", "--epochs", "1", "--no-progress"]
+    flags = ["--strategy", strategy, "--epochs", "1", "--no-progress", "--batch-size", "4"]
     tiny = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--image-size", "32"]
-    assert main(["fit", str(data_dir), *flags, *tiny, "--out", str(out)]) == 0
-    assert (out / "model.safetensors").is_file()
-    assert main(["fit", str(data_dir), *flags, *tiny, "--strict", "--dry-run"]) == 2
-    assert "short.png" in capsys.readouterr().err
+    with pytest.warns(UserWarning, match="short.png"):
+        assert main(["fit", str(data_dir), *flags, *tiny, "--out", str(out)]) == 0
+    model = graft.load(out)
+    assert sorted(model.info["data"]["skipped"]) == sorted(str(p) for p in bad)
+    assert model.info["data"]["n_test"] == 12  # 13 test images, less the short one
+    capsys.readouterr()
+    code = main(["fit", str(data_dir), *flags, *tiny, "--strict", "--out", str(tmp_path / "s")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "short.png" in err[-1] and "Traceback" not in "\n".join(err)
 
 
 @pytest.mark.parametrize(
@@ -216,20 +226,49 @@ def test_predict_skips_and_lists_unreadable_files(
     good = [str(p) for p in sorted((digits_dir / "4").iterdir())[:2]]
     short = _short_png(tmp_path / "short.png")
     bomb = _short_png(tmp_path / "bomb.png", size=100_000)  # 10^10 pixels declared
+    large = _short_png(tmp_path / "large.png", size=_between_one_and_two_limits())
     text = tmp_path / "notes.png"
     text.write_text("not an image")
-    files = [good[0], str(short), str(bomb), good[1], str(text)]
+    files = [good[0], str(short), str(bomb), good[1], str(text), str(large)]
     preds = tmp_path / "p.csv"
     assert main(["predict", str(model), *files, "--output", str(preds)]) == 0
     assert [r["path"] for r in csv.DictReader(preds.open())] == good
     err = capsys.readouterr().err
-    assert "Traceback" not in err and "skipped 3 of 5 files" in err
+    assert "Traceback" not in err and "skipped 4 of 6 files" in err
     assert "bomb.png" in err and "DecompressionBomb" in err and "short.png" in err
+    assert "large.png: too large" in err and "decompression bomb" in err
     assert main(["predict", str(model), *files, "-o", str(preds), "--fail-on-skip"]) == 1
     assert len(list(csv.DictReader(preds.open()))) == 2  # the rest is still written
     capsys.readouterr()
     assert main(["predict", str(model), *files, "--strict"]) == 2
     assert "short.png" in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def _between_one_and_two_limits() -> int:
+    """A square side whose pixel count is 1.5x PIL's limit: PIL only warns there."""
+    from PIL import Image
+
+    assert Image.MAX_IMAGE_PIXELS is not None
+    return math.isqrt(Image.MAX_IMAGE_PIXELS * 3 // 2)
+
+
+def test_an_image_above_the_pixel_limit_is_skipped_not_decoded(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from graft.data import load_image
+
+    data_dir = tmp_path / "digits"
+    shutil.copytree(digits_dir, data_dir)
+    large = _short_png(data_dir / "2" / "large.png", size=_between_one_and_two_limits())
+    with pytest.warns(Image.DecompressionBombWarning), Image.open(large):
+        pass  # PIL alone opens it with a warning (and would try to decode 134 million pixels)
+    with pytest.warns(UserWarning, match=r"large\.png: too large .* decompression bomb"):
+        data = load(data_dir)
+    assert [p for p, _ in data.skipped] == [large]
+    with pytest.raises(DataError, match=r"large\.png: too large"):
+        load_image(large)
 
 
 def test_a_class_folder_linking_to_its_parent_is_no_class(digits_dir: Path, tmp_path: Path) -> None:

@@ -81,6 +81,9 @@ class Dataset:
     #: ``label_conflicts``; empty when every item is unique.
     duplicates: dict[str, int] = field(default_factory=dict)
     keep_duplicates: bool = False  # val/test copies of earlier files were kept, not dropped
+    #: stop at a file that fails to decode where it is read (training, feature extraction),
+    #: instead of skipping it and listing it in ``skipped``
+    strict: bool = False
 
     @property
     def num_outputs(self) -> int:

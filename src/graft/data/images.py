@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from graft.errors import DataError
 
@@ -117,25 +119,53 @@ def _ends_with_eoi(path: Path) -> bool:
         return f.read().rstrip(b"\x00").endswith(b"\xff\xd9")
 
 
-def check_image(path: Path) -> str | None:
+def too_large(im: Any) -> str | None:
+    """Why an opened image is refused for its size, or None.
+
+    PIL refuses more than twice ``Image.MAX_IMAGE_PIXELS`` (a likely decompression bomb) and only
+    warns between one and two times; graft refuses that range too, before any pixel is read.
+    """
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or im.width * im.height <= limit:
+        return None
+    return (
+        f"too large ({im.width}x{im.height} = {im.width * im.height:,} pixels, above PIL's "
+        f"limit of {limit:,}: a possible decompression bomb); resize it, or raise "
+        "PIL.Image.MAX_IMAGE_PIXELS if you trust it"
+    )
+
+
+def check_image(path: Path, *, decode: bool = True) -> str | None:
     """Why ``path`` cannot be used as an image, or None if it looks whole.
 
-    Every file's header is parsed. PIL's ``verify`` then checks structure (and PNG checksums),
-    and a file other than a JPEG is decoded once (a PNG with valid checksums can still hold too
-    few pixels, which only a decode finds; a decompression bomb is refused here). A JPEG that ends with its end-of-image marker is accepted as is (so a
-    folder of 12-megapixel photos checks in a blink); one that does not, e.g. a truncated
-    download or a camera that appends data, gets a reduced-size ``draft`` decode to decide.
+    Every file's header is parsed, and an image above PIL's pixel limit is refused
+    (:func:`too_large`). PIL's ``verify`` then checks structure (and PNG checksums). A JPEG that
+    ends with its end-of-image marker is accepted as is (so a folder of 12-megapixel photos
+    checks in a blink); one that does not, e.g. a truncated download or a camera that appends
+    data, gets a reduced-size ``draft`` decode to decide.
+
+    Args:
+        path: the file.
+        decode: also decode every file other than a JPEG once: a PNG with valid checksums can
+            still hold too few pixels, which only a decode finds. ``load`` passes False: in
+            training such a file is skipped where it is read (:class:`~graft.data.ImageDataset`,
+            the feature-extraction pass), which saves a decode of every image at load.
     """
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            big = too_large(im)
+            if big:
+                return big
             if im.format != "JPEG":
                 im.verify()
             elif not _ends_with_eoi(path):
                 im.draft(im.mode, (max(1, im.width // 8), max(1, im.height // 8)))
                 im.load()
-        if im.format != "JPEG":  # checksums can be right over a short pixel stream: decode
+        if decode and im.format != "JPEG":  # checksums can be right over a short pixel stream
             with Image.open(path) as again:
                 again.load()
     except Exception as e:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
@@ -143,18 +173,22 @@ def check_image(path: Path) -> str | None:
     return None
 
 
-def verify_images(paths: list[Path], *, strict: bool, workers: int = 4) -> list[tuple[Path, str]]:
+def verify_images(
+    paths: list[Path], *, strict: bool, workers: int = 4, decode: bool = True
+) -> list[tuple[Path, str]]:
     """Check every image once; return the bad ones as ``(path, reason)``.
 
     Args:
         paths: files to check.
         strict: raise :class:`DataError` at the first bad file instead of returning it.
         workers: threads; PIL releases the GIL while reading and decoding.
+        decode: decode every non-JPEG file once (see :func:`check_image`).
     """
     if not paths:
         return []
+    check = partial(check_image, decode=decode)
     with ThreadPoolExecutor(max_workers=max(1, min(workers, len(paths) // 64 + 1))) as pool:
-        reasons = list(pool.map(check_image, paths))
+        reasons = list(pool.map(check, paths))
     bad = [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
     if bad and strict:
         p, r = bad[0]

@@ -56,7 +56,8 @@ def load(
         test_fraction: share for testing when no test split is given (0 → ``test`` is None).
         seed: random seed of the split.
         strict: raise at an unreadable image instead of skipping it with a warning.
-        verify_images: check that every image decodes (once, at load).
+        verify_images: check every image's header, size and checksums at load (files that
+            pass but fail to decode are skipped, and listed, where training reads them).
         label_separator: multi-label tables: separator of the labels in a cell (default ``;``);
             given with ``task`` None, the table is read as multi-label.
         text_column: a table column holding texts: the dataset is text (``input_kind="text"``).
@@ -81,7 +82,9 @@ def load(
         path, task, path_column, label_column, target_columns, label_separator, text_column, strict
     )
     if rows.texts is None and verify_images:
-        skipped = check_images(rows.paths, strict=strict)
+        # The quick check: headers, sizes, checksums. A file that still fails to decode is
+        # skipped where training reads it (graft.training.loaders), not decoded twice here.
+        skipped = check_images(rows.paths, strict=strict, decode=False)
     if skipped:
         rows = _without(rows, {p for p, _ in skipped})
     if not rows.paths:
@@ -109,7 +112,7 @@ def load(
     class_names = class_names if rows.class_names is None else rows.class_names
     data = Dataset(rows.task, train, val, test, class_names, rows.target_names, str(path), skipped)
     data.subtasks = rows.subtasks
-    data.duplicates, data.keep_duplicates = duplicates, keep_duplicates
+    data.duplicates, data.keep_duplicates, data.strict = duplicates, keep_duplicates, strict
     data.input_kind = "image" if rows.texts is None else "text"
     if rows.task == "classification":
         _check_train_classes(data)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from graft.data.base import Samples
+from graft.data.images import too_large
 from graft.errors import DataError
 
 if TYPE_CHECKING:
@@ -86,13 +87,27 @@ def load_image(path: str | Path, channels: int = 3) -> Image.Image:
 
     try:
         with Image.open(path) as im:
+            big = too_large(im)
+            if big:
+                raise UnreadableImage(f"{path}: {big}", path=Path(path), reason=big)
             im.load()
             oriented = ImageOps.exif_transpose(im) or im
             return to_mode(oriented, channels)
     except FileNotFoundError:
         raise DataError(f"{path}: no such image file") from None
-    except (OSError, SyntaxError, ValueError) as e:
-        raise DataError(f"{path}: not a readable image ({type(e).__name__}: {e})") from e
+    except UnreadableImage:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        reason = f"not a readable image ({type(e).__name__}: {e})"
+        raise UnreadableImage(f"{path}: {reason}", path=Path(path), reason=reason) from e
+
+
+class UnreadableImage(DataError):
+    """An image file that fails to decode where it is read; names the file and the reason."""
+
+    def __init__(self, message: str, *, path: Path | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.path, self.reason = path, reason or message
 
 
 class ImageTransform:
@@ -173,6 +188,11 @@ class ImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         transform: a PIL image → tensor callable, usually from :func:`build_transform`.
         channels: image mode to decode to (1 or 3); default the transform's ``channels``, or 3.
 
+        on_unreadable: training only: called with ``(path, reason)`` for a file that fails to
+            decode, which is then replaced in its batch by the next file that decodes (batches
+            keep their size; the file is dropped from the data by the caller). None: the
+            :class:`~graft.errors.DataError` stops the pass (evaluation, ``--strict``).
+
     Shape:
         - Input image: ``(channels, height, width)`` float32.
         - Target: integer targets give an ``int64`` scalar (a class index); float targets of
@@ -185,17 +205,37 @@ class ImageDataset(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         transform: Callable[[Image.Image], torch.Tensor],
         *,
         channels: int | None = None,
+        on_unreadable: Callable[[Path, str], None] | None = None,
     ) -> None:
         self.samples = samples
         self.transform = transform
         self.channels = channels or int(getattr(transform, "channels", 3))
+        self.on_unreadable = on_unreadable
         self._integer = np.issubdtype(np.asarray(samples.targets).dtype, np.integer)
+        self._bad: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _decode(self, i: int) -> tuple[int, Image.Image]:
+        """Item ``i``'s image, or with ``on_unreadable`` the next one that decodes."""
+        n = len(self.samples)
+        for j in (i + k for k in range(n)):
+            j %= n
+            if j in self._bad:
+                continue
+            try:
+                return j, load_image(self.samples.paths[j], self.channels)
+            except UnreadableImage as e:
+                if self.on_unreadable is None:
+                    raise
+                self._bad.add(j)
+                self.on_unreadable(self.samples.paths[j], e.reason)
+        raise DataError(f"none of the {n} images decodes; see the warnings above")
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.transform(load_image(self.samples.paths[i], self.channels))
+        i, image = self._decode(i)
+        x = self.transform(image)
         target = self.samples.targets[i]
         if self._integer:
             return x, torch.tensor(int(target), dtype=torch.int64)

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -144,6 +144,8 @@ class Features:
         self.dim = dim
         self.computed = computed
         self.reused = reused
+        #: items left out (``extract(skip_unreadable=True)``): (item, why); no row each
+        self.skipped: list[tuple[Any, str]] = []
         self._maps: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -310,23 +312,53 @@ class _Entry:
         return sum(p.stat().st_size for p in self.path.iterdir() if p.is_file())
 
 
-class _Files(torch.utils.data.Dataset[torch.Tensor]):
-    def __init__(self, paths: list[Path], load: Loader) -> None:
-        self.paths, self.load = paths, load
+class _Files(torch.utils.data.Dataset[Any]):
+    def __init__(self, paths: list[Path], load: Loader, skip: bool = False) -> None:
+        self.paths, self.load, self.skip = paths, load, skip
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> Any:
         try:
             return self.load(self.paths[i])
-        except DataError:
-            raise
         except Exception as e:
-            raise DataError(
+            error = e if isinstance(e, DataError) else None
+            error = error or DataError(
                 f"{self.paths[i]}: cannot load ({type(e).__name__}: {e}); "
                 "fix or remove the file (finished feature shards are kept)"
-            ) from e
+            )
+            if self.skip:  # the batch carries it back to the main process (see _skipping)
+                return _Unreadable(i, str(error))
+            raise error from (None if error is e else e)
+
+
+# --- Unreadable files, skipped (extract(skip_unreadable=True)): the batch drops them, their
+# keys leave the writer's list before their rows would be written, the caller gets them back.
+class _Unreadable(NamedTuple):
+    position: int
+    reason: str
+
+
+def _collate(items: list[Any]) -> tuple[torch.Tensor | None, list[_Unreadable]]:
+    bad = [x for x in items if isinstance(x, _Unreadable)]
+    good = [x for x in items if not isinstance(x, _Unreadable)]
+    return (torch.utils.data.default_collate(good) if good else None), bad
+
+
+def _skipping(
+    batches: Iterator[Any], writer: _ShardWriter, failed: dict[str, str]
+) -> Iterator[torch.Tensor]:
+    keys = list(writer.keys)  # item i of the pass is keys[i]
+    for batch, bad in batches:
+        for item in bad:
+            writer.keys.remove(keys[item.position])
+            failed[keys[item.position]] = item.reason
+        if batch is not None:
+            yield batch
+
+
+# --- end of the skipping of unreadable files
 
 
 _ENTRIES: dict[Path, _Entry] = {}  # per process, so a shard's key list is parsed once
@@ -403,6 +435,7 @@ class FeatureStore:
         shard_size: int = 2048,
         progress: bool = True,
         keys: Sequence[str] | None = None,
+        skip_unreadable: bool = False,
     ) -> Features:
         """Features of ``paths`` in their order, running the backbone only on files not stored.
 
@@ -422,6 +455,8 @@ class FeatureStore:
             progress: show a progress bar.
             keys: the content key of each item, when the items are not files (texts: the
                 sha256 of their UTF-8 bytes); ``load`` then receives the items as they are.
+            skip_unreadable: a file ``load`` fails on is left out instead of stopping the
+                pass: the result has no row for it and lists it in ``Features.skipped``.
 
         Raises:
             DataError: a file is missing or ``load`` fails on it (the message names the file).
@@ -443,6 +478,7 @@ class FeatureStore:
             if key not in index:
                 missing.setdefault(key, path)
         reused = len(set(keys)) - len(missing)
+        failed: dict[str, str] | None = {} if skip_unreadable else None
         if missing:
             with _writable(self.root):
                 entry.clean()
@@ -456,8 +492,14 @@ class FeatureStore:
                     num_workers,
                     shard_size,
                     progress,
+                    failed,
                 )
             index = entry.index(dim)
+        if failed:
+            view = _view(entry, index, [k for k in keys if k not in failed], dim, reused=reused)
+            view.computed = len(missing) - len(failed)
+            view.skipped = [(p, failed[k]) for p, k in zip(files, keys, strict=True) if k in failed]
+            return view
         return _view(entry, index, keys, dim, computed=len(missing), reused=reused)
 
     def info(self) -> list[dict[str, Any]]:
@@ -592,15 +634,17 @@ def _compute(
     num_workers: int,
     shard_size: int,
     progress: bool,
+    failed: dict[str, str] | None = None,
 ) -> None:
     from tqdm.auto import tqdm
 
     device = next(backbone.parameters()).device
     loader = torch.utils.data.DataLoader(
-        _Files(list(missing.values()), load),
+        _Files(list(missing.values()), load, skip=failed is not None),
         batch_size=batch_size,
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
+        collate_fn=None if failed is None else _collate,
     )
     writer = _ShardWriter(entry, list(missing), dim, shard_size)
     was_training = backbone.training
@@ -608,7 +652,9 @@ def _compute(
     # disable=None: no bar when the output is not a terminal (logs, CI).
     bar = tqdm(total=len(missing), desc="features", unit="file", disable=None if progress else True)
     try:
-        batches = iter(loader)
+        batches: Iterator[Any] = iter(loader)
+        if failed is not None:
+            batches = _skipping(batches, writer, failed)
         first = next(batches, None)
         if first is None:
             return

@@ -18,7 +18,7 @@ from graft.data.base import Dataset, Samples
 from graft.measure.features import Features
 from graft.model import GraftModel
 from graft.tasks import Classification
-from graft.training.loaders import stored_features
+from graft.training.loaders import readable, stored_features
 from graft.training.loop import TrainConfig
 
 
@@ -76,6 +76,6 @@ def split_features(
             continue
         stored = samples_features(backbone, available[name], cfg)
         feats[name] = stored.to_array()
-        targets[name] = available[name].targets
+        targets[name] = readable(available[name], stored).targets  # less any unreadable file
         computed, reused = computed + stored.computed, reused + stored.reused
     return SplitFeatures(feats, targets, computed, reused, time.perf_counter() - start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ import torch
 from graft.data import ImageDataset, build_transform, load_image, transform_identity
 from graft.data.base import Dataset, Samples
 from graft.data.text import text_key
+from graft.data.transforms import UnreadableImage
 from graft.measure.features import FeatureStore
 
 if TYPE_CHECKING:
@@ -80,11 +82,16 @@ class TokenLoader:
         return self.tokens[i]
 
 
-def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
+def stored_features(
+    model: GraftModel, samples: Samples, cfg: TrainConfig, *, strict: bool = False
+) -> Any:
     """The frozen backbone's features for ``samples``, from the store (computed if missing).
 
     Texts are keyed by their content (sha256 of the UTF-8 bytes) under the backbone's weights
     and text settings; images by their file's bytes under the backbone and its preprocessing.
+    An image that fails to decode in this pass is left out with a warning (its row is missing:
+    :func:`readable` gives the samples that remain) and listed in ``Features.skipped``;
+    ``strict`` stops at it instead (:class:`~graft.errors.DataError` naming the file).
     """
     if samples.texts is not None:
         backbone: Any = model.backbone
@@ -98,7 +105,7 @@ def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> An
             num_workers=0,
             progress=cfg.progress,
         )
-    return FeatureStore.for_cache_dir(cfg.cache_dir).extract(
+    feats = FeatureStore.for_cache_dir(cfg.cache_dir).extract(
         model.backbone,
         samples.paths,
         load=FileLoader(model),
@@ -106,7 +113,43 @@ def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> An
         batch_size=max(cfg.batch_size, 64),
         num_workers=cfg.num_workers,
         progress=cfg.progress,
+        skip_unreadable=not strict,
     )
+    if feats.skipped:
+        warn_unreadable(feats.skipped)
+    return feats
+
+
+def warn_unreadable(skipped: list[tuple[Path, str]]) -> None:
+    """One warning listing images that failed to decode where they were read."""
+    listed = "\n  ".join(f"{p}: {why}" for p, why in skipped[:10])
+    more = f"\n  ... and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+    warnings.warn(
+        f"{len(skipped)} images failed to decode and were skipped (pass --strict to stop "
+        f"instead):\n  {listed}{more}",
+        stacklevel=3,
+    )
+
+
+def readable(samples: Samples, feats: Any) -> Samples:
+    """``samples`` without the items :func:`stored_features` skipped (aligned with its rows)."""
+    if not getattr(feats, "skipped", None):
+        return samples
+    bad = {p for p, _ in feats.skipped}
+    return samples.subset([i for i, p in enumerate(samples.paths) if p not in bad])
+
+
+def drop_unreadable(data: Dataset, skipped: list[tuple[Path, str]]) -> None:
+    """Remove files found unreadable while training from every split of ``data``, and list
+    them in ``data.skipped`` (so the run's record names them, as it names load-time skips)."""
+    bad = {p: why for p, why in skipped if p not in {q for q, _ in data.skipped}}
+    if not bad:
+        return
+    data.skipped += list(bad.items())
+    for name, split in data.splits().items():
+        kept = [i for i, p in enumerate(split.paths) if p not in bad]
+        if len(kept) < len(split):
+            setattr(data, name, split.subset(kept))
 
 
 def train_sampler(
@@ -131,14 +174,44 @@ def feature_loaders(
 ) -> tuple[Any, Any]:
     """Train and validation loaders over stored features (extracted once, read by mmap)."""
     out = []
-    for samples, shuffle in ((data.train, True), (data.val, False)):
+    for name, shuffle in (("train", True), ("val", False)):
         with accelerator.main_process_first():
-            feats = stored_features(model, samples, cfg)
+            feats = stored_features(model, getattr(data, name), cfg, strict=data.strict)
+        drop_unreadable(data, feats.skipped)
+        samples = getattr(data, name)
         targets = model.task.encode(samples.targets).numpy()
         sampler = train_sampler(samples.targets, cfg, generator) if shuffle else None
         ds = FeatureRows(feats, targets)
         out.append(torch.utils.data.DataLoader(ds, sampler=sampler, batch_size=cfg.batch_size))
     return out[0], out[1]
+
+
+def evaluate_readable(model: GraftModel, data: Dataset, split: str) -> dict[str, float]:
+    """``model.evaluate`` on one split of ``data``; an image that fails to decode there is
+    skipped and listed as in training (``data.strict``: the error stops the run)."""
+    while True:
+        try:
+            return model.evaluate(getattr(data, split))
+        except UnreadableImage as e:
+            if data.strict or e.path is None:
+                raise
+            SkipUnreadable(data)(e.path, e.reason)
+
+
+class SkipUnreadable:
+    """What a training loader does with an image that fails to decode: warn, list it in the
+    dataset's skips and drop it from its splits (so evaluation and later stages never read it).
+
+    With ``--num-workers`` above 0 it runs in a worker process: the warning still names the
+    file, but the dataset in the main process is not updated.
+    """
+
+    def __init__(self, data: Dataset) -> None:
+        self.data = data
+
+    def __call__(self, path: Path, reason: str) -> None:
+        warn_unreadable([(path, reason)])
+        drop_unreadable(self.data, [(path, reason)])
 
 
 def image_loaders(
@@ -153,15 +226,16 @@ def image_loaders(
         return text_loaders(model, encoded(data.train), encoded(data.val), data, cfg, generator)
     train_tf = build_transform(model.data_config, train=cfg.augment)
     eval_tf = build_transform(model.data_config, train=False)
+    skip = None if data.strict else SkipUnreadable(data)
     train = torch.utils.data.DataLoader(
-        ImageDataset(encoded(data.train), train_tf),
+        ImageDataset(encoded(data.train), train_tf, on_unreadable=skip),
         batch_size=cfg.batch_size,
         sampler=train_sampler(data.train.targets, cfg, generator),
         num_workers=cfg.num_workers,
         drop_last=len(data.train) > cfg.batch_size,  # BatchNorm dislikes a final batch of one
     )
     val = torch.utils.data.DataLoader(
-        ImageDataset(encoded(data.val), eval_tf),
+        ImageDataset(encoded(data.val), eval_tf, on_unreadable=skip),
         batch_size=cfg.batch_size,
         num_workers=cfg.num_workers,
     )

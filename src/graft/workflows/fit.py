@@ -29,6 +29,7 @@ from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks import TaskSpec, spec_for
 from graft.training.checkpoint import is_checkpoint
 from graft.training.extensions import Extension
+from graft.training.loaders import evaluate_readable
 from graft.training.loop import Callback, train
 from graft.training.params import trainable_counts
 from graft.training.schedules import check_schedule
@@ -239,9 +240,9 @@ def protect_options(cfg: FitConfig, objects: Mapping[str, Any]) -> dict[str, Any
 
 def evaluate_splits(model: GraftModel, dataset: Dataset) -> dict[str, dict[str, float]]:
     """Metrics on the validation split, and on the test split when there is one."""
-    metrics = {"val": model.evaluate(dataset.val)}
+    metrics = {"val": evaluate_readable(model, dataset, "val")}
     if dataset.test is not None and len(dataset.test):
-        metrics["test"] = model.evaluate(dataset.test)
+        metrics["test"] = evaluate_readable(model, dataset, "test")
     return metrics
 
 
