@@ -125,3 +125,23 @@ def test_only_files_of_equal_size_are_read(
     assert groups[4] == 1 and groups[3] == 3 and len(set(groups.tolist())) == 4
     assert odd not in read and twin in read and files[1] in read
     assert len(read) == sum(sizes.count(s) > 1 for s in sizes)
+
+
+def test_the_counts_are_on_the_data_line_and_in_the_record(
+    digits_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import graft
+    from graft.cli import main
+
+    root = _split_folder(digits_dir, tmp_path / "d")
+    shutil.copy(sorted((root / "train" / "2").iterdir())[0], root / "test" / "2" / "again.png")
+    out = tmp_path / "model"
+    flags = ["--strategy", "feature-extraction", "--epochs", "1", "--no-progress"]
+    tiny = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--image-size", "32"]
+    with pytest.warns(UserWarning, match="again.png"):
+        assert main(["fit", str(root), *flags, *tiny, "--out", str(out)]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("data:"))
+    assert line.endswith("test 12; 1 val/test copies of earlier files dropped)")
+    record = graft.load(out).info["data"]
+    assert record["duplicates"] == {"split_copies": 1} and record["n_test"] == 12
+    assert record["skipped"] == [str(root / "test" / "2" / "again.png")]
