@@ -184,6 +184,29 @@ def test_an_image_that_fails_to_decode_is_skipped_where_a_fit_reads_it(
     assert "short.png" in err[-1] and "Traceback" not in "\n".join(err)
 
 
+@pytest.mark.parametrize("strategy", ["feature_extraction", "full"])
+def test_a_file_damaged_after_load_does_not_abort_the_fit(
+    strategy: str, digits_dir: Path, tmp_path: Path
+) -> None:
+    """The real fault: a file that decoded at load is cut short before the fit reads it (a
+    network share, a sync client). On main this aborted the whole fit."""
+    import graft
+    from graft.testing import tiny_backbone
+
+    data_dir = tmp_path / "digits"
+    shutil.copytree(digits_dir, data_dir)
+    data = load(data_dir, seed=0)
+    victim = data.train.paths[5]
+    _short_png(victim, size=32)  # the same name, now a PNG whose pixel stream is short
+    with pytest.warns(UserWarning, match=victim.name):
+        model = graft.fit(
+            data, backbone=tiny_backbone(), strategy=strategy, epochs=1, batch_size=8,
+            progress=False, log=lambda s: None,
+        )  # fmt: skip
+    assert model.info["data"]["skipped"] == [str(victim)]
+    assert victim not in data.train.paths and model.info["data"]["n_train"] == 104
+
+
 @pytest.mark.parametrize(
     "flags", [["--val-fraction", "0", "--test-fraction", "0"], ["--val-fraction", "0"]]
 )
