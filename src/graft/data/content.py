@@ -141,9 +141,11 @@ def resolve_copies(
             counts["split_copies"] += 1
             if not keep_copies:
                 where = splits[home] or "the training pool"
+                same = (
+                    "also listed" if paths[home] == paths[i] else f"the same bytes as {paths[home]}"
+                )
                 dropped[i] = (
-                    f"the same bytes as {paths[home]} ({where}); dropped from {splits[i]} "
-                    "(pass --keep-duplicates to keep it)"
+                    f"{same} ({where}); dropped from {splits[i]} (pass --keep-duplicates to keep it)"
                 )
         together = [i for i in rest if i not in later]  # the same split (or the pool)
         if len({targets[i] for i in rest}) > 1:
