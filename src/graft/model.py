@@ -152,6 +152,23 @@ class GraftModel(nn.Module):
     def _decoded(self, features: torch.Tensor) -> np.ndarray:
         return np.asarray(self.task.decode(self.head(features).float().cpu().numpy()))
 
+    @torch.inference_mode()
+    def decode_features(self, features: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+        """Decoded outputs (as :meth:`predict_outputs`) from backbone features, e.g. stored ones.
+
+        Shape:
+            - Input: ``(n, backbone.num_features)``; output: ``(n, num_outputs)``.
+        """
+        device = next(self.parameters()).device
+        self.eval()
+        rows = [
+            self._decoded(
+                torch.from_numpy(np.ascontiguousarray(features[i : i + batch_size])).to(device)
+            )
+            for i in range(0, len(features), batch_size)
+        ]
+        return np.concatenate(rows) if rows else np.zeros((0, self.task_spec.num_outputs))
+
     @property
     def input_kind(self) -> str:
         """``image`` or ``text``: what :meth:`predict` takes."""

@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from graft.backbones import create
+from graft.backbones import create, engines
 from graft.backbones.base import Backbone
-from graft.data import build_transform, load_image
-from graft.backbones import engines
 from graft.backbones.engines import ENGINES, TOLERANCE, choose_engine, equivalent
+from graft.data import build_transform, load_image
 from graft.measure.features import FeatureStore
 
 

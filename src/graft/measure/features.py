@@ -47,9 +47,9 @@ import torch
 
 from graft import __version__
 from graft.backbones.base import Backbone
+from graft.backbones.engines import choose_engine
 from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text, follow_umask
-from graft.backbones.engines import choose_engine
 
 Loader = Callable[[Any], torch.Tensor]  # a file path, or an item of ``keys``-given extraction
 

@@ -92,7 +92,7 @@ def train(
         state = resume if index == resume.get("stage") else {}
         trainable = apply_trainable(model, stage)
         pretext = stage.kind == "pretext"
-        on_features = not pretext and cfg.use_cache and stage.backbone_frozen
+        on_features = on_stored_features(stage, cfg)
         where = "stored features" if on_features else f"{model.backbone.input_kind}s"
         where = "unlabeled images (pretext)" if pretext else where
         log(
@@ -135,6 +135,11 @@ def train(
     logger.close()
     model.eval()
     return history
+
+
+def on_stored_features(stage: Stage, cfg: TrainConfig) -> bool:
+    """Whether ``stage`` trains on stored features: its backbone frozen and the store in use."""
+    return stage.kind != "pretext" and cfg.use_cache and stage.backbone_frozen
 
 
 class _PlanBest:

@@ -22,14 +22,15 @@ from graft.backbones import create as create_backbone
 from graft.backbones.base import Backbone
 from graft.config import DEFAULT_BACKBONE, FitConfig, TrainConfig
 from graft.data import load as load_dataset
-from graft.data.base import Dataset
+from graft.data.base import Dataset, Samples
 from graft.errors import ConfigError, DataError
 from graft.model import GraftModel, check_out
 from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks import TaskSpec, spec_for
 from graft.training.checkpoint import is_checkpoint
 from graft.training.extensions import Extension
-from graft.training.loop import Callback, train
+from graft.training.loaders import stored_features
+from graft.training.loop import Callback, on_stored_features, train
 from graft.training.params import trainable_counts
 from graft.training.schedules import check_schedule
 from graft.workflows.advise import resolve_auto  # measures on stored features
@@ -97,7 +98,7 @@ def fit(
         return model
     every = [*extensions, *built]
     history = train(model, plan, dataset, train_cfg, log=log, callbacks=callbacks, extensions=every)
-    model.info.update(history=history, metrics=evaluate_splits(model, dataset))
+    model.info.update(history=history, metrics=evaluate_splits(model, dataset, plan, train_cfg))
     model.info.update(data=data_summary(dataset), train_config=train_cfg.to_dict())
     model.info["extensions"] = finish_extensions(built, model, dataset, train_cfg)
     model.info["seconds"] = round(time.perf_counter() - started, 2)
@@ -237,11 +238,34 @@ def protect_options(cfg: FitConfig, objects: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def evaluate_splits(model: GraftModel, dataset: Dataset) -> dict[str, dict[str, float]]:
-    """Metrics on the validation split, and on the test split when there is one."""
-    metrics = {"val": model.evaluate(dataset.val)}
+def evaluate_splits(
+    model: GraftModel,
+    dataset: Dataset,
+    plan: Plan | None = None,
+    train_cfg: TrainConfig | None = None,
+) -> dict[str, dict[str, float]]:
+    """Metrics on the validation split, and on the test split when there is one.
+
+    When every stage of ``plan`` trained on stored features (the backbone never trained, as in
+    feature extraction), the splits are scored from the feature store instead of running the
+    backbone again: the validation features are there already, and the test features are stored
+    by this first read, so a repeated fit runs no backbone at all.
+    """
+    frozen = (
+        plan is not None
+        and train_cfg is not None
+        and all(on_stored_features(s, train_cfg) for s in plan.stages if s.epochs)
+    )
+
+    def score(samples: Samples) -> dict[str, float]:
+        if not frozen or train_cfg is None:
+            return model.evaluate(samples)
+        decoded = model.decode_features(stored_features(model, samples, train_cfg).to_array())
+        return model.task.metrics(samples.targets, decoded)
+
+    metrics = {"val": score(dataset.val)}
     if dataset.test is not None and len(dataset.test):
-        metrics["test"] = model.evaluate(dataset.test)
+        metrics["test"] = score(dataset.test)
     return metrics
 
 
