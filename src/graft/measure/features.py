@@ -403,6 +403,7 @@ class FeatureStore:
         shard_size: int = 2048,
         progress: bool = True,
         keys: Sequence[str] | None = None,
+        spread: bool = False,
     ) -> Features:
         """Features of ``paths`` in their order, running the backbone only on files not stored.
 
@@ -422,6 +423,11 @@ class FeatureStore:
             progress: show a progress bar.
             keys: the content key of each item, when the items are not files (texts: the
                 sha256 of their UTF-8 bytes); ``load`` then receives the items as they are.
+            spread: every process of the running ``torch.distributed`` group (torchrun,
+                ``accelerate launch``, ``graft fit --devices N``) calls this with the same
+                ``paths``; each computes every N-th missing file and all wait for the others,
+                so the store ends with the entries one process would have written. Without a
+                group it changes nothing.
 
         Raises:
             DataError: a file is missing or ``load`` fails on it (the message names the file).
@@ -443,22 +449,27 @@ class FeatureStore:
             if key not in index:
                 missing.setdefault(key, path)
         reused = len(set(keys)) - len(missing)
+        rank, world, barrier = _group() if spread else (0, 1, _no_barrier)
+        barrier()  # every process has listed what is missing before any of them writes
+        share = dict(list(missing.items())[rank::world])
+        fill = (backbone, entry, load, dim, batch_size, num_workers, shard_size, progress)
+        if share:
+            self._fill(share, *fill)
+        barrier()  # every share is written
         if missing:
-            with _writable(self.root):
-                entry.clean()
-                _compute(
-                    backbone,
-                    entry,
-                    missing,
-                    load,
-                    dim,
-                    batch_size,
-                    num_workers,
-                    shard_size,
-                    progress,
-                )
             index = entry.index(dim)
-        return _view(entry, index, keys, dim, computed=len(missing), reused=reused)
+        # Rows still missing (a concurrent clear removed them): computed here, as by one process.
+        left = {k: p for k, p in missing.items() if k not in index}
+        if left:
+            self._fill(left, *fill)
+            index = entry.index(dim)
+        computed = len(share) + len(left)
+        return _view(entry, index, keys, dim, computed=computed, reused=reused)
+
+    def _fill(self, missing: dict[str, Any], backbone: Backbone, entry: _Entry, *rest: Any) -> None:
+        with _writable(self.root):
+            entry.clean()
+            _compute(backbone, entry, missing, *rest)
 
     def info(self) -> list[dict[str, Any]]:
         """One record per entry: backbone, transform id, rows, bytes on disk, last use."""
@@ -559,6 +570,18 @@ def _writable(root: Path) -> Iterator[None]:
             f"feature store {root} {why} ({e.strerror or e}) and lacks features this run needs; "
             "free space, pass --cache-dir a writable folder, or --no-use-cache to train on images"
         ) from None
+
+
+def _no_barrier() -> None:
+    pass
+
+
+def _group() -> tuple[int, int, Callable[[], None]]:
+    """This process's rank, the number of processes and their barrier (torch.distributed)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size(), dist.barrier
+    return 0, 1, _no_barrier
 
 
 def _check_args(batch_size: int, shard_size: int, num_workers: int) -> None:

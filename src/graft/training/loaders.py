@@ -80,8 +80,13 @@ class TokenLoader:
         return self.tokens[i]
 
 
-def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> Any:
+def stored_features(
+    model: GraftModel, samples: Samples, cfg: TrainConfig, *, spread: bool = False
+) -> Any:
     """The frozen backbone's features for ``samples``, from the store (computed if missing).
+
+    With ``spread`` every process of a distributed run calls this and computes its share of the
+    missing files (:meth:`~graft.measure.features.FeatureStore.extract`).
 
     Texts are keyed by their content (sha256 of the UTF-8 bytes) under the backbone's weights
     and text settings; images by their file's bytes under the backbone and its preprocessing.
@@ -97,6 +102,7 @@ def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> An
             batch_size=max(cfg.batch_size, 64),
             num_workers=0,
             progress=cfg.progress,
+            spread=spread,
         )
     return FeatureStore.for_cache_dir(cfg.cache_dir).extract(
         model.backbone,
@@ -106,6 +112,7 @@ def stored_features(model: GraftModel, samples: Samples, cfg: TrainConfig) -> An
         batch_size=max(cfg.batch_size, 64),
         num_workers=cfg.num_workers,
         progress=cfg.progress,
+        spread=spread,
     )
 
 
@@ -132,8 +139,8 @@ def feature_loaders(
     """Train and validation loaders over stored features (extracted once, read by mmap)."""
     out = []
     for samples, shuffle in ((data.train, True), (data.val, False)):
-        with accelerator.main_process_first():
-            feats = stored_features(model, samples, cfg)
+        # Every process computes its share of the missing files; all wait for the whole.
+        feats = stored_features(model, samples, cfg, spread=accelerator.num_processes > 1)
         targets = model.task.encode(samples.targets).numpy()
         sampler = train_sampler(samples.targets, cfg, generator) if shuffle else None
         ds = FeatureRows(feats, targets)

@@ -260,7 +260,9 @@ def evaluate_splits(
     def score(samples: Samples) -> dict[str, float]:
         if not frozen or train_cfg is None:
             return model.evaluate(samples)
-        decoded = model.decode_features(stored_features(model, samples, train_cfg).to_array())
+        # Every process of a distributed run scores here: each computes its share of what is missing.
+        stored = stored_features(model, samples, train_cfg, spread=True)
+        decoded = model.decode_features(stored.to_array())
         return model.task.metrics(samples.targets, decoded)
 
     metrics = {"val": score(dataset.val)}
