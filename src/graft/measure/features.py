@@ -580,7 +580,11 @@ def _group() -> tuple[int, int, Callable[[], None]]:
     """This process's rank, the number of processes and their barrier (torch.distributed)."""
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        return dist.get_rank(), dist.get_world_size(), dist.barrier
+
+        def barrier() -> None:
+            dist.barrier()
+
+        return dist.get_rank(), dist.get_world_size(), barrier
     return 0, 1, _no_barrier
 
 
