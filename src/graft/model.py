@@ -8,6 +8,7 @@ the folder is written under a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from torch import nn
 
 from graft import __version__
 from graft.backbones import Backbone, BackboneSpec, DataConfig, from_spec
+from graft.backbones.engines import choose_engine
 from graft.backbones.text import token_dataset
 from graft.data import Dataset, ImageDataset, build_transform
 from graft.data import load as load_data
@@ -112,35 +114,60 @@ class GraftModel(nn.Module):
         MC dropout (Gal & Ghahramani, "Dropout as a Bayesian Approximation", ICML 2016): dropout
         stays active at prediction (BatchNorm stays in inference mode) and each file is
         predicted ``mc_samples`` times. Without ``mc_samples`` the spread is None.
+
+        The backbone runs through :func:`graft.backbones.engines.choose_engine`, the registry
+        every frozen pass uses: from ``PROBE_MIN_FILES`` files on, the fastest engine whose
+        features match eager PyTorch on the first batch (``GRAFT_ENGINE=name`` forces one).
         """
         if not isinstance(samples, Samples):
             samples = self._as_samples(samples)
-        dataset = self.dataset_for(samples)
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size)
+        loader = torch.utils.data.DataLoader(self.dataset_for(samples), batch_size=batch_size)
         device = next(self.parameters()).device
         self.eval()
         dropouts = self._enable_mc_dropout() if mc_samples > 0 else []
         means, stds = [], []
+        batches = iter(_progress(loader, progress, "predict"))
+        first = next(batches, None)
         try:
-            for x, _ in _progress(loader, progress, "predict"):
-                x = x.to(device)
-                if not dropouts:
-                    means.append(self.task.decode(self(x).float().cpu().numpy()))
-                    continue
-                feats = self.backbone(x)  # dropout sits in the head: one backbone pass suffices
-                draws = np.stack(
-                    [
-                        self.task.decode(self.head(feats).float().cpu().numpy())
-                        for _ in range(mc_samples)
-                    ]
-                )
-                means.append(draws.mean(axis=0))
-                stds.append(draws.std(axis=0))
+            if first is not None:
+                # The backbone runs through the fastest equivalent engine (eager below
+                # PROBE_MIN_FILES files); dropout sits in the head, so one backbone pass suffices.
+                with choose_engine(
+                    self.backbone, first[0], input_kind=self.input_kind, files=len(samples.paths)
+                ) as engine:
+                    for x, _ in itertools.chain([first], batches):
+                        feats = torch.from_numpy(engine.run(x)).to(device)
+                        if not dropouts:
+                            means.append(self._decoded(feats))
+                            continue
+                        draws = np.stack([self._decoded(feats) for _ in range(mc_samples)])
+                        means.append(draws.mean(axis=0))
+                        stds.append(draws.std(axis=0))
         finally:
             self.eval()
         width = self.task_spec.num_outputs
         mean = np.concatenate(means) if means else np.zeros((0, width))
         return mean, (np.concatenate(stds) if stds else None) if dropouts else None
+
+    def _decoded(self, features: torch.Tensor) -> np.ndarray:
+        return np.asarray(self.task.decode(self.head(features).float().cpu().numpy()))
+
+    @torch.inference_mode()
+    def decode_features(self, features: np.ndarray, *, batch_size: int = 4096) -> np.ndarray:
+        """Decoded outputs (as :meth:`predict_outputs`) from backbone features, e.g. stored ones.
+
+        Shape:
+            - Input: ``(n, backbone.num_features)``; output: ``(n, num_outputs)``.
+        """
+        device = next(self.parameters()).device
+        self.eval()
+        rows = [
+            self._decoded(
+                torch.from_numpy(np.ascontiguousarray(features[i : i + batch_size])).to(device)
+            )
+            for i in range(0, len(features), batch_size)
+        ]
+        return np.concatenate(rows) if rows else np.zeros((0, self.task_spec.num_outputs))
 
     @property
     def input_kind(self) -> str:

@@ -47,9 +47,9 @@ import torch
 
 from graft import __version__
 from graft.backbones.base import Backbone
+from graft.backbones.engines import choose_engine
 from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text, follow_umask
-from graft.measure.engines import choose_engine
 
 Loader = Callable[[Any], torch.Tensor]  # a file path, or an item of ``keys``-given extraction
 
@@ -436,6 +436,7 @@ class FeatureStore:
         progress: bool = True,
         keys: Sequence[str] | None = None,
         skip_unreadable: bool = False,
+        spread: bool = False,
     ) -> Features:
         """Features of ``paths`` in their order, running the backbone only on files not stored.
 
@@ -457,6 +458,11 @@ class FeatureStore:
                 sha256 of their UTF-8 bytes); ``load`` then receives the items as they are.
             skip_unreadable: a file ``load`` fails on is left out instead of stopping the
                 pass: the result has no row for it and lists it in ``Features.skipped``.
+            spread: every process of the running ``torch.distributed`` group (torchrun,
+                ``accelerate launch``, ``graft fit --devices N``) calls this with the same
+                ``paths``; each computes every N-th missing file and all wait for the others,
+                so the store ends with the entries one process would have written. Without a
+                group it changes nothing.
 
         Raises:
             DataError: a file is missing or ``load`` fails on it (the message names the file).
@@ -478,29 +484,34 @@ class FeatureStore:
             if key not in index:
                 missing.setdefault(key, path)
         reused = len(set(keys)) - len(missing)
+        rank, world, barrier = _group() if spread else (0, 1, _no_barrier)
+        barrier()  # every process has listed what is missing before any of them writes
+        share = dict(list(missing.items())[rank::world])
         failed: dict[str, str] | None = {} if skip_unreadable else None
+        fill = (backbone, entry, load, dim, batch_size, num_workers, shard_size, progress, failed)
+        if share:
+            self._fill(share, *fill)
+        barrier()  # every share is written
         if missing:
-            with _writable(self.root):
-                entry.clean()
-                _compute(
-                    backbone,
-                    entry,
-                    missing,
-                    load,
-                    dim,
-                    batch_size,
-                    num_workers,
-                    shard_size,
-                    progress,
-                    failed,
-                )
             index = entry.index(dim)
+        # Rows still missing (another process's share that failed to decode, or a concurrent
+        # clear removed them): computed here, as by one process.
+        left = {k: p for k, p in missing.items() if k not in index and k not in (failed or {})}
+        if left:
+            self._fill(left, *fill)
+            index = entry.index(dim)
+        computed = len(share) + len(left) - len(failed or {})
         if failed:
             view = _view(entry, index, [k for k in keys if k not in failed], dim, reused=reused)
-            view.computed = len(missing) - len(failed)
+            view.computed = computed
             view.skipped = [(p, failed[k]) for p, k in zip(files, keys, strict=True) if k in failed]
             return view
-        return _view(entry, index, keys, dim, computed=len(missing), reused=reused)
+        return _view(entry, index, keys, dim, computed=computed, reused=reused)
+
+    def _fill(self, missing: dict[str, Any], backbone: Backbone, entry: _Entry, *rest: Any) -> None:
+        with _writable(self.root):
+            entry.clean()
+            _compute(backbone, entry, missing, *rest)
 
     def info(self) -> list[dict[str, Any]]:
         """One record per entry: backbone, transform id, rows, bytes on disk, last use."""
@@ -601,6 +612,22 @@ def _writable(root: Path) -> Iterator[None]:
             f"feature store {root} {why} ({e.strerror or e}) and lacks features this run needs; "
             "free space, pass --cache-dir a writable folder, or --no-use-cache to train on images"
         ) from None
+
+
+def _no_barrier() -> None:
+    pass
+
+
+def _group() -> tuple[int, int, Callable[[], None]]:
+    """This process's rank, the number of processes and their barrier (torch.distributed)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+
+        def barrier() -> None:
+            dist.barrier()
+
+        return dist.get_rank(), dist.get_world_size(), barrier
+    return 0, 1, _no_barrier
 
 
 def _check_args(batch_size: int, shard_size: int, num_workers: int) -> None:

@@ -83,9 +83,17 @@ class TokenLoader:
 
 
 def stored_features(
-    model: GraftModel, samples: Samples, cfg: TrainConfig, *, strict: bool = False
+    model: GraftModel,
+    samples: Samples,
+    cfg: TrainConfig,
+    *,
+    strict: bool = False,
+    spread: bool = False,
 ) -> Any:
     """The frozen backbone's features for ``samples``, from the store (computed if missing).
+
+    With ``spread`` every process of a distributed run calls this and computes its share of the
+    missing files (:meth:`~graft.measure.features.FeatureStore.extract`).
 
     Texts are keyed by their content (sha256 of the UTF-8 bytes) under the backbone's weights
     and text settings; images by their file's bytes under the backbone and its preprocessing.
@@ -104,6 +112,7 @@ def stored_features(
             batch_size=max(cfg.batch_size, 64),
             num_workers=0,
             progress=cfg.progress,
+            spread=spread,
         )
     feats = FeatureStore.for_cache_dir(cfg.cache_dir).extract(
         model.backbone,
@@ -114,6 +123,7 @@ def stored_features(
         num_workers=cfg.num_workers,
         progress=cfg.progress,
         skip_unreadable=not strict,
+        spread=spread,
     )
     if feats.skipped:
         warn_unreadable(feats.skipped)
@@ -175,8 +185,9 @@ def feature_loaders(
     """Train and validation loaders over stored features (extracted once, read by mmap)."""
     out = []
     for name, shuffle in (("train", True), ("val", False)):
-        with accelerator.main_process_first():
-            feats = stored_features(model, getattr(data, name), cfg, strict=data.strict)
+        # Every process computes its share of the missing files; all wait for the whole.
+        spread = accelerator.num_processes > 1
+        feats = stored_features(model, getattr(data, name), cfg, strict=data.strict, spread=spread)
         drop_unreadable(data, feats.skipped)
         samples = getattr(data, name)
         targets = model.task.encode(samples.targets).numpy()

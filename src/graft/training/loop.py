@@ -79,6 +79,7 @@ def train(
     if accelerator.num_processes > 1:
         log(f"distributed: {accelerator.num_processes} processes ({accelerator.distributed_type})")
     model.to(accelerator.device)
+    memory_layout(model, cfg.channels_last)
     _setup_class_weights(model, data, cfg)
     fingerprint = run_fingerprint(model, plan)
     resume = _load_resume(model, cfg, log, fingerprint)
@@ -92,7 +93,7 @@ def train(
         state = resume if index == resume.get("stage") else {}
         trainable = apply_trainable(model, stage)
         pretext = stage.kind == "pretext"
-        on_features = not pretext and cfg.use_cache and stage.backbone_frozen
+        on_features = on_stored_features(stage, cfg)
         where = "stored features" if on_features else f"{model.backbone.input_kind}s"
         where = "unlabeled images (pretext)" if pretext else where
         log(
@@ -133,8 +134,24 @@ def train(
         if runner.stopped:
             break
     logger.close()
+    memory_layout(model, False)  # saved weights (safetensors) must be contiguous
     model.eval()
     return history
+
+
+def memory_layout(model: GraftModel, channels_last: bool) -> None:
+    """Put an image model's 4-d weights in channels-last layout (``--channels-last``), or back.
+
+    Convolutions whose weights are channels-last run in that layout (PyTorch propagates it to
+    their inputs and outputs); text models are left as they are.
+    """
+    if model.backbone.input_kind == "image":
+        model.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def on_stored_features(stage: Stage, cfg: TrainConfig) -> bool:
+    """Whether ``stage`` trains on stored features: its backbone frozen and the store in use."""
+    return stage.kind != "pretext" and cfg.use_cache and stage.backbone_frozen
 
 
 class _PlanBest:

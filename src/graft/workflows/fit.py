@@ -29,8 +29,8 @@ from graft.strategies.base import Plan, Strategy, create_strategy
 from graft.tasks import TaskSpec, spec_for
 from graft.training.checkpoint import is_checkpoint
 from graft.training.extensions import Extension
-from graft.training.loaders import evaluate_readable
-from graft.training.loop import Callback, train
+from graft.training.loaders import drop_unreadable, evaluate_readable, readable, stored_features
+from graft.training.loop import Callback, on_stored_features, train
 from graft.training.params import trainable_counts
 from graft.training.schedules import check_schedule
 from graft.workflows.advise import resolve_auto  # measures on stored features
@@ -98,7 +98,7 @@ def fit(
         return model
     every = [*extensions, *built]
     history = train(model, plan, dataset, train_cfg, log=log, callbacks=callbacks, extensions=every)
-    model.info.update(history=history, metrics=evaluate_splits(model, dataset))
+    model.info.update(history=history, metrics=evaluate_splits(model, dataset, plan, train_cfg))
     model.info.update(data=data_summary(dataset), train_config=train_cfg.to_dict())
     model.info["extensions"] = finish_extensions(built, model, dataset, train_cfg)
     model.info["seconds"] = round(time.perf_counter() - started, 2)
@@ -238,11 +238,39 @@ def protect_options(cfg: FitConfig, objects: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def evaluate_splits(model: GraftModel, dataset: Dataset) -> dict[str, dict[str, float]]:
-    """Metrics on the validation split, and on the test split when there is one."""
-    metrics = {"val": evaluate_readable(model, dataset, "val")}
+def evaluate_splits(
+    model: GraftModel,
+    dataset: Dataset,
+    plan: Plan | None = None,
+    train_cfg: TrainConfig | None = None,
+) -> dict[str, dict[str, float]]:
+    """Metrics on the validation split, and on the test split when there is one.
+
+    When every stage of ``plan`` trained on stored features (the backbone never trained, as in
+    feature extraction), the splits are scored from the feature store instead of running the
+    backbone again: the validation features are there already, and the test features are stored
+    by this first read, so a repeated fit runs no backbone at all.
+    """
+    frozen = (
+        plan is not None
+        and train_cfg is not None
+        and all(on_stored_features(s, train_cfg) for s in plan.stages if s.epochs)
+    )
+
+    def score(split: str) -> dict[str, float]:
+        if not frozen or train_cfg is None:
+            return evaluate_readable(model, dataset, split)
+        # Every process of a distributed run scores here: each computes its share of what is missing.
+        samples = getattr(dataset, split)
+        stored = stored_features(model, samples, train_cfg, strict=dataset.strict, spread=True)
+        drop_unreadable(dataset, stored.skipped)  # listed in the record, as in training
+        samples = readable(samples, stored)
+        decoded = model.decode_features(stored.to_array())
+        return model.task.metrics(samples.targets, decoded)
+
+    metrics = {"val": score("val")}
     if dataset.test is not None and len(dataset.test):
-        metrics["test"] = evaluate_readable(model, dataset, "test")
+        metrics["test"] = score("test")
     return metrics
 
 

@@ -1,7 +1,9 @@
 """Engines for frozen passes: the same backbone forward, run the fastest way that gives the same numbers.
 
-A frozen pass (the feature store's extraction, and so rank, similarity, the advisor) needs only
-the backbone's outputs, so it may run them through a faster runtime than eager PyTorch:
+A frozen pass needs only the backbone's outputs, so it may run them through a faster runtime than
+eager PyTorch. This registry is the one every frozen pass uses: the feature store's extraction
+(and so rank, similarity, the advisor and feature-extraction fits) and ``GraftModel.predict``.
+It lives with the backbones (layer 1) so that the model layer can use it too.
 
 - ``eager``: the module as it is (the fallback, and the reference).
 - ``channels_last``: NHWC memory layout for convolutions (faster oneDNN kernels on CPU).
@@ -11,7 +13,8 @@ the backbone's outputs, so it may run them through a faster runtime than eager P
 
 :func:`choose_engine` tries the engines in order of speed on the first batch and keeps the first
 whose outputs match eager within :data:`TOLERANCE`; ``GRAFT_ENGINE=name`` forces one. Only image
-backbones (``input_kind == "image"``) take the image engines; other kinds run eager.
+backbones (``input_kind == "image"``) take the image engines; other kinds (text: token ids) always
+run eager, even when ``GRAFT_ENGINE`` names another engine.
 """
 
 from __future__ import annotations
@@ -163,9 +166,9 @@ def choose_engine(
         input_kind: the backbone's input kind; only ``image`` takes the fast engines.
         files: how many files the pass covers (an ONNX export pays off only on many).
     """
-    forced = os.environ.get("GRAFT_ENGINE")
+    forced = os.environ.get("GRAFT_ENGINE") if input_kind == "image" else None
     reference = eager(module, first)
-    if not forced and 0 < files < PROBE_MIN_FILES:
+    if not forced and (input_kind != "image" or 0 < files < PROBE_MIN_FILES):
         yield reference  # probing costs forward passes of its own: not worth it on few files
         return
     if forced:

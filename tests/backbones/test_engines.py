@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from graft.backbones import create
+from graft.backbones import create, engines
 from graft.backbones.base import Backbone
+from graft.backbones.engines import ENGINES, TOLERANCE, choose_engine, equivalent
 from graft.data import build_transform, load_image
-from graft.measure import engines
-from graft.measure.engines import ENGINES, TOLERANCE, choose_engine, equivalent
 from graft.measure.features import FeatureStore
 
 
@@ -94,3 +93,31 @@ def test_choice_is_an_equivalent_engine_and_the_store_records_it(
     assert equivalent(fast, slow.to_array())
     meta = json.loads(next((tmp_path / "eager").glob("*/meta.json")).read_text())
     assert meta["engines"] == ["eager"]
+
+
+def test_predict_through_every_engine_gives_eager_top1_and_probabilities(
+    lite0: Backbone, digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    from graft.model import GraftModel
+    from graft.tasks import Classification
+
+    data = pytest.importorskip("skimage.data")
+    files = []
+    for name in ("chelsea", "coffee", "astronaut"):
+        files.append(tmp_path / f"{name}.png")
+        Image.fromarray(getattr(data, name)()).save(files[-1])
+    files += [sorted((digits_dir / str(d)).iterdir())[0] for d in (0, 3, 7)]
+    torch.manual_seed(0)
+    model = GraftModel(lite0, Classification.spec_for([f"c{i}" for i in range(5)]))
+    monkeypatch.setattr(engines, "PROBE_MIN_FILES", 1)
+    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
+    monkeypatch.setenv("GRAFT_ENGINE", "eager")
+    reference = model.predict_outputs(files, batch_size=4)
+    for name in [*engines.available("image"), ""]:  # "": the automatic choice
+        monkeypatch.setenv("GRAFT_ENGINE", name)
+        got = model.predict_outputs(files, batch_size=4)
+        assert np.array_equal(got.argmax(1), reference.argmax(1)), name
+        assert equivalent(got, reference), (name, float(np.abs(got - reference).max()))
+    assert lite0.model.conv_stem.weight.is_contiguous()
