@@ -38,10 +38,10 @@ from graft.backbones import create
 from graft.data import load
 from graft.data.bbc import bbc_news_folder
 from graft.data.text import text_key
-from graft.measure.features import FeatureStore
-from graft.training.loaders import TokenLoader
 from graft.evaluate.compare import compare
 from graft.evaluate.raw import raw_baseline
+from graft.measure.features import FeatureStore
+from graft.training.loaders import TokenLoader
 from graft.workflows.demo_text import few_per_class
 
 SIZES = (8, 32, None)  # None: every training article

@@ -151,7 +151,9 @@ def text_table(bbc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
         for p in sorted(bbc_dir.rglob("*.txt")):
             body, topic = p.read_text(encoding="latin-1"), p.parent.name
             n = len(body.split())
-            tags = [t for t, on in (("long", n > 400), ("money", topic in ("business", "tech"))) if on]
+            tags = [
+                t for t, on in (("long", n > 400), ("money", topic in ("business", "tech"))) if on
+            ]
             w.writerow([body, topic, n / 100, ";".join(tags)])
     return out
 

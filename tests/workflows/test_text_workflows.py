@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-import numpy as np
-
 from graft.data import load
+from graft.evaluate.raw import raw_baseline
 from graft.measure.probes import tfidf_probe
 from graft.workflows.advise import advise
-from graft.evaluate.raw import raw_baseline
 from graft.workflows.demo_text import few_per_class
 from graft.workflows.measure import rank
 

@@ -82,12 +82,12 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 def _similarity_parser(sub: Any) -> None:
     p = sub.add_parser("similarity", help="domain gap between two image (or text) collections")
-    p.add_argument("source", help="images or texts like the backbone's (or a model's) training data")
+    p.add_argument(
+        "source", help="images or texts like the backbone's (or a model's) training data"
+    )
     p.add_argument("target", help="yours (a folder, class subfolders optional, or a table)")
     _add_backbone_options(p)
-    p.add_argument(
-        "--max-samples", type=int, default=2000, help="at most this many items per side"
-    )
+    p.add_argument("--max-samples", type=int, default=2000, help="at most this many items per side")
     _text_options(p, labels=False)
     _store_options(p)
 
@@ -110,7 +110,9 @@ def cmd_similarity(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=args.progress,
     )
-    print(f"source {gap.n_source} {gap.items}, target {gap.n_target} {gap.items}, {gap.dim} features")
+    print(
+        f"source {gap.n_source} {gap.items}, target {gap.n_target} {gap.items}, {gap.dim} features"
+    )
     print(f"  MMD² (RBF, median heuristic)  {gap.mmd:8.4f}   (0 = same distribution)")
     print(f"  proxy A-distance              {gap.proxy_a_distance:8.4f}   (0 = indistinguishable, 2 = separable)")  # fmt: skip
     print(f"  CORAL distance                {gap.coral:8.4g}   (covariance mismatch)")

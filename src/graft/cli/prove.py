@@ -30,9 +30,7 @@ def _compare_parser(sub: Any) -> None:
         "compare",
         help="is transfer helping? train from-scratch baselines and transfer arms, compare",
     )
-    p.add_argument(
-        "data", help="image or text folder (root/<class>/*) or CSV/TSV/Parquet table"
-    )
+    p.add_argument("data", help="image or text folder (root/<class>/*) or CSV/TSV/Parquet table")
     g = p.add_argument_group("data")
     g.add_argument("--task", choices=["classification", "regression", "multilabel"])
     g.add_argument("--label-column", help="table column holding class labels")

@@ -263,7 +263,7 @@ class _ArmRunner:
         arm = ARMS.get(name)
         epochs, options = arm.fit_options(self.budget.epochs)
         bb, pretrained, weights, size = self._backbone(arm)
-        length = {"max_length": self.budget.max_length} if self.text else {}
+        length: dict[str, Any] = {"max_length": self.budget.max_length} if self.text else {}
         return fit(
             data, backbone=bb, pretrained=pretrained, weights=weights, image_size=size,
             strategy=arm.strategy, strategy_options=options, epochs=epochs,
@@ -299,7 +299,7 @@ def _random_copy(backbone: Backbone, seed: int) -> Backbone:
     fresh = from_spec(backbone.spec, load_weights=False)
     fresh.data_config = backbone.data_config
     if hasattr(backbone, "tokenizer"):  # a text encoder: the same tokenizer, fresh weights
-        fresh.tokenizer = backbone.tokenizer  # type: ignore[attr-defined]
+        fresh.tokenizer = backbone.tokenizer
     return fresh
 
 
