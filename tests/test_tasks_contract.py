@@ -125,3 +125,63 @@ def test_label_separator_alone_reads_a_multilabel_table(table: Path, tmp_path: P
     argv = ["fit", str(table), *TINY, *QUIET, "--strategy", "feature-extraction"]
     assert main([*argv, "--label-separator", ";", "--out", str(out)]) == 0  # finds ``tags``
     assert graft.load(out).task_spec.kind == "multilabel"
+
+
+#: Texts: task -> (graft.fit keywords on the BBC table, prediction keys expected). Labels derive
+#: from the article: its topic, its length in hundreds of words, tags {long (> 400 words),
+#: money (business or tech)}.
+TEXT_RECIPES: dict[str, tuple[dict[str, Any], set[str]]] = {
+    "classification": ({"label_column": "topic"}, {"prediction", "probability"}),
+    "regression": ({"target_columns": ["words"]}, {"words"}),
+    "multilabel": ({"label_column": "tags", "label_separator": ";"}, {"prediction", "p_money"}),
+    "multitask": (
+        {"task": "multitask", "target_columns": ["topic:classification", "words", "tags:multilabel"]},
+        {"topic_prediction", "topic_probability", "words_words", "tags_prediction"},
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def text_table(bbc_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 BBC articles as a table: body, topic, words (hundreds), tags (a;b)."""
+    out = tmp_path_factory.mktemp("text-table") / "articles.csv"
+    with open(out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["body", "topic", "words", "tags"])
+        for p in sorted(bbc_dir.rglob("*.txt")):
+            body, topic = p.read_text(encoding="latin-1"), p.parent.name
+            n = len(body.split())
+            tags = [
+                t for t, on in (("long", n > 400), ("money", topic in ("business", "tech"))) if on
+            ]
+            w.writerow([body, topic, n / 100, ";".join(tags)])
+    return out
+
+
+@pytest.mark.parametrize("name", TASKS.names())
+def test_every_task_on_texts(name: str, text_table: Path, tmp_path: Path) -> None:
+    """The same path on texts: a text table -> fit -> save -> load -> predict -> evaluate."""
+    from graft.errors import BackboneError
+    from graft.testing import tiny_text_backbone
+
+    if name not in TEXT_RECIPES:
+        pytest.fail(f"task {name!r} is registered but has no recipe in TEXT_RECIPES; add one")
+    kwargs, keys = TEXT_RECIPES[name]
+    try:
+        backbone = tiny_text_backbone()
+    except BackboneError as e:
+        pytest.skip(str(e))
+    out = tmp_path / "model"
+    model = graft.fit(
+        text_table, text_column="body", backbone=backbone, max_length=32, batch_size=16,
+        strategy="feature_extraction", epochs=1, progress=False, out=out, log=lambda s: None,
+        **kwargs,
+    )  # fmt: skip
+    assert model.task_spec.kind == name and model.input_kind == "text"
+    loaded = graft.load(out)
+    assert loaded.task_spec == model.task_spec and loaded.input_kind == "text"
+    texts = ["Shares rose after the bank beat profit forecasts.", "The striker scored twice."]
+    rows = loaded.predict(texts)
+    assert [r["text"] for r in rows] == texts and keys <= set(rows[0])
+    assert rows == model.predict(texts), "the saved model predicts as the trained one"
+    _finite_metrics(loaded.evaluate(text_table))

@@ -22,6 +22,7 @@ from typing import Any
 
 from graft.backbones.folder import PREPROCESSING_KEYS
 from graft.backbones.small_cnn import is_small_cnn
+from graft.backbones.small_text import is_small_text
 from graft.errors import ArtifactError
 from graft.tasks.base import TASKS
 
@@ -166,12 +167,18 @@ def check_spec(c: _Checker, value: Any, field: str, *, root: bool) -> dict[str, 
         raise c.fail(f"{field}.pretrained", "must be true or false")
     c.text(spec.get("weights"), f"{field}.weights", optional=True)
     c.text(spec.get("weights_sha256"), f"{field}.weights_sha256", optional=True)
-    if spec["source"] == "hf":
+    kwargs = spec.get("kwargs", {})
+    # a text encoder: pretrained (hf) or randomly initialised from its stored configuration
+    encoder = spec["source"] == "hf" or (
+        spec["source"] == "random" and isinstance(kwargs, dict) and "config" in kwargs
+    )
+    if encoder:
         if not _ARCH.match(spec["arch"]):
             raise c.fail(f"{field}.arch", f"{spec['arch']!r:.80} is not a plain architecture name")
     else:
         check_arch(c, spec["arch"], f"{field}.arch")
-    spec["kwargs"] = check_kwargs(c, spec.get("kwargs", {}), f"{field}.kwargs", spec["source"])
+    source = "hf" if encoder else spec["source"]
+    spec["kwargs"] = check_kwargs(c, kwargs, f"{field}.kwargs", source)
     return spec
 
 
@@ -179,7 +186,7 @@ def check_arch(c: _Checker, arch: str, field: str) -> None:
     """An architecture name graft can build offline: a small CNN or a registered timm model."""
     if not _ARCH.match(arch):  # no "hf-hub:", no paths: a plain registered name only
         raise c.fail(field, f"{arch!r:.80} is not a plain architecture name")
-    if is_small_cnn(arch):
+    if is_small_cnn(arch) or is_small_text(arch):
         return
     import timm
 
@@ -200,6 +207,8 @@ def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, 
         return kw
     if source == "hf":
         return _hf_kwargs(c, value, field)
+    if isinstance(value, dict) and "text" in value:  # the small text network (scratch)
+        return _small_text_kwargs(c, value, field)
     allowed = {"num_classes", "bn_eps", "in_chans", "widths", "drop_rate", "drop_path_rate"}
     allowed |= {"global_pool", "pretrained_cfg_overlay", "img_size"}
     kw = dict(c.mapping(value, field, allowed))
@@ -237,15 +246,29 @@ def _hf_kwargs(c: _Checker, value: Any, field: str) -> dict[str, Any]:
     for key, high in _HF_SIZES.items():
         if key in config:
             c.integer(config[key], f"{field}.config.{key}", 1, high)
-    text = kw.get("text")
+    _text_settings(c, kw.get("text"), f"{field}.text")
+    return kw
+
+
+def _small_text_kwargs(c: _Checker, value: Any, field: str) -> dict[str, Any]:
+    """The small text network's sizes (bounded) and its text settings."""
+    kw = dict(c.mapping(value, field, {"text", "vocab_size", "dim", "width", "kernel"}))
+    c.integer(kw.get("vocab_size"), f"{field}.vocab_size", 1, _HF_SIZES["vocab_size"])
+    for key in ("dim", "width", "kernel"):
+        c.integer(kw.get(key), f"{field}.{key}", 1, 4096)
+    _text_settings(c, kw.get("text"), f"{field}.text")
+    return kw
+
+
+def _text_settings(c: _Checker, text: Any, field: str) -> None:
+    """Text settings (max length, pooling, ...) of plain values."""
     if not isinstance(text, dict):
-        raise c.fail(f"{field}.text", "must be an object")
+        raise c.fail(field, "must be an object")
     for key, val in text.items():
         if isinstance(val, int | float) and not isinstance(val, bool):
-            c.number(val, f"{field}.text.{key}", 0, 1 << 20)
+            c.number(val, f"{field}.{key}", 0, 1 << 20)
         elif not isinstance(val, str | bool) and val is not None:
-            raise c.fail(f"{field}.text.{key}", "must be a number, text or true/false")
-    return kw
+            raise c.fail(f"{field}.{key}", "must be a number, text or true/false")
 
 
 def _pool(c: _Checker, value: Any, field: str) -> str:

@@ -82,6 +82,12 @@ class GraftSource(Source):
         _check_options(name, pretrained, weights)
         source = load(name)
         old = source.backbone
+        if old.input_kind != "image":  # its encoder and tokenizer are not taken apart yet
+            raise BackboneError(
+                f"--backbone graft:{name}: a saved {old.input_kind} model cannot be the source "
+                f"of a new fit yet (only image models can); fit from its encoder instead "
+                f"(--backbone {old.spec.name})"
+            )
         chained = old.spec.source == SOURCE
         root = dict(old.spec.kwargs["root"]) if chained else old.spec.to_dict()
         chain = list(old.spec.kwargs.get("chain", [])) if chained else []

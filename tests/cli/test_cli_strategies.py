@@ -132,3 +132,28 @@ def test_evaluate_on_the_training_folder_scores_the_held_out_split(
     assert reloaded.evaluate(digits_dir) == pytest.approx(model.info["metrics"]["test"])
     n_test = model.info["data"]["n_test"]
     assert len(reloaded.samples_for(digits_dir)) == n_test
+
+
+@pytest.mark.parametrize("name", STRATEGIES.names())
+def test_every_strategy_runs_on_texts(name: str, bbc_dir: Path, tmp_path: Path) -> None:
+    """The same contract on texts (a tiny BERT, 32 tokens): fit, save, load, predict alike."""
+    import graft
+    from graft.errors import BackboneError
+    from graft.testing import tiny_text_backbone
+
+    try:
+        backbone = tiny_text_backbone()
+    except BackboneError as e:
+        pytest.skip(str(e))
+    out = tmp_path / "model"
+    model = graft.fit(
+        bbc_dir, backbone=backbone, strategy=name, epochs=2, max_length=32, batch_size=16,
+        progress=False, out=out, log=lambda s: None,
+    )  # fmt: skip
+    assert model.record.plan and model.record.plan["stages"]
+    loaded = graft.load(out)
+    texts = ["Shares rose after the bank beat profit forecasts.", "The striker scored twice."]
+    assert [r["prediction"] for r in loaded.predict(texts)] == [
+        r["prediction"] for r in model.predict(texts)
+    ]
+    assert 0 <= loaded.evaluate(bbc_dir)["accuracy"] <= 1

@@ -40,7 +40,7 @@ def run(
         result = graft.compare(
             small_digits,
             backbone=tiny_backbone(),
-            arms=ARMS.names(),  # the contract: every registered arm trains and gets a row
+            arms=ARMS.names(),  # the contract: every arm that reads images trains, has a row
             epochs=2,
             batch_size=16,
             image_size=32,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graft.data import load as load_data
 from graft.evaluate.compare import make_verdict
-from graft.evaluate.pixels import pixel_baseline
+from graft.evaluate.raw import raw_baseline
 
 
 def test_the_arm_is_chosen_on_validation_not_on_the_reported_test_split() -> None:
@@ -21,7 +21,7 @@ def test_the_arm_is_chosen_on_validation_not_on_the_reported_test_split() -> Non
 
 def test_pixel_baseline_scores_digits_well_above_chance(small_digits: Path) -> None:
     data = load_data(small_digits, seed=0)
-    result = pixel_baseline(data)
+    result = raw_baseline(data)
     assert set(result["metrics"]) == {"val", "test"}
     assert result["metrics"]["val"]["accuracy"] > 0.3, "digits are easy for pixels (chance 0.1)"
     assert result["trainable"] == 16 * 16 * 3 * 10 + 10
@@ -33,7 +33,7 @@ def test_the_baseline_is_a_row_and_a_contender(small_digits: Path, tmp_path: Pat
 
     report = tmp_path / "r.html"
     result = graft.compare(
-        small_digits, backbone=tiny_backbone(), arms=["feature_extraction"], pixels=True,
+        small_digits, backbone=tiny_backbone(), arms=["feature_extraction"], baseline=True,
         epochs=1, batch_size=16, image_size=32, fractions=[], budget="quick", importance=False,
         cache_dir=str(tmp_path / "c"), report=report, log=lambda _: None,
     )  # fmt: skip

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from graft.data import load
+from graft.evaluate.raw import raw_baseline
 from graft.measure.probes import tfidf_probe
 from graft.workflows.advise import advise
-from graft.workflows.demo_text import few_per_class, tfidf_baseline
+from graft.workflows.demo_text import few_per_class
 from graft.workflows.measure import rank
 
 
@@ -43,5 +45,28 @@ def test_tfidf_probe_and_baseline_on_real_articles(bbc_dir: Path) -> None:
     few = few_per_class(data, 3, seed=1)
     assert np.bincount(few.train.targets).tolist() == [3] * 5
     assert set(few.train.paths).isdisjoint(few.val.paths) and few.test is data.test
-    base = tfidf_baseline(few.train, data.test)
-    assert 0.0 <= base["accuracy"] <= 1.0 and set(base) == {"accuracy", "macro_f1"}
+    base = raw_baseline(few)["metrics"]["test"]  # the demo's and compare's TF-IDF row
+    assert 0.0 <= base["accuracy"] <= 1.0 and {"accuracy", "macro_f1"} <= set(base)
+
+
+def test_text_demo_plans_fits_and_compares_with_tfidf(
+    minilm: object, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The demo's path at a tiny setting: the advisor's plan, test metrics, TF-IDF, report."""
+    import warnings
+
+    import graft
+    from graft.workflows.demo_text import run_text_demo
+
+    del minilm  # skips when the bundled encoder is not installed
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # truncated articles, undecodable files
+        folder = run_text_demo(
+            tmp_path, per_class=3, test_per_class=4, max_length=32, epochs=2, progress=False
+        )
+    out = capsys.readouterr().out
+    assert "3 labelled articles per topic" in out and "20 held-out articles" in out
+    assert "TF-IDF + logistic regression on the same 15 labelled articles" in out
+    assert "accuracy points (95% interval" in out and "20 articles)" in out
+    assert (tmp_path / "report.html").is_file()
+    assert graft.load(folder).input_kind == "text"

@@ -30,9 +30,17 @@ def _store_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _text_options(p: argparse.ArgumentParser, *, labels: bool = True, length: bool = False) -> None:
+    p.add_argument("--text-column", help="table column holding texts: the data are texts")
+    if labels:
+        p.add_argument("--label-column", help="table column holding class labels")
+    if length:  # the backbone options carry --max-length where they are added
+        p.add_argument("--max-length", type=int, help="texts: tokens per text (default: model's)")
+
+
 def _rank_parser(sub: Any) -> None:
     p = sub.add_parser("rank", help="rank candidate backbones on your data by a score")
-    p.add_argument("data", help="image folder (root/<class>/*) or CSV/Parquet table")
+    p.add_argument("data", help="image or text folder (root/<class>/*) or CSV/Parquet table")
     p.add_argument(
         "--backbones",
         required=True,
@@ -44,6 +52,7 @@ def _rank_parser(sub: Any) -> None:
     p.add_argument("--task", choices=["classification", "regression"])
     p.add_argument("--image-size", type=int, help="input size for untagged candidates")
     p.add_argument("--num-workers", type=int, default=0, help="image-decoding processes")
+    _text_options(p, length=True)
     _store_options(p)
 
 
@@ -56,6 +65,9 @@ def cmd_rank(args: argparse.Namespace) -> int:
         score=args.score,
         task=args.task,
         image_size=args.image_size,
+        max_length=args.max_length,
+        text_column=args.text_column,
+        label_column=args.label_column,
         cache_dir=args.cache_dir,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
@@ -69,13 +81,14 @@ def cmd_rank(args: argparse.Namespace) -> int:
 
 
 def _similarity_parser(sub: Any) -> None:
-    p = sub.add_parser("similarity", help="domain gap between two image collections")
-    p.add_argument("source", help="images like the backbone's (or a model's) training data")
-    p.add_argument("target", help="your images (a folder, class subfolders optional, or a table)")
-    _add_backbone_options(p)
+    p = sub.add_parser("similarity", help="domain gap between two image (or text) collections")
     p.add_argument(
-        "--max-samples", type=int, default=2000, help="at most this many images per side"
+        "source", help="images or texts like the backbone's (or a model's) training data"
     )
+    p.add_argument("target", help="yours (a folder, class subfolders optional, or a table)")
+    _add_backbone_options(p)
+    p.add_argument("--max-samples", type=int, default=2000, help="at most this many items per side")
+    _text_options(p, labels=False)
     _store_options(p)
 
 
@@ -89,13 +102,17 @@ def cmd_similarity(args: argparse.Namespace) -> int:
         weights=args.weights,
         pretrained=args.pretrained,
         image_size=args.image_size,
+        max_length=args.max_length,
+        text_column=args.text_column,
         cache_dir=args.cache_dir,
         batch_size=args.batch_size,
         max_samples=args.max_samples,
         seed=args.seed,
         progress=args.progress,
     )
-    print(f"source {gap.n_source} images, target {gap.n_target} images, {gap.dim} features")
+    print(
+        f"source {gap.n_source} {gap.items}, target {gap.n_target} {gap.items}, {gap.dim} features"
+    )
     print(f"  MMD² (RBF, median heuristic)  {gap.mmd:8.4f}   (0 = same distribution)")
     print(f"  proxy A-distance              {gap.proxy_a_distance:8.4f}   (0 = indistinguishable, 2 = separable)")  # fmt: skip
     print(f"  CORAL distance                {gap.coral:8.4g}   (covariance mismatch)")
@@ -105,9 +122,10 @@ def cmd_similarity(args: argparse.Namespace) -> int:
 
 def _advise_parser(sub: Any) -> None:
     p = sub.add_parser("advise", help="what --strategy auto would choose, without training")
-    p.add_argument("data", help="image folder (root/<class>/*) or CSV/Parquet table")
+    p.add_argument("data", help="image or text folder (root/<class>/*) or CSV/Parquet table")
     p.add_argument("--task", choices=["classification", "regression"])
     _add_backbone_options(p)
+    _text_options(p)
     p.add_argument("--score", default="logme", help="transferability score (registered name)")
     p.add_argument("--val-fraction", type=float, default=SPLIT_FRACTION, help="as in graft fit")
     p.add_argument("--test-fraction", type=float, default=SPLIT_FRACTION, help="as in graft fit")
@@ -124,6 +142,9 @@ def cmd_advise(args: argparse.Namespace) -> int:
         weights=args.weights,
         pretrained=args.pretrained,
         image_size=args.image_size,
+        max_length=args.max_length,
+        text_column=args.text_column,
+        label_column=args.label_column,
         score=args.score,
         val_fraction=args.val_fraction,
         test_fraction=args.test_fraction,

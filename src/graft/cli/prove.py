@@ -30,12 +30,13 @@ def _compare_parser(sub: Any) -> None:
         "compare",
         help="is transfer helping? train from-scratch baselines and transfer arms, compare",
     )
-    p.add_argument("data", help="image folder (root/<class>/*) or CSV/Parquet table")
+    p.add_argument("data", help="image or text folder (root/<class>/*) or CSV/TSV/Parquet table")
     g = p.add_argument_group("data")
     g.add_argument("--task", choices=["classification", "regression", "multilabel"])
     g.add_argument("--label-column", help="table column holding class labels")
     g.add_argument("--target-columns", type=_names, help="regression columns, comma-separated")
     g.add_argument("--path-column", help="table column holding image paths")
+    g.add_argument("--text-column", help="table column holding texts: the data are texts")
     g.add_argument("--val-fraction", type=float, default=SPLIT_FRACTION, help="validation share")
     g.add_argument("--test-fraction", type=float, default=SPLIT_FRACTION, help="test share")
     b = p.add_argument_group("backbone")
@@ -55,6 +56,9 @@ def _compare_parser(sub: Any) -> None:
     c.add_argument("--image-size", type=int, help="input size of the compared backbone")
     c.add_argument(
         "--small-cnn-size", type=int, help="input size of the small CNN (default: the data's)"
+    )
+    c.add_argument(
+        "--max-length", type=int, help="texts: tokens per text for every arm (default: each's own)"
     )
     c.add_argument(
         "--arms", type=_names, help=f"comma-separated contenders among {', '.join(ARMS.names())}"
@@ -85,9 +89,9 @@ def _compare_parser(sub: Any) -> None:
     )
 
 
-KEYS = ("task", "label_column", "target_columns", "path_column", "val_fraction",
-        "test_fraction", "backbone", "weights", "budget", "epochs", "lr", "batch_size",
-        "image_size", "small_cnn_size", "arms", "fractions", "seeds", "curve_arms", "seed", "cache_dir", "report",
+KEYS = ("task", "label_column", "target_columns", "path_column", "text_column",
+        "val_fraction", "test_fraction", "backbone", "weights", "budget", "epochs", "lr",
+        "batch_size", "image_size", "small_cnn_size", "max_length", "arms", "fractions", "seeds", "curve_arms", "seed", "cache_dir", "report",
         "importance", "progress")  # fmt: skip
 
 

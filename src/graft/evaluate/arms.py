@@ -1,8 +1,10 @@
 """The contenders of ``graft compare`` (arms) and the training budget they share.
 
 An :class:`Arm` is one way to train a model on the user's data: from scratch (the compared
-backbone randomly initialised, or a small CNN sized for the data) or by transfer (feature
-extraction, two-stage or progressive fine-tuning of the pretrained backbone). Every arm is run
+backbone randomly initialised, a small CNN sized for the data's images, or a small text network
+over the texts' token ids) or by transfer (feature extraction, two-stage or progressive
+fine-tuning of the pretrained backbone). An arm declares the input kinds it reads; on other
+data it is skipped, with the reason said. Every arm is run
 through :func:`graft.fit` on the same :class:`~graft.data.Dataset` with the same seed.
 
 A :class:`Budget` is the same number of epochs (passes over the training set) for every arm,
@@ -28,6 +30,7 @@ class Arm:
         strategy: the registered strategy it trains with.
         kind: ``scratch`` (random initialisation) or ``transfer`` (pretrained weights).
         backbone: a fixed backbone (``small_cnn``); None trains the compared backbone.
+        inputs: the input kinds it reads (``image``, ``text``); skipped on other data.
         options: strategy options besides the epoch split (e.g. ``{"lr_factor": 1.0}``).
         stages: how many stages share the epochs (two-stage: 2, progressive: 1 + max_groups).
         description: one line for the table's legend and the report.
@@ -36,6 +39,7 @@ class Arm:
     strategy: str
     kind: Kind
     backbone: str | None = None
+    inputs: tuple[str, ...] = ("image", "text")
     options: dict[str, Any] = field(default_factory=dict)
     stages: int = 1
     description: str = ""
@@ -49,6 +53,12 @@ class Arm:
     @property
     def pretrained(self) -> bool:
         return self.kind == "transfer"
+
+    def skip_reason(self, input_kind: str) -> str | None:
+        """Why the arm does not run on ``input_kind`` data (None: it runs)."""
+        if input_kind in self.inputs:
+            return None
+        return f"{self.backbone or self.strategy} reads {' and '.join(self.inputs)}s, not {input_kind}s"
 
     def fit_options(self, epochs: int) -> tuple[int, dict[str, Any]]:
         """``epochs`` and ``strategy_options`` for :func:`graft.fit` from the arm's total epochs.
@@ -83,8 +93,19 @@ ARMS.register("small_cnn")(
         strategy="full",
         kind="scratch",
         backbone="small_cnn",
+        inputs=("image",),
         options={"lr_factor": 1.0},
         description="a small VGG-style CNN sized for the data, trained from scratch",
+    )
+)
+ARMS.register("small_text")(
+    Arm(
+        strategy="full",
+        kind="scratch",
+        backbone="small_text",
+        inputs=("text",),
+        options={"lr_factor": 1.0},
+        description="a small text network (embeddings + 1-D convolution), trained from scratch",
     )
 )
 ARMS.register("feature_extraction")(
@@ -117,6 +138,7 @@ ARMS.register("progressive")(
 DEFAULT_ARMS = (
     "scratch",
     "small_cnn",
+    "small_text",
     "feature_extraction",
     "two_stage",
     "progressive",
@@ -133,6 +155,7 @@ class Budget:
         batch_size: samples per step.
         image_size: input side in pixels for the compared backbone (None: its own).
         small_cnn_size: input side of the small CNN (None: the data's own image size).
+        max_length: tokens per text for every text arm (None: each backbone's own).
         arms: the contenders, names in ``ARMS``.
         fractions: training-set fractions of the data-efficiency curve (empty: no curve).
         seeds: random subsets (and training seeds) per fraction.
@@ -144,6 +167,7 @@ class Budget:
     batch_size: int = 64
     image_size: int | None = None
     small_cnn_size: int | None = None
+    max_length: int | None = None
     arms: tuple[str, ...] = DEFAULT_ARMS
     fractions: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
     seeds: int = 2

@@ -36,7 +36,7 @@ from graft.evaluate.noise import (
     clears_noise,
     paired_difference,
 )
-from graft.evaluate.pixels import pixel_baseline
+from graft.evaluate.raw import RAW_BASELINES, raw_baseline
 from graft.metrics import format_value, metric_direction
 
 if TYPE_CHECKING:
@@ -50,8 +50,6 @@ TABLE_METRICS = {
     "regression": ("rmse", "r2"),
     "multilabel": ("micro_f1", "macro_f1"),
 }
-#: The raw-input baseline's name in the table and the verdict.
-PIXELS = "pixels"
 #: Metrics on a 0..1 scale, whose differences read as percentage points.
 _FRACTIONS = {"accuracy", "balanced_accuracy", "macro_f1", "micro_f1", "subset_accuracy"}
 
@@ -74,6 +72,7 @@ class Comparison:
     calibration: dict[str, float] | None = None
     per_example: dict[str, np.ndarray] | None = field(default=None, repr=False)
     baseline: dict[str, Any] | None = None  # the raw-input baseline's row (no network)
+    skipped: dict[str, str] = field(default_factory=dict)  # arm -> why it did not run here
 
     def table_rows(self) -> list[dict[str, str]]:
         """The rows as printed (arms, then the raw-input baseline): formatted once, for both."""
@@ -100,6 +99,7 @@ class Comparison:
             "importance": self.importance,
             "seconds": self.seconds,
             "calibration": self.calibration,
+            "skipped": self.skipped,
         }
 
 
@@ -115,6 +115,7 @@ def compare(
     batch_size: int | None = None,
     image_size: int | None = None,
     small_cnn_size: int | None = None,
+    max_length: int | None = None,
     arms: list[str] | None = None,
     fractions: list[float] | None = None,
     seeds: int | None = None,
@@ -124,7 +125,7 @@ def compare(
     report: str | Path | None = None,
     fitted: Mapping[str, GraftModel] | None = None,
     importance: bool = True,
-    pixels: bool | None = None,
+    baseline: bool | None = None,
     progress: bool = False,
     log: Callable[[str], None] = print,
     **data_options: Any,
@@ -132,7 +133,8 @@ def compare(
     """Train from-scratch baselines and transfer arms on the same splits; compare them.
 
     Args:
-        data: an image folder or table, or a loaded Dataset (its splits are used as they are).
+        data: an image or text folder or table (texts: pass ``text_column`` for a table), or a
+            loaded Dataset (its splits are used as they are).
         task: ``classification`` or ``regression`` (inferred when None).
         backbone: the pretrained backbone compared (also the architecture of ``scratch``).
         weights: local weights file for a timm architecture.
@@ -142,8 +144,10 @@ def compare(
         batch_size: samples per step.
         image_size: input size of the compared backbone.
         small_cnn_size: input size of the small CNN (default: the data's own image size).
-        arms: contenders (default: scratch, small_cnn, feature_extraction, two_stage,
-            progressive).
+        max_length: texts: tokens per text for every arm (default: each backbone's own).
+        arms: contenders (default: scratch, small_cnn on images or small_text on texts,
+            feature_extraction, two_stage, progressive); an arm that does not read the data's
+            input kind is skipped, and the log and the report say why.
         fractions: training-set fractions for the data-efficiency curve (e.g. 0.1,0.25,0.5,1).
         seeds: subsets and training seeds per fraction.
         curve_arms: arms trained for the curve (default: every arm).
@@ -152,8 +156,9 @@ def compare(
         report: write the HTML report there.
         fitted: arms already trained on this very Dataset object (name -> model), reused.
         importance: measure layer-group importance for the report.
-        pixels: also score the raw-input baseline (a linear model on downsampled pixels), a
-            row of the table and a contender of the verdict (None: when ``arms`` is not given).
+        baseline: also score the raw-input baseline, a linear model with no network (on
+            downsampled pixels for images, on TF-IDF for texts), a row of the table and a
+            contender of the verdict (None: when ``arms`` is not given).
         progress: progress bars.
         log: where progress lines go.
         **data_options: passed to :func:`graft.data.load` (``label_column``, ...).
@@ -163,7 +168,7 @@ def compare(
     started = time.perf_counter()
     plan = resolve_budget(
         budget, epochs=epochs, lr=lr, batch_size=batch_size, image_size=image_size,
-        small_cnn_size=small_cnn_size, arms=arms,
+        small_cnn_size=small_cnn_size, max_length=max_length, arms=arms,
         fractions=fractions, seeds=seeds, curve_arms=curve_arms,
     )  # fmt: skip
     dataset = load_data(data, task=task, seed=seed, **data_options)
@@ -172,30 +177,37 @@ def compare(
             f"graft compare: {dataset.source} is a {dataset.task} dataset; comparisons support "
             f"{', '.join(TABLE_METRICS)} (compare one task at a time with --task)"
         )
+    skipped = skipped_arms(plan.arms, dataset.input_kind)
+    for name, why in skipped.items():
+        log(f"arm {name}: skipped, {why}")
+    names = [n for n in plan.arms if n not in skipped]
+    if not names:
+        raise ConfigError(f"--arms: none of {', '.join(plan.arms)} reads {dataset.input_kind}s")
     runner = _ArmRunner(dataset, backbone, weights, plan, seed, cache_dir, progress)
     models = dict(fitted or {})
-    for name in plan.arms:
+    for name in names:
         if name not in models:
             log(f"arm {name}: {ARMS.get(name).description}")
             models[name] = runner.fit(name, dataset, seed)
     metric = TABLE_METRICS[dataset.task][0]
-    rows = [arm_row(name, ARMS.get(name), models[name], dataset.task) for name in plan.arms]
+    rows = [arm_row(name, ARMS.get(name), models[name], dataset.task) for name in names]
     per_example = test_values(models, dataset, metric)
-    add_intervals(rows, per_example, metric)
-    baseline = None
-    if pixels or (pixels is None and arms is None):
-        log(f"baseline {PIXELS}: no network, a linear model on 16x16 downsampled pixels")
-        baseline = raw_row(PIXELS, pixel_baseline(dataset), dataset.task)
-    verdict, best = make_verdict(rows + ([baseline] if baseline else []), metric, per_example)
+    wanted = baseline or (baseline is None and arms is None)
+    raw = _raw_contender(dataset, metric, per_example, log) if wanted else None
+    contenders = rows + ([raw] if raw else [])
+    add_intervals(contenders, per_example, metric)
+    rows, raw = contenders[: len(rows)], (contenders[-1] if raw else None)
+    verdict, best = make_verdict(contenders, metric, per_example)
     result = Comparison(
         rows, verdict, best, metric, plan, dataset, models, backbone=_name(backbone)
     )
-    result.baseline = baseline
+    result.baseline, result.skipped = raw, skipped
     if plan.fractions:
         from graft.evaluate.efficiency import efficiency_runs
 
+        curve = [n for n in plan.curve_arms or plan.arms if n not in skipped]
         result.curve_runs = efficiency_runs(
-            dataset, plan.curve_arms or plan.arms, plan.fractions, plan.seeds, runner.fit,
+            dataset, curve, plan.fractions, plan.seeds, runner.fit,
             metric=metric, done=models, log=log,
         )  # fmt: skip
     if importance:
@@ -209,6 +221,22 @@ def compare(
 
         write_compare_report(result, report)
     return result
+
+
+def _raw_contender(
+    dataset: Dataset,
+    metric: str,
+    per_example: dict[str, np.ndarray] | None,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """The raw-input baseline's row; its per-example test values join ``per_example``."""
+    base = RAW_BASELINES[dataset.input_kind]
+    log(f"baseline {base.name}: {base.description}")
+    fitted = raw_baseline(dataset)
+    if per_example is not None and dataset.test is not None and "test" in fitted["outputs"]:
+        value = PER_EXAMPLE[metric][0]
+        per_example[base.name] = value(dataset.test.targets, fitted["outputs"]["test"])
+    return raw_row(base.name, fitted, dataset.task)
 
 
 class _ArmRunner:
@@ -226,7 +254,8 @@ class _ArmRunner:
     ) -> None:
         self.backbone, self.weights, self.budget = backbone, weights, budget
         self.seed, self.cache_dir, self.progress = seed, cache_dir, progress
-        self.small_size = budget.small_cnn_size or native_image_size(dataset)
+        self.text = dataset.input_kind == "text"
+        self.small_size = None if self.text else budget.small_cnn_size or native_image_size(dataset)
 
     def fit(self, name: str, data: Dataset, seed: int) -> GraftModel:
         from graft.workflows.fit import fit
@@ -234,11 +263,12 @@ class _ArmRunner:
         arm = ARMS.get(name)
         epochs, options = arm.fit_options(self.budget.epochs)
         bb, pretrained, weights, size = self._backbone(arm)
+        length: dict[str, Any] = {"max_length": self.budget.max_length} if self.text else {}
         return fit(
             data, backbone=bb, pretrained=pretrained, weights=weights, image_size=size,
             strategy=arm.strategy, strategy_options=options, epochs=epochs,
             lr=self.budget.lr, batch_size=self.budget.batch_size, seed=self.seed + seed,
-            cache_dir=self.cache_dir, progress=self.progress, log=_quiet,
+            cache_dir=self.cache_dir, progress=self.progress, log=_quiet, **length,
         )  # fmt: skip
 
     def _backbone(self, arm: Arm) -> tuple[Any, bool, Any, int | None]:
@@ -254,6 +284,12 @@ class _ArmRunner:
         return _random_copy(self.backbone, self.seed), False, None, size
 
 
+def skipped_arms(names: tuple[str, ...] | list[str], input_kind: str) -> dict[str, str]:
+    """Arms among ``names`` that do not read ``input_kind`` data, with the reason."""
+    reasons = {n: ARMS.get(n).skip_reason(input_kind) for n in names}
+    return {n: why for n, why in reasons.items() if why is not None}
+
+
 def _random_copy(backbone: Backbone, seed: int) -> Backbone:
     import torch
 
@@ -262,6 +298,8 @@ def _random_copy(backbone: Backbone, seed: int) -> Backbone:
     torch.manual_seed(seed)
     fresh = from_spec(backbone.spec, load_weights=False)
     fresh.data_config = backbone.data_config
+    if hasattr(backbone, "tokenizer"):  # a text encoder: the same tokenizer, fresh weights
+        fresh.tokenizer = backbone.tokenizer
     return fresh
 
 
@@ -393,7 +431,7 @@ def make_verdict(
     t = max(transfer, key=lambda r: sign * r[choose])
     s = max(scratch, key=lambda r: sign * r[choose])
     gain = sign * (t[choose] - s[choose])
-    amount = _amount(gain, metric)
+    amount = _amount(gain, metric) + (" on validation" if choose != key else "")
     noise = _noise(per_example, t["arm"], s["arm"], metric)
     if noise is not None and not clears_noise(noise, metric):
         return _no_clear_difference(t, s, key, metric, noise)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from graft.evaluate import curves
+from graft.evaluate.raw import RAW_BASELINES
 from graft.evaluate.report import Report
 from graft.metrics import metric_direction
 
@@ -152,11 +153,12 @@ def write_compare_report(result: Comparison, path: str | Path) -> Path:
         | {"epochs per arm": budget.epochs, "time (s)": f"{result.seconds:.1f}"}
     )
     report.add_comparison(result.table_rows(), result.verdict, title="Comparison")
-    report.add_table(
-        "Arms",
-        [{"arm": r["arm"], "what it is": ARMS.get(r["arm"]).description} for r in result.rows],
-        caption=budget_caption(result),
-    )
+    arms = [{"arm": r["arm"], "what it is": ARMS.get(r["arm"]).description} for r in result.rows]
+    if result.baseline is not None:
+        raw = RAW_BASELINES[data.input_kind]
+        arms.append({"arm": raw.name, "what it is": raw.description})
+    arms += [{"arm": n, "what it is": f"not run: {why}"} for n, why in result.skipped.items()]
+    report.add_table("Arms", arms, caption=budget_caption(result))
     if result.curve_runs:
         report.add_figure(
             "Data efficiency",
@@ -193,12 +195,17 @@ def _detailed_arm(result: Comparison) -> str:
 
 def budget_caption(result: Comparison) -> str:
     b = result.budget
-    size = f"{b.image_size} px" if b.image_size else "the backbone's own size"
-    small = f"{b.small_cnn_size} px" if b.small_cnn_size else "the data's own size"
+    if result.dataset.input_kind == "text":
+        length = f"{b.max_length} tokens" if b.max_length else "each backbone's own length"
+        inputs = f"texts read up to {length}"
+    else:
+        size = f"{b.image_size} px" if b.image_size else "the backbone's own size"
+        small = f"{b.small_cnn_size} px" if b.small_cnn_size else "the data's own size"
+        inputs = f"images at {size} (small_cnn at {small})"
     return (
         f"Budget: {b.epochs} epochs per arm (passes over the training set), split among its "
-        f"stages; learning rate {b.lr:g}, batch size {b.batch_size}, images at {size} "
-        f"(small_cnn at {small}); one seed, the same splits for every arm. "
+        f"stages; learning rate {b.lr:g}, batch size {b.batch_size}, {inputs}; one seed, the "
+        "same splits for every arm. "
         "time (s): the whole fit, evaluation included; epochs to best: the epoch whose weights "
         "were kept, counted across stages; trainable: the most parameters any stage trains."
     )

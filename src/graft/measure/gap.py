@@ -66,6 +66,7 @@ class GapReport:
         n_source: source samples given (each measure subsamples to ``max_samples``).
         n_target: target samples given.
         dim: feature dimension.
+        items: what was compared, for the printed summary (``images`` or ``texts``).
     """
 
     mmd: float
@@ -76,6 +77,7 @@ class GapReport:
     n_source: int
     n_target: int
     dim: int
+    items: str = "images"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

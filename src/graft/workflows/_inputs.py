@@ -27,10 +27,13 @@ def backbone(
     weights: str | Path | None = None,
     pretrained: bool = True,
     image_size: int | None = None,
+    max_length: int | None = None,
 ) -> Backbone:
     """``graft.backbones.create(spec, ...)``; a Backbone passes through (resized if asked)."""
     if isinstance(spec, Backbone):
         if image_size is not None:
             spec.data_config = spec.data_config.with_image_size(image_size)
-        return spec
-    return create(spec, pretrained=pretrained, weights=weights, image_size=image_size)
+        return create(spec, max_length=max_length)
+    return create(
+        spec, pretrained=pretrained, weights=weights, image_size=image_size, max_length=max_length
+    )

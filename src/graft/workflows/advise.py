@@ -66,6 +66,9 @@ def advise(
     weights: str | Path | None = None,
     pretrained: bool = True,
     image_size: int | None = None,
+    max_length: int | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
     score: str = DEFAULT_SCORE,
     val_fraction: float = SPLIT_FRACTION,
     test_fraction: float = SPLIT_FRACTION,
@@ -83,6 +86,9 @@ def advise(
         weights: a local weights file for the backbone.
         pretrained: False measures a randomly initialised backbone.
         image_size: input size override.
+        max_length: texts: tokens per text (as ``graft fit --max-length``).
+        text_column: a table column holding texts (the data are texts).
+        label_column: a table column holding class labels.
         score: the transferability score (a registered name).
         val_fraction: validation share when no val split is given (as in fit).
         test_fraction: test share when no test split is given (as in fit).
@@ -96,10 +102,14 @@ def advise(
     """
     started = time.perf_counter()
     dataset = _inputs.dataset(
-        data, task=task, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
-    )
+        data, task=task, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        text_column=text_column, label_column=label_column,
+    )  # fmt: skip
     torch.manual_seed(seed)
-    bb = _inputs.backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
+    bb = _inputs.backbone(
+        backbone, weights=weights, pretrained=pretrained, image_size=image_size,
+        max_length=max_length,
+    )  # fmt: skip
     cfg = store_config(cache_dir, batch_size, 0, progress)
     advice = decide(measure_facts(bb, dataset, cfg, score=score, seed=seed))
     return replace(advice, seconds=round(time.perf_counter() - started, 2))

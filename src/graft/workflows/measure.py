@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,9 @@ def rank(
     score: str = DEFAULT_SCORE,
     task: str | None = None,
     image_size: int | None = None,
+    max_length: int | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
     cache_dir: str | None = None,
     batch_size: int = 64,
     num_workers: int = 0,
@@ -135,6 +138,9 @@ def rank(
             classifier kept with the backbone.
         task: ``classification`` or ``regression`` (inferred when None).
         image_size: input size for candidates without an ``@SIZE`` tag.
+        max_length: texts: tokens per text for every text candidate.
+        text_column: a table column holding texts (the data are texts).
+        label_column: a table column holding class labels.
         cache_dir: feature store folder (the one ``graft fit --cache-dir`` reads).
         batch_size: images per backbone forward.
         num_workers: DataLoader processes decoding images.
@@ -143,18 +149,23 @@ def rank(
     """
     started = time.perf_counter()
     citation = SCORES.get(score).citation
-    dataset = _inputs.dataset(data, task=task, seed=seed)
+    dataset = _inputs.dataset(
+        data, task=task, seed=seed, text_column=text_column, label_column=label_column
+    )
     cfg = store_config(cache_dir, batch_size, num_workers, progress)
     rows = []
     for cand in backbones:
         t0 = time.perf_counter()
         if isinstance(cand, Backbone):
-            bb, label = _inputs.backbone(cand, image_size=image_size), cand.spec.name
+            bb = _inputs.backbone(cand, image_size=image_size, max_length=max_length)
+            label = cand.spec.name
             flags = f"--backbone {label}"
         else:
             name, pretrained, size = parse_candidate(cand)
             torch.manual_seed(seed)  # the same random initialisation graft fit --seed makes
-            bb = _inputs.backbone(name, pretrained=pretrained, image_size=size or image_size)
+            bb = _inputs.backbone(
+                name, pretrained=pretrained, image_size=size or image_size, max_length=max_length
+            )
             label = cand.strip()
             flags = f"--backbone {name}" + " --no-pretrained" * (not pretrained)
             flags += f" --image-size {size or image_size}" if (size or image_size) else ""
@@ -180,7 +191,7 @@ def rank(
     return Ranking(score, str(dataset.source), tuple(rows), time.perf_counter() - started, citation)
 
 
-def _samples(data: str | Path | Dataset, seed: int) -> Samples:
+def _samples(data: str | Path | Dataset, seed: int, text_column: str | None = None) -> Samples:
     """Every item of a dataset, or of a folder of images or ``.txt`` files (no classes needed)."""
     if isinstance(data, (str, Path)) and Path(data).is_dir():
         if is_text_folder(Path(data)):
@@ -193,7 +204,7 @@ def _samples(data: str | Path | Dataset, seed: int) -> Samples:
                 f"{data}: no image files below this folder; point at a folder of images"
             )
         return Samples(paths, np.zeros(len(paths)))
-    dataset = _inputs.dataset(data, seed=seed)
+    dataset = _inputs.dataset(data, seed=seed, text_column=text_column)
     merged = Samples.concat(list(dataset.splits().values()))
     return merged.with_targets(np.zeros(len(merged)))
 
@@ -206,13 +217,15 @@ def similarity(
     weights: str | Path | None = None,
     pretrained: bool = True,
     image_size: int | None = None,
+    max_length: int | None = None,
+    text_column: str | None = None,
     cache_dir: str | None = None,
     batch_size: int = 64,
     max_samples: int = 2000,
     seed: int = 0,
     progress: bool = False,
 ) -> GapReport:
-    """The domain gap between two image collections on one backbone's stored features.
+    """The domain gap between two image (or text) collections on one backbone's stored features.
 
     MMD², proxy A-distance and CORAL distance (see :mod:`graft.measure.gap`), with a level (near,
     moderate, far) and a one-line reading of what it implies for the transfer strategy.
@@ -224,6 +237,8 @@ def similarity(
         weights: a local weights file for the backbone.
         pretrained: False compares random-initialisation features.
         image_size: input size override.
+        max_length: texts: tokens per text.
+        text_column: tables: the column holding texts (both sides).
         cache_dir: feature store folder.
         batch_size: images per backbone forward.
         max_samples: at most this many images per side enter each measure.
@@ -231,18 +246,22 @@ def similarity(
         progress: progress bars.
     """
     torch.manual_seed(seed)
-    bb = _inputs.backbone(backbone, weights=weights, pretrained=pretrained, image_size=image_size)
+    bb = _inputs.backbone(
+        backbone, weights=weights, pretrained=pretrained, image_size=image_size,
+        max_length=max_length,
+    )  # fmt: skip
     cfg = store_config(cache_dir, batch_size, 0, progress)
     sides = []
     for data in (source, target):
-        sides.append(samples_features(bb, _samples(data, seed), cfg).to_array())
+        sides.append(samples_features(bb, _samples(data, seed, text_column), cfg).to_array())
     if max(float(x.std(axis=0).max()) for x in sides) <= 1e-6:
         raise DataError(
             f"{bb.spec.name} gives the same features for every image at "
             f"{bb.data_config.image_size} px, so the gap cannot be measured; pass a larger "
             "--image-size (efficientnet_lite0 needs more than 32)"
         )
-    return domain_gap(sides[0], sides[1], max_samples=max_samples, seed=seed)
+    gap = domain_gap(sides[0], sides[1], max_samples=max_samples, seed=seed)
+    return replace(gap, items=f"{bb.input_kind}s")
 
 
 def cache_info(*, cache_dir: str | None = None) -> list[dict[str, Any]]:

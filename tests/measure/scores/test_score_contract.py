@@ -119,3 +119,27 @@ def test_score_reports_misuse() -> None:
         score("hscore", features=x, targets=labels.astype(float), task="regression")
     assert names_for("regression") == ["logme"]
     assert names_for("classification", needs="source_probs") == ["leep", "nce"]
+
+
+@pytest.mark.parametrize("name", SCORES.names())
+def test_every_score_ranks_a_text_encoder_on_real_texts(name: str, bbc_dir: object) -> None:
+    """On texts each score gives a finite value, or (no source classifier) says why not."""
+    import math
+    import warnings
+
+    from graft.errors import BackboneError
+    from graft.testing import tiny_text_backbone
+    from graft.workflows.measure import rank
+
+    try:
+        backbone = tiny_text_backbone()
+    except BackboneError as e:
+        pytest.skip(str(e))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # texts longer than 32 tokens are cut
+        (row,) = rank(bbc_dir, backbones=[backbone], score=name).rows  # type: ignore[arg-type]
+    if SCORES.get(name).needs == "features":
+        assert row.score is not None and math.isfinite(row.score), row.note
+    else:
+        assert row.score is None and "classifier" in row.note
+    assert row.dim == 32 and row.computed + row.reused == 51  # train + val of 60 articles
