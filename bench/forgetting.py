@@ -32,7 +32,7 @@ import numpy as np
 
 ARMS: dict[str, dict[str, Any]] = {
     "plain": {},
-    "ewc": {"regularize": "ewc", "regularize_options": {"samples": 64}},
+    "ewc": {"regularize": "ewc"},
     "l2sp": {"regularize": "l2sp"},
     "lwf": {"regularize": "lwf"},
 }

@@ -29,6 +29,7 @@ from graft.io import aside_dirs, atomic_dir, check_destination
 from graft.metrics import confusion, per_class_report
 from graft.model_card import render_card
 from graft.model_check import check_format_version, check_model_config, offline, read_config_file
+from graft.progress import beating
 from graft.record import RunRecord
 from graft.tasks.base import Task, TaskSpec, create_task
 from graft.tasks.spec import align_targets
@@ -122,7 +123,7 @@ class GraftModel(nn.Module):
         dropouts = self._enable_mc_dropout() if mc_samples > 0 else []
         means, stds = [], []
         try:
-            for x, _ in _progress(loader, progress, "predict"):
+            for x, _ in beating(_progress(loader, progress, "predict"), "predict", len(loader)):
                 x = x.to(device)
                 if not dropouts:
                     means.append(self.task.decode(self(x).float().cpu().numpy()))

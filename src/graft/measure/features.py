@@ -50,6 +50,7 @@ from graft.backbones.base import Backbone
 from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text, follow_umask
 from graft.measure.engines import choose_engine
+from graft.progress import Heartbeat
 
 Loader = Callable[[Any], torch.Tensor]  # a file path, or an item of ``keys``-given extraction
 
@@ -607,6 +608,7 @@ def _compute(
     backbone.eval()
     # disable=None: no bar when the output is not a terminal (logs, CI).
     bar = tqdm(total=len(missing), desc="features", unit="file", disable=None if progress else True)
+    beat = Heartbeat("features", len(missing), unit="file")  # a log line every ~30 s instead
     try:
         batches = iter(loader)
         first = next(batches, None)
@@ -620,6 +622,7 @@ def _compute(
                     raise ValueError(f"backbone output {out.shape} is not (batch, {dim})")
                 writer.add(out)
                 bar.update(len(out))
+                beat.advance(len(out))
         writer.flush()
         entry.note_engine(engine.name)
     finally:

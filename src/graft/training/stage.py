@@ -24,7 +24,7 @@ from graft.model import GraftModel
 from graft.strategies.base import Stage
 from graft.training.checkpoint import save_checkpoint
 from graft.training.extensions import extension_groups, extension_loss, extension_states
-from graft.training.heartbeat import Heartbeat
+from graft.progress import Heartbeat
 from graft.training.params import freeze_batchnorm, param_groups
 from graft.training.schedules import build_scheduler
 
