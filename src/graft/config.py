@@ -332,7 +332,7 @@ class ProtectConfig:
     regularize_options: dict[str, Any] | None = option(  # noqa: RUF009 (a field, default None)
         None,
         "its other options, e.g. temperature=2 (lwf), beta=0.01 (l2sp), "
-        "samples=256,fisher=sampled (ewc)",
+        "samples=256,batch=16,fisher=sampled (ewc)",
         parse="options",
     )
     ewc_data: str | None = option(

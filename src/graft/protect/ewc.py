@@ -192,14 +192,14 @@ def fisher_diagonal(
     module, task_loss = _nll_parts(model, backbone, mode, loss_fn)
     with _measuring([model, backbone], params):
         chunks = _chunks(batches, samples, need_targets=mode == "empirical", size=batch)
-        for x, y in beating(chunks, "ewc fisher", -(-samples // batch)):
-            x = x.to(device)
-            if mode == "sampled":
-                with torch.no_grad():
-                    probs = backbone.source_logits(x).float().softmax(-1).cpu()
+        n_in = len(getattr(batches, "dataset", ())) or samples  # a DataLoader knows its size
+        for x, y in beating(chunks, "ewc fisher", -(-min(samples, n_in) // batch)):
+            out = module(x.to(device))
+            if mode == "sampled":  # labels from the model's own softmax: one forward serves both
+                probs = out.detach().float().softmax(-1).cpu()
                 y = torch.multinomial(probs, 1, generator=gen).squeeze(1)
             assert y is not None
-            nll = task_loss(module(x), y.to(device)) * len(x)  # the group's sum (losses are means)
+            nll = task_loss(out, y.to(device)) * len(x)  # the group's sum (losses are means)
             grads = torch.autograd.grad(nll, params, allow_unused=True)
             for f, g in zip(fisher, grads, strict=True):
                 if g is not None:
