@@ -48,7 +48,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-2, help="head stage rate")
     p.add_argument("--lr-factor", type=float, default=0.01, help="fine-tuning rate = lr x this")
     p.add_argument("--seeds", type=int, nargs="+", default=[0])
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    p.add_argument(
+        "--arms", nargs="+", default=list(ARMS),
+        help=f"from {', '.join(ARMS)}; NAME=X sets that arm's strength (e.g. l2sp=10 ewc=100)",
+    )  # fmt: skip
     p.add_argument(
         "--strength", action="append", default=[], help="NAME=X, e.g. ewc=10 (default: graft's)"
     )
@@ -78,10 +81,11 @@ def run_arm(arm: str, data: Path, natural: Path, seed: int, args: argparse.Names
     import graft
     from graft.protect import measure_retention
 
-    options = dict(ARMS[arm])
+    name, _, given = arm.partition("=")
+    options = dict(ARMS[name])
     strengths = dict(s.split("=") for s in args.strength)
-    if arm in strengths:
-        options["regularize_strength"] = float(strengths[arm])
+    if given or name in strengths:
+        options["regularize_strength"] = float(given or strengths[name])
     original = graft.backbone("efficientnet_lite0", image_size=args.image_size)
     start = time.perf_counter()
     model = graft.fit(
@@ -147,6 +151,9 @@ def main() -> None:
     from graft.data.digits import write_digits
 
     args = parse_args()
+    unknown = [a for a in args.arms if a.partition("=")[0] not in ARMS]
+    if unknown:
+        raise SystemExit(f"--arms: unknown {unknown}; choose from {', '.join(ARMS)} (NAME=X)")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="graft-forgetting-") as tmp:
         root = Path(tmp)
