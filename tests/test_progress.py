@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import graft
-from graft.testing import tiny_backbone
 from graft import progress as heartbeat
 from graft.progress import Heartbeat, beating, format_seconds
+from graft.testing import tiny_backbone
 
 
 def test_format_seconds() -> None:
