@@ -81,9 +81,26 @@ class Heartbeat:
 
 
 def beating(
-    items: Iterable[T], what: str, total: int, log: Callable[[str], None] | None = None
+    items: Iterable[T],
+    what: str,
+    total: int,
+    log: Callable[[str], None] | None = None,
+    *,
+    bar: bool = False,
 ) -> Iterator[T]:
-    """Yield ``items`` (``total`` of them), with a :class:`Heartbeat` ticking after each."""
+    """Yield ``items`` (``total`` of them), with a :class:`Heartbeat` ticking after each.
+
+    Args:
+        items: the batches.
+        what: the step's name in the line.
+        total: how many batches are expected (for the estimate of the time left).
+        log: where heartbeat lines go (default: stderr).
+        bar: also show a tqdm bar (only in a terminal), for steps that have none of their own.
+    """
+    if bar:
+        from tqdm.auto import tqdm
+
+        items = tqdm(items, desc=f"  {what}", total=total, leave=False, disable=None)
     beat = Heartbeat(what, total, log, unit="batch")
     for item in items:
         yield item

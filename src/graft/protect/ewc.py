@@ -195,7 +195,7 @@ def fisher_diagonal(
     with _measuring([model, backbone], params):
         chunks = _chunks(batches, samples, need_targets=mode == "empirical", size=batch)
         n_in = len(getattr(batches, "dataset", ())) or samples  # a DataLoader knows its size
-        for x, y in beating(chunks, "ewc fisher", -(-min(samples, n_in) // batch)):
+        for x, y in beating(chunks, "ewc fisher", -(-min(samples, n_in) // batch), bar=True):
             out = module(x.to(device))
             if mode == "sampled":  # labels from the model's own softmax: one forward serves both
                 probs = out.detach().float().softmax(-1).cpu()

@@ -123,7 +123,7 @@ def measure_retention(
     """
     loader = image_loader(model, samples, batch_size=batch_size, shuffle=False)
     total = min(len(loader), -(-max_samples // batch_size))
-    beats = beating(loader, "retention", total, log)
+    beats = beating(loader, "retention", total, log, bar=True)
     result: dict[str, Any] = retention(original, model.backbone, beats, max_samples=max_samples)
     result["samples"] = int(result["samples"])
     return result
