@@ -1,7 +1,7 @@
 """The gap to the bundled reference sample grades real data: other photographs near, digits far.
 
-Bundled efficientnet_lite0 at 112 px (the size the thresholds were calibrated at), 120 images per
-side. Measured once: other crops 0.00 [0.00, 0.08], Fashion-MNIST 0.97 [0.73, 1.17], digits
+Bundled efficientnet_lite0 at 112 px (the size the thresholds were calibrated at), 80-90 images per
+side. Measured once with 120 per side: other crops 0.00 [0.00, 0.08], Fashion-MNIST 0.97 [0.73, 1.17], digits
 1.46 [1.27, 1.61].
 """
 
@@ -16,7 +16,7 @@ from graft.measure.gap import domain_gap
 from graft.measure.source import reference_crops, reference_features
 
 pytest.importorskip("skimage")
-N = 120
+N = 80
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +44,7 @@ def test_other_photos_near_digits_and_fashion_far(lite0: object) -> None:
 
     ref, note = reference_features(lite0)  # type: ignore[arg-type]
     assert ref is not None and len(ref) == 360 and "reference sample" in note
-    photos = features(lite0, reference_crops(per_photo=8, seed=1))  # crops the sample lacks
+    photos = features(lite0, reference_crops(per_photo=6, seed=1))  # crops the sample lacks
     digits = features(lite0, gray_images(load_digits().images[:N]))
     gaps = {"photos": domain_gap(ref, photos), "digits": domain_gap(ref, digits)}
     try:
