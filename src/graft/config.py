@@ -327,7 +327,8 @@ class ProtectConfig:
         "weights, weight decay on the head), lwf (distil the original model)",
     )
     regularize_strength: float | None = option(
-        None, "the method's strength: ewc/lwf lam (default 1), l2sp alpha (default 0.1)"
+        None,
+        "the method's strength: ewc lam (default 10), l2sp alpha (default 10), lwf lam (default 1)",
     )
     regularize_options: dict[str, Any] | None = option(  # noqa: RUF009 (a field, default None)
         None,
