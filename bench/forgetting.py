@@ -2,7 +2,7 @@
 
 Run by hand::
 
-    OMP_NUM_THREADS=2 python bench/forgetting.py [--seeds 0 1 2] [--strength ewc=1000 --strength l2sp=10]
+    OMP_NUM_THREADS=2 python bench/forgetting.py [--seeds 0 1 2] [--arms plain l2sp=10 l2sp=100 ewc=10]
 
 Every arm fine-tunes the bundled EfficientNet-Lite0 (ImageNet) on real handwritten digits
 (scikit-learn, written as PNGs) with the same plan (a head stage on stored features, then every
@@ -16,7 +16,11 @@ seeds and the ratios to plain fine-tuning. One seed takes about 5 minutes on 2 C
 
 Defaults (per class 20 digits at 48 px, 10 head epochs at lr 1e-2 on stored features, then 3
 epochs of every group at lr 1e-4) keep a run short; ``--strength NAME=X`` sets a method's main
-strength (EWC ``lam``, L2-SP ``alpha``, LwF ``lam``), default graft's own.
+strength (EWC ``lam``, L2-SP ``alpha``, LwF ``lam``), default graft's own; an arm written
+``NAME=X`` runs that method at strength X, so one run compares several strengths. The first arm
+also pays for storing the features (its time is not comparable). Quick setting used to pick
+graft's defaults: ``--per-class 15 --head-epochs 5 --epochs 5 --arms l2sp=1 plain l2sp=10
+l2sp=100 ewc=1 ewc=10 ewc=100``.
 """
 
 from __future__ import annotations
