@@ -53,6 +53,7 @@ LAYERS: dict[str, int] = {
     "graft.config": 0,
     "graft.metrics": 0,
     "graft.record": 0,
+    "graft.progress": 0,
     "graft.tasks": 1,
     "graft.strategies": 1,
     "graft.backbones": 1,

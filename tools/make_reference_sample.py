@@ -3,9 +3,9 @@
     python tools/make_reference_sample.py [--backbone efficientnet_lite0]
 
 There is no ImageNet offline, so the advisor measures the domain gap between the user's data
-and the backbone's source against a small stand-in: crops of scikit-image's bundled natural
-photographs (a cat, coffee, an astronaut, a rocket, a motorcycle, coins, textures, ...), at
-several crop scales, passed through the backbone's own evaluation preprocessing at several
+and the backbone's source against a stand-in: 360 random crops and mirrors of the 15
+photographs bundled with scikit-image (``graft.measure.source.reference_crops``: a cat, coffee,
+an astronaut, a rocket, a motorcycle, coins, textures, a retina, the moon, ...), passed through the backbone's own evaluation preprocessing at several
 input sizes. scikit-image is a development dependency only, so the features are computed here
 once and shipped as ``src/graft/backbones/reference/<backbone>.npz`` (float16). Rerun this
 script when the bundled weights or the preprocessing (``TRANSFORM_VERSION``) change.
@@ -20,48 +20,26 @@ from pathlib import Path
 import numpy as np
 import torch
 
-IMAGES = (
-    "astronaut", "chelsea", "coffee", "rocket", "camera", "coins",
-    "grass", "gravel", "brick", "hubble_deep_field", "immunohistochemistry",
-)  # fmt: skip
-# Crops: the whole image, then (scale, position) squares; 11 images x 6 = 66 samples.
-CROPS = ((1.0, 0.5, 0.5), (0.6, 0.3, 0.3), (0.6, 0.7, 0.7), (0.6, 0.3, 0.7), (0.5, 0.5, 0.5),
-         (0.4, 0.6, 0.4))  # fmt: skip
 # 32 px is left out: the bundled efficientnet_lite0 outputs all-zero features at that size.
 SIZES = (224, 160, 128, 112, 96, 64)
 OUT = Path(__file__).resolve().parents[1] / "src" / "graft" / "backbones" / "reference"
 
 
-def crops() -> list[object]:
-    """Square crops of the bundled photographs as RGB PIL images."""
-    from PIL import Image
-    from skimage import data
-
-    out = []
-    for name in IMAGES:
-        arr = np.asarray(getattr(data, name)())
-        if arr.ndim == 2:
-            arr = np.stack([arr] * 3, axis=-1)
-        img = Image.fromarray(arr[..., :3].astype(np.uint8)).convert("RGB")
-        w, h = img.size
-        for scale, cx, cy in CROPS:
-            side = int(min(w, h) * scale)
-            left = int(np.clip(cx * w - side / 2, 0, w - side))
-            top = int(np.clip(cy * h - side / 2, 0, h - side))
-            out.append(img.crop((left, top, left + side, top + side)))
-    return out
-
-
 def main() -> None:
     from graft.backbones import create
     from graft.data.transforms import build_transform, transform_identity
+    from graft.measure.source import REFERENCE_CROPS, REFERENCE_PHOTOS, reference_crops
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="efficientnet_lite0")
     args = parser.parse_args()
-    images = crops()
+    images = reference_crops()
     arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, object] = {"images": list(IMAGES), "crops": len(CROPS), "sizes": {}}
+    meta: dict[str, object] = {
+        "images": list(REFERENCE_PHOTOS),
+        "crops": REFERENCE_CROPS,
+        "sizes": {},
+    }
     for size in SIZES:
         bb = create(args.backbone, image_size=size).eval()
         tf = build_transform(bb.data_config, train=False)

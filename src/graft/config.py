@@ -335,12 +335,13 @@ class ProtectConfig:
         "weights, weight decay on the head), lwf (distil the original model)",
     )
     regularize_strength: float | None = option(
-        None, "the method's strength: ewc/lwf lam (default 1), l2sp alpha (default 0.1)"
+        None,
+        "the method's strength: ewc lam (default 10), l2sp alpha (default 10), lwf lam (default 1)",
     )
     regularize_options: dict[str, Any] | None = option(  # noqa: RUF009 (a field, default None)
         None,
         "its other options, e.g. temperature=2 (lwf), beta=0.01 (l2sp), "
-        "samples=256,fisher=sampled (ewc)",
+        "samples=256,batch=16,fisher=sampled (ewc)",
         parse="options",
     )
     ewc_data: str | None = option(

@@ -31,6 +31,7 @@ from graft.io import aside_dirs, atomic_dir, check_destination
 from graft.metrics import confusion, per_class_report
 from graft.model_card import render_card
 from graft.model_check import check_format_version, check_model_config, offline, read_config_file
+from graft.progress import beating
 from graft.record import RunRecord
 from graft.tasks.base import Task, TaskSpec, create_task
 from graft.tasks.spec import align_targets
@@ -135,7 +136,8 @@ class GraftModel(nn.Module):
                 with choose_engine(
                     self.backbone, first[0], input_kind=self.input_kind, files=len(samples.paths)
                 ) as engine:
-                    for x, _ in itertools.chain([first], batches):
+                    chained = itertools.chain([first], batches)
+                    for x, _ in beating(chained, "predict", len(loader)):
                         feats = torch.from_numpy(engine.run(x)).to(device)
                         if not dropouts:
                             means.append(self._decoded(feats))

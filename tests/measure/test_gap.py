@@ -19,6 +19,7 @@ from graft.measure.gap import (
     gap_level,
     mmd,
     proxy_a_distance,
+    proxy_a_interval,
 )
 
 
@@ -99,10 +100,24 @@ def test_calibrated_levels_on_digits() -> None:
     perm = np.random.default_rng(6).permutation(len(x))
     split = domain_gap(x[perm[:300]], x[perm[300:]])
     writers = domain_gap(x[:300], x[300:600])  # ordered halves: different groups of writers
+    shifted = np.roll(x.reshape(-1, 8, 8), 1, axis=2).reshape(-1, 64)[300:600]  # one pixel
+    shift = domain_gap(x[:300], shifted)
     noise = domain_gap(x[:300], np.random.default_rng(7).uniform(0, 16, size=(300, 64)))
-    assert (split.level, writers.level, noise.level) == ("near", "moderate", "far")
-    assert split.proxy_a_distance < writers.proxy_a_distance < noise.proxy_a_distance
+    levels = (split.level, writers.level, shift.level, noise.level)
+    assert levels == ("near", "near", "far", "far")
+    assert split.proxy_a_distance < writers.proxy_a_distance < shift.proxy_a_distance
+    assert writers.proxy_a_high < shift.proxy_a_low  # intervals apart
     assert split.mmd < writers.mmd < noise.mmd
+    for gap in (split, writers, shift, noise):
+        assert gap.proxy_a_low <= gap.proxy_a_distance <= gap.proxy_a_high
+
+
+def test_interval_narrows_with_more_samples() -> None:
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(2000, 6)), rng.normal(0.3, size=(2000, 6))
+    _, lo_small, hi_small = proxy_a_interval(x[:100], y[:100], components=4)
+    _, lo_big, hi_big = proxy_a_interval(x, y, components=4)
+    assert hi_big - lo_big < hi_small - lo_small
 
 
 def test_report_is_json_ready_and_readable() -> None:

@@ -69,6 +69,17 @@ def test_sampled_fisher_estimates_the_expected_fisher(make_tiny):
     assert torch.allclose(fisher["model.body.bias"], expected, rtol=0.15, atol=1e-4)
 
 
+def test_batched_sampled_fisher_estimates_the_same(make_tiny):
+    # One backward pass per group of 8: the summed score has the per-sample Fisher as its
+    # variance (sampled labels: zero mean), so the estimate matches batch=1 in expectation.
+    model = make_tiny(act=False)
+    x = torch.randn(1, 3, generator=torch.Generator().manual_seed(3)).repeat(3200, 1)
+    exact = fisher_diagonal(model, model.backbone, [x], samples=3200, seed=1)
+    grouped = fisher_diagonal(model, model.backbone, [x], samples=3200, batch=8, seed=2)
+    for name in ("model.body.bias", "model.body.weight"):
+        assert torch.allclose(grouped[name], exact[name], rtol=0.2, atol=1e-4)
+
+
 def test_penalty_matches_formula(make_tiny):
     model = make_tiny()
     x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
@@ -115,6 +126,8 @@ def test_ewc_option_and_loader_errors(make_tiny):
         EWC().anchor(make_tiny())
     with pytest.raises(ConfigError, match="no inputs"):
         EWC().anchor(make_tiny(), reference_loader=[])
+    with pytest.raises(ConfigError, match="batch=0"):
+        EWC(batch=0)
     with pytest.raises(ConfigError, match="fisher='exact'"):
         EWC(fisher="exact")
     with pytest.raises(ConfigError, match="normalize=True"):

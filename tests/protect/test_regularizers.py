@@ -78,7 +78,7 @@ def test_create_regularizer_errors():
         create_regularizer("lwf", lam=-1.0)
     with pytest.raises(ConfigError, match="temperature"):
         create_regularizer("lwf", temperature=0.0)
-    assert create_regularizer("L2SP", alpha=None).options() == {"alpha": 0.1, "beta": 0.01}
+    assert create_regularizer("L2SP", alpha=None).options() == {"alpha": 10.0, "beta": 0.01}
 
 
 def test_l2sp_reference_value(make_tiny):

@@ -106,3 +106,11 @@ def test_small_data_that_fine_tunes_keeps_batchnorm_statistics_fixed() -> None:
     large_far = decide(replace(SMALL_NEAR, gap="far", n_train=100_000))
     assert "bn" not in large_far.options, "enough data re-estimates the statistics"
     assert "bn" not in decide(SMALL_NEAR).options, "feature extraction runs no BatchNorm"
+
+
+def test_gap_line_carries_the_interval_when_measured() -> None:
+    with_interval = {**(SMALL_NEAR.gap_values or {}), "proxy_a_low": 0.05, "proxy_a_high": 0.41}
+    facts = replace(SMALL_NEAR, gap_values=with_interval)
+    line = next(r for r in decide(facts).reasons if r.startswith("gap to the source"))
+    assert "proxy A-distance 0.20 [0.05, 0.41]" in line
+    assert decide(facts).strategy == decide(SMALL_NEAR).strategy  # the decision ignores it

@@ -115,6 +115,7 @@ def cmd_similarity(args: argparse.Namespace) -> int:
     )
     print(f"  MMD² (RBF, median heuristic)  {gap.mmd:8.4f}   (0 = same distribution)")
     print(f"  proxy A-distance              {gap.proxy_a_distance:8.4f}   (0 = indistinguishable, 2 = separable)")  # fmt: skip
+    print(f"    95% interval                [{gap.proxy_a_low:.2f}, {gap.proxy_a_high:.2f}]  (on the source's top {gap.components} principal components)")  # fmt: skip
     print(f"  CORAL distance                {gap.coral:8.4g}   (covariance mismatch)")
     print(gap.reading)
     return 0

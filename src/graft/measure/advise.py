@@ -72,6 +72,7 @@ def measure_facts(
         **base,
         gap=gap.level if gap else None,
         gap_values={"mmd": gap.mmd, "proxy_a_distance": gap.proxy_a_distance, "coral": gap.coral}
+        | {"proxy_a_low": gap.proxy_a_low, "proxy_a_high": gap.proxy_a_high}
         if gap
         else None,
         gap_note=note,

@@ -50,6 +50,7 @@ from graft.backbones.base import Backbone
 from graft.backbones.engines import choose_engine
 from graft.errors import ConfigError, DataError
 from graft.io import atomic_write_text, follow_umask
+from graft.progress import Heartbeat
 
 Loader = Callable[[Any], torch.Tensor]  # a file path, or an item of ``keys``-given extraction
 
@@ -678,6 +679,7 @@ def _compute(
     backbone.eval()
     # disable=None: no bar when the output is not a terminal (logs, CI).
     bar = tqdm(total=len(missing), desc="features", unit="file", disable=None if progress else True)
+    beat = Heartbeat("features", len(missing), unit="file")  # a log line every ~30 s instead
     try:
         batches: Iterator[Any] = iter(loader)
         if failed is not None:
@@ -693,6 +695,7 @@ def _compute(
                     raise ValueError(f"backbone output {out.shape} is not (batch, {dim})")
                 writer.add(out)
                 bar.update(len(out))
+                beat.advance(len(out))
         writer.flush()
         entry.note_engine(engine.name)
     finally:

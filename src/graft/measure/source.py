@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,6 +24,13 @@ from graft.measure.scores import SCORES, score
 DEFAULT_SCORE = "logme"
 #: Reference features of the bundled backbones (``tools/make_reference_sample.py``).
 REFERENCE_DIR = Path(__file__).resolve().parents[1] / "backbones" / "reference"
+#: The photographs bundled with scikit-image that the reference sample crops (no download).
+REFERENCE_PHOTOS = (
+    "astronaut", "chelsea", "coffee", "rocket", "camera", "coins", "grass", "gravel", "brick",
+    "hubble_deep_field", "immunohistochemistry", "stereo_motorcycle", "retina", "moon", "clock",
+)  # fmt: skip
+#: Random crops per photograph in the reference sample (15 x 24 = 360).
+REFERENCE_CROPS = 24
 
 
 def source_probabilities(backbone: Backbone, features: np.ndarray) -> np.ndarray:
@@ -67,11 +75,48 @@ def measure_score(
     return score(name, targets=targets, task=task, features=features, source_probs=probs)  # type: ignore[arg-type]
 
 
+def reference_crops(per_photo: int = REFERENCE_CROPS, seed: int = 0) -> list[Any]:
+    """Random square crops of scikit-image's bundled photographs, as RGB PIL images.
+
+    Each crop's side is a uniform 25-100% of the photograph's shorter side, at a uniform
+    position, mirrored with probability 1/2; grayscale photographs are repeated to RGB.
+    scikit-image is a development dependency: ``tools/make_reference_sample.py`` runs this
+    once per bundled backbone and ships the features.
+
+    Args:
+        per_photo: crops per photograph.
+        seed: the crops' seed (the shipped sample uses 0).
+    """
+    from PIL import Image
+    from skimage import data as photos
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for name in REFERENCE_PHOTOS:
+        arr = getattr(photos, name)()
+        arr = np.asarray(arr[0] if isinstance(arr, tuple) else arr)  # stereo: the left view
+        if arr.ndim == 2:
+            arr = np.stack([arr] * 3, axis=-1)
+        img = Image.fromarray(arr[..., :3].astype(np.uint8)).convert("RGB")
+        w, h = img.size
+        for _ in range(per_photo):
+            side = int(min(w, h) * rng.uniform(0.25, 1.0))
+            left, top = int(rng.integers(0, w - side + 1)), int(rng.integers(0, h - side + 1))
+            crop = img.crop((left, top, left + side, top + side))
+            out.append(
+                crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop
+            )
+    return out
+
+
 def reference_features(backbone: Backbone) -> tuple[np.ndarray | None, str]:
     """The bundled backbone's features of its reference sample at this preprocessing.
 
-    The reference sample stands in for the source data (there is no ImageNet offline): crops of
-    natural photographs, see ``tools/make_reference_sample.py``.
+    The reference sample stands in for the source data (there is no ImageNet offline): the
+    backbone's features of 360 random crops (:func:`reference_crops`) of the 15 photographs
+    bundled with scikit-image (:data:`REFERENCE_PHOTOS`: a cat, coffee, an astronaut, a rocket,
+    a motorcycle, coins, textures, a retina, the moon, ...), at each input size the file
+    covers; ``tools/make_reference_sample.py`` writes it.
 
     Returns:
         ``(features, note)``: features ``(n, dim)`` float32, or None with the reason.
@@ -91,7 +136,10 @@ def reference_features(backbone: Backbone) -> tuple[np.ndarray | None, str]:
         for size, identity in meta["sizes"].items():
             if identity == wanted:
                 ref = npz[f"size{size}"].astype(np.float32)
-                return ref, f"{len(ref)} crops of natural photographs at {size} px"
+                return (
+                    ref,
+                    f"{len(ref)} crops of natural photographs at {size} px (reference sample)",
+                )
     sizes = ", ".join(meta["sizes"])
     return None, (
         f"the reference sample of {spec.name!r} covers input sizes {sizes} px, not "

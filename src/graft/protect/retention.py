@@ -18,6 +18,7 @@ import torch
 
 from graft.backbones.base import Backbone
 from graft.errors import ConfigError
+from graft.progress import beating
 from graft.protect.images import RETENTION_SAMPLES, image_loader, reference_samples
 from graft.protect.lwf import distillation_kl
 from graft.protect.params import device_of, first_item
@@ -89,7 +90,9 @@ class RetentionReport(ExtensionBase):
         device = device_of(model)
         if device is not None:  # the original runs where Accelerate put the trained model
             self.original.to(device)
-        report = measure_retention(self.original, model, samples, batch_size=cfg.batch_size)
+        report = measure_retention(
+            self.original, model, samples, batch_size=cfg.batch_size, log=self.log
+        )
         report["reference"] = where
         model.info["retention"] = report
         self.log(
@@ -106,6 +109,7 @@ def measure_retention(
     *,
     batch_size: int = 64,
     max_samples: int = RETENTION_SAMPLES,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """:func:`retention` of ``model``'s backbone on image files.
 
@@ -115,9 +119,12 @@ def measure_retention(
         samples: reference images, preprocessed as ``model`` expects.
         batch_size: images per forward pass.
         max_samples: use at most this many images.
+        log: where a heartbeat line goes every ~30 s without a terminal (default: stderr).
     """
     loader = image_loader(model, samples, batch_size=batch_size, shuffle=False)
-    result: dict[str, Any] = retention(original, model.backbone, loader, max_samples=max_samples)
+    total = min(len(loader), -(-max_samples // batch_size))
+    beats = beating(loader, "retention", total, log, bar=True)
+    result: dict[str, Any] = retention(original, model.backbone, beats, max_samples=max_samples)
     result["samples"] = int(result["samples"])
     return result
 

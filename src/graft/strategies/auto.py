@@ -58,7 +58,8 @@ class Facts:
         n_train: training samples.
         n_outputs: classes (classification) or targets (regression).
         gap: the gap to the source: ``near``, ``moderate`` or ``far``.
-        gap_values: its measures (``mmd``, ``proxy_a_distance``, ``coral``).
+        gap_values: its measures (``mmd``, ``proxy_a_distance``, ``coral``; and the proxy
+            A-distance's 95% interval ``proxy_a_low``, ``proxy_a_high`` when measured).
         gap_note: what the gap was measured against, or why it was not.
         score_name: the transferability score.
         score: its value on the features.
@@ -190,7 +191,9 @@ def _fact_lines(f: Facts) -> list[str]:
     if f.gap is not None and f.gap_values:
         v = f.gap_values
         lines.append(
-            f"gap to the source: {f.gap} (proxy A-distance {v['proxy_a_distance']:.2f}, "
+            f"gap to the source: {f.gap} (proxy A-distance {v['proxy_a_distance']:.2f}"
+            + (f" [{v['proxy_a_low']:.2f}, {v['proxy_a_high']:.2f}]" if "proxy_a_low" in v else "")
+            + ", "
             f"MMD² {v['mmd']:.3f}) against {f.gap_note}"
         )
     else:

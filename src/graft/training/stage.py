@@ -21,10 +21,10 @@ import torch
 from graft.config import TrainConfig
 from graft.errors import ConfigError, TrainingError
 from graft.model import GraftModel
+from graft.progress import Heartbeat
 from graft.strategies.base import Stage
 from graft.training.checkpoint import save_checkpoint
 from graft.training.extensions import extension_groups, extension_loss, extension_states
-from graft.training.heartbeat import Heartbeat
 from graft.training.params import freeze_batchnorm, param_groups
 from graft.training.schedules import build_scheduler
 
