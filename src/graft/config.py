@@ -172,6 +172,9 @@ class StrategyConfig:
         None, "progressive: rate factor from one stage to the next", option=True
     )
     stage_epochs: int | None = option(None, "progressive: epochs per stage", option=True)
+    total_epochs: int | None = option(
+        None, "auto: a total epoch budget split among the chosen plan's stages", option=True
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freeze_patterns", _tuple(self.freeze_patterns))
@@ -185,6 +188,10 @@ class StrategyConfig:
         _in_range("lr_factor", self.lr_factor, 0, math.inf, "a factor of --lr > 0")
         _in_range("layer_decay", self.layer_decay, 0, math.inf, "a factor > 0")
         _in_range("lr_decay", self.lr_decay, 0, math.inf, "a factor > 0")
+        _check(
+            self.total_epochs is None or self.total_epochs >= 1,
+            f"--total-epochs must be >= 1, got {self.total_epochs}",
+        )
         for name in ("head_epochs", "patience", "stage_epochs", "max_groups"):
             value = getattr(self, name)
             _check(value is None or value >= 0, f"--{_flag(name)} must be >= 0, got {value}")

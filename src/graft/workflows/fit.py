@@ -197,12 +197,18 @@ def plan_for(
     *,
     log: Log,
 ) -> Plan:
-    """The strategy's plan; ``auto`` first measures the data (the advisor) and picks."""
+    """The strategy's plan; ``auto`` first measures the data (the advisor) and picks.
+
+    ``auto`` may also set the model's input size (images much smaller than the backbone's
+    native size, no ``--image-size``): see :func:`graft.workflows.advise.resolve_auto`.
+    """
     t = cfg.tuning
     options = t.options()
     if strategy is None and t.strategy.replace("-", "_") == "auto":
-        seed = cfg.training.seed
-        strategy = resolve_auto(model, dataset, train_cfg, options=options, log=log, seed=seed)
+        strategy = resolve_auto(
+            model, dataset, train_cfg, options=options, log=log, seed=cfg.training.seed,
+            size_given=cfg.model.image_size is not None,
+        )  # fmt: skip
         options = {}
     if strategy is not None:
         return make_plan(model, strategy, epochs=t.epochs, lr=t.lr)
