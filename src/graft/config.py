@@ -107,13 +107,19 @@ class BackboneConfig:
     """The pretrained network and its new head."""
 
     backbone: str = option(
-        DEFAULT_BACKBONE, "bundled name, timm:<name>, or a bare timm name (see `graft models`)"
+        DEFAULT_BACKBONE,
+        "bundled name, timm:<name>, or a bare timm name (see `graft models`); auto ranks the "
+        "bundled image backbones on your data (graft rank) and takes the best",
     )
     weights: str | None = option(
         None, "local weights file (safetensors or state dict) for a timm architecture"
     )
     pretrained: bool = option(True, "random initialisation (only when you want it)")
-    image_size: int | None = option(None, "override the backbone's input size (square)")
+    image_size: int | None = option(
+        None,
+        "the backbone's input size (square); without it, --strategy auto measures and picks a "
+        "smaller one for images much smaller than the backbone's own",
+    )
     max_length: int | None = option(
         None, "text backbones: tokens read per text (longer texts are truncated)"
     )

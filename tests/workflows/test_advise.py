@@ -120,3 +120,21 @@ def test_the_users_image_size_wins(digits_dir: Path, tmp_path: Path) -> None:
         digits_dir, image_size=64, dry_run=True, cache_dir=str(tmp_path), log=lambda _: None
     )
     assert model.data_config.image_size == 64 and model.info["advice"]["facts"]["size_given"]
+
+
+def test_backbone_auto_ranks_the_bundled_candidates(digits_dir: Path, tmp_path: Path) -> None:
+    import graft
+    from graft.workflows.fit import AUTO_BACKBONES
+    from graft.workflows.measure import rank
+
+    lines: list[str] = []
+    model = graft.fit(
+        digits_dir, backbone="auto", image_size=64, dry_run=True, cache_dir=str(tmp_path),
+        log=lines.append,
+    )  # fmt: skip
+    assert lines[0] == "--backbone auto: 3 bundled candidates ranked by logme:"
+    assert all(any(name in line for line in lines[1:5]) for name in AUTO_BACKBONES)
+    ranking = rank(digits_dir, backbones=AUTO_BACKBONES, image_size=64, cache_dir=str(tmp_path))
+    assert ranking.best is not None and model.backbone.spec.name == ranking.best.backbone
+    assert lines[5] == f"  → {ranking.best.backbone}"
+    assert all(r.computed == 0 for r in ranking.rows), "the fit's ranking stored every candidate"
