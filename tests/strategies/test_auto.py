@@ -7,15 +7,9 @@ from dataclasses import replace
 import pytest
 
 from graft.strategies import create_strategy
-from graft.strategies.auto import (
-    Auto,
-    Facts,
-    as_strategy,
-    decide,
-    pick_size,
-    size_candidates,
-)
+from graft.strategies.auto import Auto, Facts, as_strategy, decide
 from graft.strategies.budget import split_epochs
+from graft.strategies.input_size import pick_size, size_candidates
 
 GROUPS = ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "final", "head"]
 SMALL_NEAR = Facts(

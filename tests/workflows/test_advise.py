@@ -10,7 +10,7 @@ import pytest
 from graft.data import load
 from graft.measure.probes import PIXEL_SIZE
 from graft.measure.stored import split_features, store_config
-from graft.strategies.auto import pick_size
+from graft.strategies.input_size import pick_size
 from graft.workflows.advise import advise
 
 

@@ -39,7 +39,8 @@ from graft.measure.probes import (
 from graft.measure.scores import SCORES, score
 from graft.measure.source import DEFAULT_SCORE, gap_to_source, measure_score
 from graft.measure.stored import SplitFeatures, split_features
-from graft.strategies.auto import Facts, pick_size, size_candidates
+from graft.strategies.auto import Facts
+from graft.strategies.input_size import pick_size, size_candidates
 from graft.training.loop import TrainConfig
 
 #: The guard's probes see at most this many training (and half as many validation) samples.
@@ -109,10 +110,10 @@ def search_size(
     """The input size to train at, as :class:`Facts` fields, measured on stored features.
 
     When ``search`` is on and the images are much smaller than the backbone's native size
-    (:func:`graft.strategies.auto.size_candidates`), each candidate size costs one frozen pass
+    (:func:`graft.strategies.input_size.size_candidates`), each candidate size costs one frozen pass
     through the feature store (kept there: the fit at the chosen size reuses it) and a linear
     probe on the guard's samples; the smallest size whose probe's validation metric is within
-    one standard error of the best is chosen (:func:`graft.strategies.auto.pick_size`). A size
+    one standard error of the best is chosen (:func:`graft.strategies.input_size.pick_size`). A size
     the backbone refuses is left out. Otherwise the backbone's size stays (``size_given`` when
     the search is off: the user's ``--image-size``).
     """

@@ -6,7 +6,9 @@ notes) with both inputs measured instead of guessed. This module is the pure par
 :class:`Facts`, never data or a backbone.
 
 * :func:`decide`: the matrix, with the negative-transfer guard (features that lose to raw
-  pixels in a linear probe never settle on feature extraction);
+  pixels in a linear probe never settle on feature extraction; losing by more than the noise,
+  it says plainly that training from scratch is likely to win), and the input size the facts
+  were measured at, with its reason (:mod:`graft.strategies.input_size`);
 * :class:`Auto`: the choice as a registered strategy, and :func:`as_strategy` to make one.
 
 The facts are measured by :func:`graft.measure.advise.measure_facts`; ``graft.fit`` and
@@ -43,12 +45,6 @@ DEPTHS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ),
 )
 FROM_SCRATCH = ("full", {"lr_factor": 1.0}, "train every layer at the full rate (from scratch)")
-#: The input-size search: candidates start at the images' side rounded up to a multiple of this.
-SIZE_STEP = 32
-#: Images whose side is at most this share of the backbone's native side are "much smaller".
-SIZE_SEARCH_RATIO = 0.5
-#: At most this many candidate sizes (each costs one frozen pass through the feature store).
-SIZE_CANDIDATES = 3
 #: "Features lose by more than noise": this many standard errors of the paired difference.
 SCRATCH_SE = 2.0
 GUARD_CHOICE = (
@@ -275,36 +271,6 @@ def _fact_lines(f: Facts) -> list[str]:
             f"{f.pixel_probe:.3f} on {f.raw_input or _pixels(f.pixel_size)}: {verdict}"
         )
     return lines
-
-
-def size_candidates(side: int | None, native: int) -> tuple[int, ...]:
-    """Input sizes worth measuring for images of ``side`` px on a backbone of ``native`` px.
-
-    Empty when the images are not much smaller than the native size (more than
-    ``SIZE_SEARCH_RATIO`` of it): the native size stays. Otherwise the images' side rounded up
-    to a multiple of ``SIZE_STEP`` (at least one step), doubling, below the native size, at most
-    ``SIZE_CANDIDATES``; a single candidate is compared with the native size.
-
-    Example:
-        >>> size_candidates(28, 224)
-        (32, 64, 128)
-    """
-    if side is None or side > native * SIZE_SEARCH_RATIO:
-        return ()
-    start = max(SIZE_STEP, -(-side // SIZE_STEP) * SIZE_STEP)
-    sizes = [start * 2**k for k in range(SIZE_CANDIDATES) if start * 2**k < native]
-    return tuple(sizes if len(sizes) > 1 else [*sizes, native])
-
-
-def pick_size(probes: Sequence[tuple[int, float]], noise: float) -> int:
-    """The smallest size whose probe is within ``noise`` of the best one.
-
-    The one-standard-error rule (Hastie, Tibshirani & Friedman, *The Elements of Statistical
-    Learning*, 2nd ed., 2009, section 7.10): among candidates the validation set cannot tell
-    apart, the cheapest; here ``noise`` is one standard error of the best probe's metric.
-    """
-    best = max(p for _, p in probes)
-    return min(s for s, p in probes if p >= best - noise)
 
 
 def _size_line(f: Facts) -> str:
