@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from graft.backbones.base import Backbone
+from graft.backbones.base import Backbone, measured_width
 from graft.data.base import Dataset
 from graft.data.images import typical_side
 from graft.errors import ConfigError, DataError
@@ -128,10 +128,12 @@ def search_size(
     noise: dict[int, float] = {}
     for size in candidates:
         try:
-            feats = split_features(at_size(backbone, size), data, cfg)
+            sized = at_size(backbone, size)
+            measured_width(backbone.model, sized.data_config.input_size, backbone.spec.name)
+            feats = split_features(sized, data, cfg)
             x, y = _samples(feats, seed)
             values = probe_values((x["train"], y["train"]), (x["val"], y["val"]), data.task)
-        except (ConfigError, ValueError):  # a size the network refuses; a single class
+        except (ConfigError, ValueError):  # a size the network refuses (ConfigError); one class
             continue
         probes.append((size, round(float(values.mean()), 4)))
         noise[size] = standard_error(values)
