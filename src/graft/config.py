@@ -110,13 +110,19 @@ class BackboneConfig:
     """The pretrained network and its new head."""
 
     backbone: str = option(
-        DEFAULT_BACKBONE, "bundled name, timm:<name>, or a bare timm name (see `graft models`)"
+        DEFAULT_BACKBONE,
+        "bundled name, timm:<name>, or a bare timm name (see `graft models`); auto ranks the "
+        "bundled image backbones on your data (graft rank) and takes the best",
     )
     weights: str | None = option(
         None, "local weights file (safetensors or state dict) for a timm architecture"
     )
     pretrained: bool = option(True, "random initialisation (only when you want it)")
-    image_size: int | None = option(None, "override the backbone's input size (square)")
+    image_size: int | None = option(
+        None,
+        "the backbone's input size (square); without it, --strategy auto measures and picks a "
+        "smaller one for images much smaller than the backbone's own",
+    )
     max_length: int | None = option(
         None, "text backbones: tokens read per text (longer texts are truncated)"
     )
@@ -175,6 +181,9 @@ class StrategyConfig:
         None, "progressive: rate factor from one stage to the next", option=True
     )
     stage_epochs: int | None = option(None, "progressive: epochs per stage", option=True)
+    total_epochs: int | None = option(
+        None, "auto: a total epoch budget split among the chosen plan's stages", option=True
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freeze_patterns", _tuple(self.freeze_patterns))
@@ -188,6 +197,10 @@ class StrategyConfig:
         _in_range("lr_factor", self.lr_factor, 0, math.inf, "a factor of --lr > 0")
         _in_range("layer_decay", self.layer_decay, 0, math.inf, "a factor > 0")
         _in_range("lr_decay", self.lr_decay, 0, math.inf, "a factor > 0")
+        _check(
+            self.total_epochs is None or self.total_epochs >= 1,
+            f"--total-epochs must be >= 1, got {self.total_epochs}",
+        )
         for name in ("head_epochs", "patience", "stage_epochs", "max_groups"):
             value = getattr(self, name)
             _check(value is None or value >= 0, f"--{_flag(name)} must be >= 0, got {value}")

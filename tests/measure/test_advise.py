@@ -43,3 +43,15 @@ def test_constant_features_stop_the_measuring_with_a_hint(
     facts = measure_facts(bb, load(small_digits), store_config(str(tmp_path)))
     assert facts.constant_features and "--image-size" in facts.gap_note
     assert facts.score is None and facts.probe is None
+
+
+def test_sizes_a_network_refuses_are_left_out(small_digits: Path, tmp_path: Path) -> None:
+    """A ViT with a fixed patch grid refuses every smaller size: its own size stays."""
+    from graft.backbones import create
+
+    torch.manual_seed(0)
+    vit = create("timm:vit_tiny_patch16_224", pretrained=False)
+    native = vit.data_config.image_size
+    facts = measure_facts(vit, load(small_digits), store_config(str(tmp_path)))
+    assert facts.data_side == 32 and native >= 64, "small images: sizes were tried"
+    assert facts.size_probes == () and facts.image_size == native and not facts.size_given

@@ -8,6 +8,8 @@ import pytest
 
 from graft.strategies import create_strategy
 from graft.strategies.auto import Auto, Facts, as_strategy, decide
+from graft.strategies.budget import split_epochs
+from graft.strategies.input_size import pick_size, size_candidates
 
 GROUPS = ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "final", "head"]
 SMALL_NEAR = Facts(
@@ -114,3 +116,76 @@ def test_gap_line_carries_the_interval_when_measured() -> None:
     line = next(r for r in decide(facts).reasons if r.startswith("gap to the source"))
     assert "proxy A-distance 0.20 [0.05, 0.41]" in line
     assert decide(facts).strategy == decide(SMALL_NEAR).strategy  # the decision ignores it
+
+
+@pytest.mark.parametrize(("side", "native", "expected"), [
+    (28, 224, (32, 64, 128)),  # Fashion-MNIST on Lite0: the side rounded up, doubling
+    (8, 224, (32, 64, 128)),  # never below one step of 32 px
+    (100, 224, (128, 224)),  # a single candidate is compared with the native size
+    (150, 224, ()),  # not much smaller: the native size stays
+    (None, 224, ()),  # unknown size: no search
+])  # fmt: skip
+def test_size_candidates(side: int | None, native: int, expected: tuple[int, ...]) -> None:
+    assert size_candidates(side, native) == expected
+
+
+def test_the_smallest_size_within_one_standard_error_of_the_best() -> None:
+    probes = [(32, 0.80), (64, 0.84), (128, 0.85)]
+    assert pick_size(probes, 0.02) == 64
+    assert pick_size(probes, 0.05) == 32
+    assert pick_size(probes, 0.0) == 128
+    assert pick_size([(64, 0.9), (128, 0.7)], 0.01) == 64, "the best is also the smallest"
+
+
+def test_the_size_and_its_reasons_are_said() -> None:
+    searched = replace(
+        SMALL_NEAR, image_size=64, native_size=224, data_side=28, size_noise=0.02,
+        size_probes=((32, 0.80), (64, 0.84), (128, 0.85)),
+    )  # fmt: skip
+    advice = decide(searched)
+    (line,) = [x for x in advice.lines() if x.startswith("  input size")]
+    assert advice.image_size == 64 and "images are 28 px" in line and "native 224" in line
+    assert "0.840 at 64" in line and "0.850 at 128" in line and "within noise" in line
+    given = decide(replace(SMALL_NEAR, image_size=96, size_given=True, data_side=28))
+    assert "input size 96 px: yours (--image-size), kept" in "\n".join(given.lines())
+    assert not [x for x in decide(SMALL_NEAR).lines() if "input size" in x], "text: no size"
+
+
+def test_a_strong_guard_says_training_from_scratch_is_likely_to_win() -> None:
+    lose = replace(SMALL_NEAR, probe=0.90, pixel_probe=0.97, source="digits/")
+    strong = decide(replace(lose, probe_noise=0.01))  # 7 points = 7 standard errors
+    text = "\n".join(strong.lines())
+    assert strong.guard and strong.scratch_likely
+    assert "training from scratch is likely to win" in text and "7.0 points" in text
+    assert "`graft fit digits/ --backbone small_cnn --no-pretrained`" in text
+    assert "`graft compare digits/`" in text
+    assert strong.summary().startswith("→ negative-transfer guard"), "the decision stays last"
+    weak = decide(replace(lose, probe_noise=0.05))  # within two standard errors: no claim
+    assert (
+        weak.guard
+        and not weak.scratch_likely
+        and "from scratch is likely" not in "\n".join(weak.lines())
+    )
+    text_data = decide(replace(lose, probe_noise=0.01, raw_input="TF-IDF + logistic regression"))
+    assert "small_cnn" not in "\n".join(text_data.lines()) and text_data.scratch_likely
+
+
+@pytest.mark.parametrize("choice", ["two_stage", "feature_extraction", "full"])
+@pytest.mark.parametrize("total", [1, 2, 7, 12])
+def test_auto_splits_a_total_budget_among_the_chosen_stages(choice: str, total: int) -> None:
+    auto = Auto(choice=choice, total_epochs=total)
+    plan = auto.plan(GROUPS, epochs=99, lr=1e-3)  # the total wins over epochs per stage
+    assert plan.total_epochs == total
+    stages = len(create_strategy(choice).plan(GROUPS, epochs=1, lr=1e-3).stages)
+    per, options = split_epochs(choice, {}, total, stages=stages)
+    same = create_strategy(choice, **options).plan(GROUPS, epochs=per, lr=1e-3)
+    assert [s.epochs for s in plan.stages] == [s.epochs for s in same.stages], "one rule"
+
+
+def test_the_budget_reaches_auto_not_the_chosen_strategy() -> None:
+    logged: list[str] = []
+    auto = as_strategy(decide(replace(SMALL_NEAR, gap="far")), {"total_epochs": 9}, logged.append)
+    assert auto.total_epochs == 9 and not logged
+    assert auto.plan(GROUPS, epochs=5, lr=1e-3).total_epochs == 9
+    with pytest.raises(ValueError, match="total_epochs"):
+        Auto(total_epochs=0)

@@ -12,7 +12,10 @@ def register(sub: Any) -> dict[str, Handler]:
     p = sub.add_parser("demo", help="transfer the bundled backbone to real handwritten digits")
     p.add_argument("--out", default="graft-demo", help="folder for the data and the model")
     p.add_argument(
-        "--epochs", type=int, default=None, help="epochs per stage (default: the demo's budget)"
+        "--epochs",
+        type=int,
+        default=None,
+        help="epochs per arm, all its stages together (default: the demo's budget)",
     )
     p.add_argument(
         "--text",

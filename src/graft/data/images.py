@@ -32,6 +32,26 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def typical_side(paths: list[Path], sample: int = 16) -> int | None:
+    """The median short side in pixels of the first ``sample`` readable images (None: none).
+
+    Reads only the headers (PIL opens lazily), so it costs milliseconds: the advisor's input-size
+    search and ``graft compare``'s small CNN size read the data's own size from it.
+    """
+    from PIL import Image
+
+    sides = []
+    for path in paths[:sample]:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except OSError:
+            continue
+    if not sides:
+        return None
+    return sorted(sides)[len(sides) // 2]
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from graft._registry import Registry
 from graft.errors import ConfigError
+from graft.strategies.budget import split_epochs
 
 Kind = Literal["scratch", "transfer"]
 
@@ -63,19 +64,10 @@ class Arm:
     def fit_options(self, epochs: int) -> tuple[int, dict[str, Any]]:
         """``epochs`` and ``strategy_options`` for :func:`graft.fit` from the arm's total epochs.
 
-        The total is split evenly among the stages, never exceeding it: two-stage gives the
-        head the remainder (its stages add up to the total exactly), progressive unfreezes
-        fewer groups when there are fewer epochs than stages.
+        The split rule is :func:`graft.strategies.budget.split_epochs` (shared with
+        ``Auto(total_epochs=...)``, the ``auto`` arm's plan).
         """
-        stages = max(1, min(self.stages, epochs))
-        per = max(1, epochs // stages)
-        options = dict(self.options)
-        if self.strategy == "two_stage":
-            options["head_epochs"] = epochs - per
-        elif self.strategy == "progressive":
-            options["stage_epochs"] = per
-            options["max_groups"] = stages - 1
-        return per, options
+        return split_epochs(self.strategy, self.options, epochs, stages=self.stages)
 
 
 ARMS: Registry[Arm] = Registry("comparison arm")
@@ -133,6 +125,13 @@ ARMS.register("progressive")(
         description="head, then one more group per stage (2 groups), lr halved each stage",
     )
 )
+ARMS.register("auto")(
+    Arm(
+        strategy="auto",
+        kind="transfer",
+        description="the advisor's plan: what graft fit --strategy auto trains, the same budget",
+    )
+)
 
 
 DEFAULT_ARMS = (
@@ -142,6 +141,7 @@ DEFAULT_ARMS = (
     "feature_extraction",
     "two_stage",
     "progressive",
+    "auto",
 )
 
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graft.config import DEFAULT_BACKBONE
+from graft.data.images import typical_side
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
 from graft.evaluate.calibration import calibrate, calibration_text
@@ -146,8 +147,8 @@ def compare(
         small_cnn_size: input size of the small CNN (default: the data's own image size).
         max_length: texts: tokens per text for every arm (default: each backbone's own).
         arms: contenders (default: scratch, small_cnn on images or small_text on texts,
-            feature_extraction, two_stage, progressive); an arm that does not read the data's
-            input kind is skipped, and the log and the report say why.
+            feature_extraction, two_stage, progressive, auto: the advisor's plan); an arm that
+            does not read the data's input kind is skipped, and the log and the report say why.
         fractions: training-set fractions for the data-efficiency curve (e.g. 0.1,0.25,0.5,1).
         seeds: subsets and training seeds per fraction.
         curve_arms: arms trained for the curve (default: every arm).
@@ -312,20 +313,9 @@ def _name(backbone: Any) -> str:
 
 
 def native_image_size(data: Dataset, sample: int = 16) -> int:
-    """The small CNN's input side: the median short side of a few training images, 32..128."""
-    from PIL import Image
-
-    sides = []
-    for path in data.train.paths[:sample]:
-        try:
-            with Image.open(path) as im:
-                sides.append(min(im.size))
-        except OSError:
-            continue
-    if not sides:
-        return 32
-    sides.sort()
-    return int(min(128, max(32, sides[len(sides) // 2])))
+    """The small CNN's input side: the images' typical side (:func:`typical_side`), 32..128."""
+    side = typical_side(data.train.paths, sample)
+    return 32 if side is None else int(min(128, max(32, side)))
 
 
 def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]:

@@ -17,25 +17,30 @@ The decision on these facts is pure and lives with the strategies (:func:`graft.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from graft.backbones.base import Backbone
+from graft.backbones.base import Backbone, measured_width
 from graft.data.base import Dataset
+from graft.data.images import typical_side
 from graft.errors import ConfigError, DataError
 from graft.measure.probes import (
     PIXEL_SIZE,
     TFIDF_NAME,
     linear_probe,
     pixel_features,
+    probe_values,
+    standard_error,
     tfidf_probe,
 )
 from graft.measure.scores import SCORES, score
 from graft.measure.source import DEFAULT_SCORE, gap_to_source, measure_score
 from graft.measure.stored import SplitFeatures, split_features
 from graft.strategies.auto import Facts
+from graft.strategies.input_size import pick_size, size_candidates
 from graft.training.loop import TrainConfig
 
 #: The guard's probes see at most this many training (and half as many validation) samples.
@@ -49,6 +54,7 @@ def measure_facts(
     *,
     score: str = DEFAULT_SCORE,
     seed: int = 0,
+    size_given: bool = False,
 ) -> Facts:
     """Measure size, gap to the source, transferability and the guard on stored features.
 
@@ -58,12 +64,20 @@ def measure_facts(
         cfg: the feature store's options (:func:`graft.measure.stored.store_config`).
         score: the transferability score (a registered name).
         seed: subsampling and cross-validation seed.
+        size_given: the backbone's input size is the user's (``--image-size``): kept. Else
+            the size is searched (:func:`search_size`) when the images are much smaller than
+            the backbone's native size. The facts are measured at the size kept or chosen,
+            and ``Facts.image_size`` says which.
     """
+    base: dict[str, Any] = {"task": data.task, "n_train": len(data.train)}
+    base.update(n_outputs=data.num_outputs, source=str(data.source))
+    base["pretrained"] = bool(backbone.spec.pretrained)
+    if backbone.input_kind == "image" and data.input_kind == "image":
+        sizing = search_size(backbone, data, cfg, seed=seed, search=not size_given)
+        base.update(sizing)
+        backbone = at_size(backbone, sizing["image_size"])
     feats = split_features(backbone, data, cfg)
     x_train = feats.features["train"]
-    base: dict[str, Any] = {"task": data.task, "n_train": len(data.train)}
-    base["n_outputs"] = data.num_outputs
-    base["pretrained"] = bool(backbone.spec.pretrained)
     if float(x_train.std(axis=0).max()) <= 1e-6:
         note = f"the features are constant at {backbone.data_config.image_size} px; try a larger --image-size"
         return Facts(**base, gap_note=note, constant_features=True)
@@ -82,32 +96,96 @@ def measure_facts(
     return replace(facts, **score_and_guard(backbone, data, feats, score, seed))
 
 
-def score_and_guard(
-    backbone: Backbone, data: Dataset, feats: SplitFeatures, score_name: str, seed: int
-) -> dict[str, Any]:
-    """The score and the probes on features and on pixels, as :class:`Facts` fields.
+def at_size(backbone: Backbone, size: int) -> Backbone:
+    """The backbone with its preprocessing at ``size`` px (a shallow copy: the same weights)."""
+    if backbone.data_config.image_size == size:
+        return backbone
+    sized = copy.copy(backbone)
+    sized.data_config = backbone.data_config.with_image_size(size)
+    return sized
 
-    A probe or a score that cannot be computed (one class in the training split, a score that
-    does not apply) is left out, and the decision goes on without it.
+
+def search_size(
+    backbone: Backbone, data: Dataset, cfg: TrainConfig, *, seed: int = 0, search: bool = True
+) -> dict[str, Any]:
+    """The input size to train at, as :class:`Facts` fields, measured on stored features.
+
+    When ``search`` is on and the images are much smaller than the backbone's native size
+    (:func:`graft.strategies.input_size.size_candidates`), each candidate size costs one frozen pass
+    through the feature store (kept there: the fit at the chosen size reuses it) and a linear
+    probe on the guard's samples; the smallest size whose probe's validation metric is within
+    one standard error of the best is chosen (:func:`graft.strategies.input_size.pick_size`). A size
+    the backbone refuses is left out. Otherwise the backbone's size stays (``size_given`` when
+    the search is off: the user's ``--image-size``).
     """
+    native = backbone.data_config.image_size
+    side = typical_side(data.train.paths)
+    out: dict[str, Any] = {"image_size": native, "native_size": native, "data_side": side}
+    out["size_given"] = not search
+    candidates = size_candidates(side, native) if search else ()
+    if not candidates or data.task not in ("classification", "regression") or not len(data.val):
+        return out
+    probes: list[tuple[int, float]] = []
+    noise: dict[int, float] = {}
+    for size in candidates:
+        try:
+            sized = at_size(backbone, size)
+            measured_width(backbone.model, sized.data_config.input_size, backbone.spec.name)
+            feats = split_features(sized, data, cfg)
+            x, y = _samples(feats, seed)
+            values = probe_values((x["train"], y["train"]), (x["val"], y["val"]), data.task)
+        except (ConfigError, ValueError):  # a size the network refuses (ConfigError); one class
+            continue
+        probes.append((size, round(float(values.mean()), 4)))
+        noise[size] = standard_error(values)
+    if not probes:
+        return out
+    best = max(probes, key=lambda sp: sp[1])[0]
+    chosen = pick_size(probes, noise[best])
+    return out | {"image_size": chosen, "size_probes": tuple(probes), "size_noise": noise[best]}
+
+
+def _samples(
+    feats: SplitFeatures, seed: int
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The guard's samples: at most ``GUARD_MAX`` training and half as many validation rows."""
+    x, y = {}, {}
+    for split, idx in _picks(feats, seed).items():
+        x[split] = feats.features[split][idx]
+        y[split] = np.asarray(feats.targets[split])[idx]
+    return x, y
+
+
+def _picks(feats: SplitFeatures, seed: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     picks = {}
     for split, cap in (("train", GUARD_MAX), ("val", GUARD_MAX // 2)):
         n = len(feats.features[split])
         picks[split] = np.sort(rng.choice(n, cap, replace=False)) if n > cap else np.arange(n)
+    return picks
+
+
+def score_and_guard(
+    backbone: Backbone, data: Dataset, feats: SplitFeatures, score_name: str, seed: int
+) -> dict[str, Any]:
+    """The score and the probes on features and on pixels, as :class:`Facts` fields.
+
+    The probes are scored per validation example, so the guard also carries the standard
+    error of their paired difference (``probe_noise``). A probe or a score that cannot be
+    computed (one class in the training split, a score that does not apply) is left out, and
+    the decision goes on without it.
+    """
+    picks = _picks(feats, seed)
+    x, y = _samples(feats, seed)
     splits = data.splits()
-    y = {s: np.asarray(feats.targets[s])[idx] for s, idx in picks.items()}
-    x = {s: feats.features[s][idx] for s, idx in picks.items()}
     out: dict[str, Any] = {"probe_metric": "accuracy" if data.task == "classification" else "R²"}
     if data.input_kind == "text":
         return out | _text_guard(data, picks, x, y)
     pix = {s: pixel_features([splits[s].paths[i] for i in idx]) for s, idx in picks.items()}
     try:
-        out["probe"] = linear_probe((x["train"], y["train"]), (x["val"], y["val"]), data.task)
-        out["pixel_probe"] = linear_probe(
-            (pix["train"], y["train"]), (pix["val"], y["val"]), data.task
-        )
-        out["pixel_size"] = PIXEL_SIZE
+        ours = probe_values((x["train"], y["train"]), (x["val"], y["val"]), data.task)
+        raw = probe_values((pix["train"], y["train"]), (pix["val"], y["val"]), data.task)
+        out.update(_probes(ours, raw), pixel_size=PIXEL_SIZE)
     except ValueError:  # e.g. a single class in the training split: no probe to fit
         pass
     try:
@@ -124,6 +202,15 @@ def score_and_guard(
     except (ConfigError, DataError):
         pass
     return out
+
+
+def _probes(ours: np.ndarray, raw: np.ndarray) -> dict[str, float]:
+    """The two probes' metrics and the standard error of their paired difference."""
+    return {
+        "probe": float(ours.mean()),
+        "pixel_probe": float(raw.mean()),
+        "probe_noise": standard_error(ours - raw),
+    }
 
 
 def _text_guard(

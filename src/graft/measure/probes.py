@@ -48,6 +48,23 @@ def linear_probe(
     Raises:
         ValueError: scikit-learn's, e.g. a single class in the training targets.
     """
+    return float(probe_values(train, val, task).mean())
+
+
+def probe_values(
+    train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray], task: str
+) -> np.ndarray:
+    """The linear probe's score per validation example; their mean is :func:`linear_probe`.
+
+    Classification: 1.0 where the prediction is right, else 0.0 (the mean is the accuracy).
+    Regression: ``1 - n * error² / SS_tot`` per example, averaged over targets (the mean is
+    scikit-learn's R², uniform over targets; a constant target column counts 0). Per-example
+    values give the metric's standard error (:func:`standard_error`) and paired differences
+    between two probes on the same examples.
+
+    Shape:
+        ``(len(val[1]),)`` float64.
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.pipeline import make_pipeline
@@ -61,7 +78,22 @@ def linear_probe(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe = make_pipeline(StandardScaler(), model).fit(*train)
-        return float(pipe.score(*val))
+        predicted = np.asarray(pipe.predict(val[0]))
+    y = np.asarray(val[1])
+    if task == "classification":
+        return (predicted == y).astype(np.float64)
+    y2, p2 = y.reshape(len(y), -1).astype(np.float64), predicted.reshape(len(y), -1)
+    total = ((y2 - y2.mean(axis=0)) ** 2).sum(axis=0)
+    values = np.where(total > 0, 1.0 - len(y) * (y2 - p2) ** 2 / np.where(total > 0, total, 1), 0)
+    return np.asarray(values.mean(axis=1), dtype=np.float64)
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of per-example values (for accuracy: the binomial one)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        return float("inf")
+    return float(values.std(ddof=1) / np.sqrt(len(values)))
 
 
 #: The text baseline's vocabulary: words and word pairs, at most this many.

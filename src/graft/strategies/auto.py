@@ -6,7 +6,9 @@ notes) with both inputs measured instead of guessed. This module is the pure par
 :class:`Facts`, never data or a backbone.
 
 * :func:`decide`: the matrix, with the negative-transfer guard (features that lose to raw
-  pixels in a linear probe never settle on feature extraction);
+  pixels in a linear probe never settle on feature extraction; losing by more than the noise,
+  it says plainly that training from scratch is likely to win), and the input size the facts
+  were measured at, with its reason (:mod:`graft.strategies.input_size`);
 * :class:`Auto`: the choice as a registered strategy, and :func:`as_strategy` to make one.
 
 The facts are measured by :func:`graft.measure.advise.measure_facts`; ``graft.fit`` and
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from graft.strategies.base import STRATEGIES, Plan, Strategy, create_strategy
+from graft.strategies.budget import split_epochs
 
 #: Classification with fewer training samples per class than this is "small".
 SMALL_PER_CLASS = 100
@@ -42,6 +45,8 @@ DEPTHS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ),
 )
 FROM_SCRATCH = ("full", {"lr_factor": 1.0}, "train every layer at the full rate (from scratch)")
+#: "Features lose by more than noise": this many standard errors of the paired difference.
+SCRATCH_SE = 2.0
 GUARD_CHOICE = (
     "two_stage",
     {"fraction": 1.0, "lr_factor": 0.3, "layer_decay": 0.9},
@@ -70,6 +75,15 @@ class Facts:
         pixel_size: the side of the pixel baseline's images.
         constant_features: the backbone gives every image the same features.
         pretrained: the backbone's weights are pretrained (False: random initialisation).
+        source: the data's folder or table (for the commands the advice suggests).
+        probe_noise: one standard error of the paired difference between the two probes
+            (features minus raw input, on the same validation examples).
+        image_size: the input side the features were measured at, which the fit uses.
+        native_size: the backbone's own input side.
+        data_side: the images' typical side (median short side of a sample).
+        size_given: ``image_size`` is the user's (``--image-size``): kept, not searched.
+        size_probes: ``(size, probe)`` per candidate size measured (empty: no search).
+        size_noise: one standard error of the best candidate's probe (the size rule's noise).
     """
 
     task: str
@@ -89,6 +103,14 @@ class Facts:
     raw_input: str | None = None
     constant_features: bool = False
     pretrained: bool = True
+    source: str = ""
+    probe_noise: float | None = None
+    image_size: int | None = None
+    native_size: int | None = None
+    data_side: int | None = None
+    size_given: bool = False
+    size_probes: tuple[tuple[int, float], ...] = ()
+    size_noise: float | None = None
 
     @property
     def features_lose(self) -> bool:
@@ -98,6 +120,15 @@ class Facts:
         if self.probe != self.pixel_probe:
             return self.probe < self.pixel_probe
         return self.score is None or self.pixel_score is None or self.score <= self.pixel_score
+
+    @property
+    def scratch_likely(self) -> bool:
+        """The guard fires strongly: the raw input beats the features by more than the noise
+        (``SCRATCH_SE`` standard errors of the paired difference): training from scratch is
+        likely to win."""
+        if self.probe is None or self.pixel_probe is None or self.probe_noise is None:
+            return False
+        return self.pixel_probe - self.probe > SCRATCH_SE * self.probe_noise
 
     @property
     def small(self) -> bool:
@@ -119,6 +150,16 @@ class Advice:
 
     def summary(self) -> str:
         return self.reasons[-1]
+
+    @property
+    def image_size(self) -> int | None:
+        """The input side the fit trains at (the user's, the chosen one, or the native one)."""
+        return self.facts.image_size
+
+    @property
+    def scratch_likely(self) -> bool:
+        """Training from scratch is likely to beat this backbone (see :attr:`Facts.scratch_likely`)."""
+        return self.facts.scratch_likely
 
     def lines(self) -> list[str]:
         return [f"advice: {self.strategy} {_fmt(self.options)}", *(f"  {r}" for r in self.reasons)]
@@ -144,6 +185,8 @@ def decide(facts: Facts) -> Advice:
         name, options, how = GUARD_CHOICE
         raw = f.raw_input or "raw pixels"
         why = "constant features" if f.constant_features else f"features lose to {raw}"
+        if f.scratch_likely:
+            reasons.append(_scratch_line(f))
         reasons.append(
             f"→ negative-transfer guard ({why}): not settling on feature extraction; {how}. "
             "Also try another backbone (graft rank) or training from scratch."
@@ -163,6 +206,24 @@ def decide(facts: Facts) -> Advice:
     reasons.append(f"→ {' and '.join(parts)}: {how}")
     options = _batchnorm(f, name, dict(options), reasons)
     return Advice(strategy=name, options=options, reasons=tuple(reasons), facts=f, guard=False)
+
+
+def _scratch_line(f: Facts) -> str:
+    """Plainly: the raw input beats the features beyond noise, and the commands to try."""
+    raw = f.raw_input or _pixels(f.pixel_size)
+    gap = (f.pixel_probe or 0.0) - (f.probe or 0.0)
+    points = f.probe_metric == "accuracy"
+    amount = f"{100 * gap:.1f} points" if points else f"{gap:.3f}"
+    noise = f"{100 * (f.probe_noise or 0.0):.1f} points" if points else f"{f.probe_noise:.3f}"
+    data = f.source or "DATA"
+    scratch = (
+        f"`graft fit {data} --backbone small_cnn --no-pretrained`, or " if not f.raw_input else ""
+    )
+    return (
+        f"training from scratch is likely to win here: {raw} beat the features by {amount} "
+        f"of val {f.probe_metric}, more than {SCRATCH_SE:g} standard errors ({noise} each) of "
+        f"the difference; try {scratch}`graft compare {data}` to measure both"
+    )
 
 
 def _batchnorm(f: Facts, name: str, options: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
@@ -188,6 +249,9 @@ def _fact_lines(f: Facts) -> list[str]:
         else f"{f.n_outputs} targets"
     )
     lines = [f"data: {f.n_train} training samples ({unit}): {'small' if f.small else 'large'}"]
+    size = _size_line(f)
+    if size:
+        lines.append(size)
     if f.gap is not None and f.gap_values:
         v = f.gap_values
         lines.append(
@@ -212,6 +276,32 @@ def _fact_lines(f: Facts) -> list[str]:
     return lines
 
 
+def _size_line(f: Facts) -> str:
+    """The input size and why: the user's, the native one, or the smallest within noise."""
+    if f.image_size is None:
+        return ""
+    images = f"images are {f.data_side} px" if f.data_side else "images of unknown size"
+    if f.size_given:
+        return f"input size {f.image_size} px: yours (--image-size), kept ({images})"
+    if not f.size_probes:
+        if f.native_size is None or f.image_size != f.native_size or f.data_side is None:
+            return f"input size {f.image_size} px ({images})"
+        return f"input size {f.image_size} px: the backbone's native size ({images})"
+    cells = ", ".join(f"{p:.3f} at {s}" for s, p in f.size_probes)
+    best = max(f.size_probes, key=lambda sp: sp[1])[0]
+    noise = f"{f.size_noise:.3f}" if f.size_noise is not None else "?"
+    if f.image_size != best:
+        rule = f"the smallest within noise of the best ({best} px; one standard error {noise})"
+    elif f.image_size != min(s for s, _ in f.size_probes):
+        rule = f"the best; the smaller sizes fall beyond one standard error ({noise})"
+    else:
+        rule = "the best"
+    return (
+        f"input size {f.image_size} px: {images}, the backbone's native {f.native_size}; "
+        f"linear probe val {f.probe_metric} {cells} px: {f.image_size} px is {rule}"
+    )
+
+
 def _pixels(size: int | None) -> str:
     return f"{size}x{size} pixels" if size else "raw pixels"
 
@@ -228,28 +318,49 @@ class Auto(Strategy):
         choice: the strategy chosen.
         choice_options: its options, as ``(name, value)`` pairs.
         reasons: why, one line each.
+        total_epochs: a total budget split among the chosen plan's stages (the rule of
+            :func:`graft.strategies.budget.split_epochs`, which ``graft compare`` gives every
+            arm); None: ``epochs`` per stage, as every strategy counts them.
     """
 
     choice: str = "two_stage"
     choice_options: tuple[tuple[str, Any], ...] = ()
     reasons: tuple[str, ...] = ("auto: nothing measured (no data seen); the two-stage default",)
+    total_epochs: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.total_epochs is not None and self.total_epochs < 1:
+            raise ValueError(f"total_epochs must be >= 1, got {self.total_epochs}")
 
     def plan(self, groups: Sequence[str], *, epochs: int, lr: float) -> Plan:
-        inner = create_strategy(self.choice, **dict(self.choice_options))
-        plan = inner.plan(groups, epochs=epochs, lr=lr)
+        options = dict(self.choice_options)
+        if self.total_epochs is not None:
+            stages = len(
+                create_strategy(self.choice, **options).plan(groups, epochs=1, lr=lr).stages
+            )
+            epochs, options = split_epochs(self.choice, options, self.total_epochs, stages=stages)
+        plan = create_strategy(self.choice, **options).plan(groups, epochs=epochs, lr=lr)
         return replace(plan, notes=(*plan.notes, f"chosen by --strategy auto: {self.reasons[-1]}"))
 
 
 def as_strategy(
     advice: Advice, user_options: dict[str, Any] | None, log: Callable[[str], None]
 ) -> Auto:
-    """The advice as an :class:`Auto` strategy; options the user gave override the advisor's."""
+    """The advice as an :class:`Auto` strategy; options the user gave override the advisor's.
+
+    ``total_epochs`` is Auto's own option (a budget split among the chosen plan's stages).
+    """
+    user = {k: v for k, v in (user_options or {}).items() if v is not None}
+    total = user.pop("total_epochs", None)
     valid = {f.name for f in fields(STRATEGIES.get(advice.strategy))}
-    merged = {**advice.options, **{k: v for k, v in (user_options or {}).items() if v is not None}}
+    merged = {**advice.options, **user}
     dropped = sorted(set(merged) - valid)
     if dropped:
         log(f"  ignored {', '.join(dropped)}: {advice.strategy} has no such option")
     if "top" in merged and "fraction" in merged:  # the user's depth wins over the advisor's
-        merged.pop("fraction" if "top" in (user_options or {}) else "top")
+        merged.pop("fraction" if "top" in user else "top")
     chosen = tuple(sorted((k, v) for k, v in merged.items() if k in valid))
-    return Auto(choice=advice.strategy, choice_options=chosen, reasons=advice.reasons)
+    return Auto(
+        choice=advice.strategy, choice_options=chosen, reasons=advice.reasons, total_epochs=total
+    )

@@ -36,10 +36,13 @@ def resolve_auto(
     options: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
     seed: int = 0,
+    size_given: bool = False,
 ) -> Auto:
     """``graft.fit``'s hook for ``strategy="auto"``: measure, log the reasoning, record it.
 
-    The reasoning goes to ``model.info["advice"]`` (saved with the model artifact).
+    The reasoning goes to ``model.info["advice"]`` (saved with the model artifact). When the
+    advisor chose an input size (the images are much smaller than the backbone's native size
+    and the user gave none), the model is set to train and predict at that size.
 
     Args:
         model: the model about to be fitted (its backbone is measured).
@@ -48,13 +51,17 @@ def resolve_auto(
         options: strategy options the user gave; they override the advisor's.
         log: where the reasoning goes, one line per call.
         seed: subsampling and cross-validation seed.
+        size_given: the backbone's input size is the user's (``--image-size``): kept.
     """
     started = time.perf_counter()
-    advice = decide(measure_facts(model.backbone, data, cfg, seed=seed))
-    advice = replace(advice, seconds=round(time.perf_counter() - started, 2))
+    facts = measure_facts(model.backbone, data, cfg, seed=seed, size_given=size_given)
+    advice = replace(decide(facts), seconds=round(time.perf_counter() - started, 2))
     for line in advice.lines():
         log(line)
     model.info["advice"] = advice.to_dict()
+    if advice.image_size is not None and advice.image_size != model.data_config.image_size:
+        model.backbone.data_config = model.backbone.data_config.with_image_size(advice.image_size)
+        model.data_config = model.data_config.with_image_size(advice.image_size)
     return as_strategy(advice, options, log)
 
 
@@ -85,7 +92,8 @@ def advise(
         backbone: bundled name, ``timm:<name>``, or a Backbone.
         weights: a local weights file for the backbone.
         pretrained: False measures a randomly initialised backbone.
-        image_size: input size override.
+        image_size: input size override (kept; None: the advisor picks one for images much
+            smaller than the backbone's native size).
         max_length: texts: tokens per text (as ``graft fit --max-length``).
         text_column: a table column holding texts (the data are texts).
         label_column: a table column holding class labels.
@@ -111,5 +119,8 @@ def advise(
         max_length=max_length,
     )  # fmt: skip
     cfg = store_config(cache_dir, batch_size, 0, progress)
-    advice = decide(measure_facts(bb, dataset, cfg, score=score, seed=seed))
+    facts = measure_facts(
+        bb, dataset, cfg, score=score, seed=seed, size_given=image_size is not None
+    )
+    advice = decide(facts)
     return replace(advice, seconds=round(time.perf_counter() - started, 2))

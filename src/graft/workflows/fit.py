@@ -35,6 +35,7 @@ from graft.training.params import trainable_counts
 from graft.training.schedules import check_schedule
 from graft.workflows.advise import resolve_auto  # measures on stored features
 from graft.workflows.extensions import finish_extensions, setup_extensions, train_config_for
+from graft.workflows.measure import rank
 
 Log = Callable[[str], None]
 # Keywords that may carry a built object instead of a name; the config records the name.
@@ -141,21 +142,51 @@ def training_for(cfg: FitConfig) -> TrainConfig:
 
 
 DEFAULT_TEXT_BACKBONE = "minilm"
+#: ``--backbone auto``: the bundled image candidates, ranked on the data by ``graft rank``.
+AUTO_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def backbone_for(
     dataset: Dataset, cfg: FitConfig, objects: Mapping[str, Any], *, log: Log | None = None
 ) -> Backbone:
-    """The configured backbone; text data with the default (image) backbone gets ``minilm``."""
+    """The configured backbone; text data with the default (image) backbone gets ``minilm``;
+    ``auto`` ranks the bundled image candidates on the data and takes the best."""
     name = objects.get("backbone", cfg.model.backbone)
-    if dataset.input_kind == "text" and name == DEFAULT_BACKBONE:
+    if dataset.input_kind == "text" and name in (DEFAULT_BACKBONE, "auto"):
         name = DEFAULT_TEXT_BACKBONE
         if log is not None:
             log(f"text data: backbone {name} (pass --backbone to choose another text encoder)")
+    elif name == "auto":
+        name = ranked_backbone(dataset, cfg, log=log or _quiet)
     return create_backbone(
         name, pretrained=cfg.model.pretrained, weights=cfg.model.weights,
         image_size=cfg.model.image_size, max_length=cfg.model.max_length,
     )  # fmt: skip
+
+
+def ranked_backbone(dataset: Dataset, cfg: FitConfig, *, log: Log) -> str:
+    """``--backbone auto``: the best of ``AUTO_BACKBONES`` by ``graft rank``'s score, the ranking
+    logged (each candidate's features stay in the store, so the fit reuses the winner's).
+
+    Raises:
+        ConfigError: no candidate could be scored on this data.
+    """
+    t = cfg.training
+    ranking = rank(
+        dataset, backbones=AUTO_BACKBONES, image_size=cfg.model.image_size,
+        cache_dir=t.cache_dir, batch_size=t.batch_size, seed=t.seed,
+    )  # fmt: skip
+    best = ranking.best
+    if best is None:
+        raise ConfigError(
+            "--backbone auto: no candidate could be scored on this data "
+            f"({'; '.join(r.note for r in ranking.rows if r.note)}); pass --backbone NAME"
+        )
+    log(f"--backbone auto: {len(ranking.rows)} bundled candidates ranked by {ranking.score}:")
+    for line in ranking.table().splitlines()[:-1]:
+        log(f"  {line}")
+    log(f"  → {best.backbone}")
+    return best.backbone
 
 
 def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
@@ -198,12 +229,18 @@ def plan_for(
     *,
     log: Log,
 ) -> Plan:
-    """The strategy's plan; ``auto`` first measures the data (the advisor) and picks."""
+    """The strategy's plan; ``auto`` first measures the data (the advisor) and picks.
+
+    ``auto`` may also set the model's input size (images much smaller than the backbone's
+    native size, no ``--image-size``): see :func:`graft.workflows.advise.resolve_auto`.
+    """
     t = cfg.tuning
     options = t.options()
     if strategy is None and t.strategy.replace("-", "_") == "auto":
-        seed = cfg.training.seed
-        strategy = resolve_auto(model, dataset, train_cfg, options=options, log=log, seed=seed)
+        strategy = resolve_auto(
+            model, dataset, train_cfg, options=options, log=log, seed=cfg.training.seed,
+            size_given=cfg.model.image_size is not None,
+        )  # fmt: skip
         options = {}
     if strategy is not None:
         return make_plan(model, strategy, epochs=t.epochs, lr=t.lr)
