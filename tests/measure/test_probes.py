@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from graft.measure.probes import PIXEL_SIZE, linear_probe, pixel_features
+from graft.measure.probes import (
+    PIXEL_SIZE,
+    linear_probe,
+    pixel_features,
+    tfidf_probe,
+    tfidf_values,
+)
 
 
 def test_pixel_features_are_downsampled_rgb_in_unit_range(tmp_path: Path) -> None:
@@ -40,3 +46,11 @@ def test_linear_probe_needs_two_classes() -> None:
     x = np.zeros((10, 3))
     with pytest.raises(ValueError):
         linear_probe((x, np.zeros(10)), (x, np.zeros(10)), "classification")
+
+
+def test_tfidf_values_are_per_example_and_average_to_the_probe() -> None:
+    train = (["cats purr", "dogs bark", "a cat sleeps", "a dog runs"] * 3, np.array([0, 1] * 6))
+    val = (["the cat purrs", "the dog barks", "dogs run"], np.array([0, 1, 1]))
+    values = tfidf_values(train, val, "classification")
+    assert values.shape == (3,) and set(values.tolist()) <= {0.0, 1.0}
+    assert values.mean() == tfidf_probe(train, val, "classification")

@@ -189,3 +189,28 @@ def test_the_budget_reaches_auto_not_the_chosen_strategy() -> None:
     assert auto.plan(GROUPS, epochs=5, lr=1e-3).total_epochs == 9
     with pytest.raises(ValueError, match="total_epochs"):
         Auto(total_epochs=0)
+
+
+def test_a_probe_difference_within_noise_is_a_tie_broken_by_the_score() -> None:
+    # Features 1 point below the raw input, with 2 points of noise: no guard when the score
+    # prefers the features (the text demo's case: one validation article apart).
+    close = replace(SMALL_NEAR, probe=0.89, pixel_probe=0.90, probe_noise=0.02)
+    assert close.probes_tie and not close.features_lose
+    assert not decide(close).guard
+    assert "within noise, broken by logme" in "\n".join(decide(close).lines())
+    beyond = replace(close, probe_noise=0.005)
+    assert beyond.features_lose and decide(beyond).guard
+    score_says_lose = replace(close, score=0.1, pixel_score=0.2)
+    assert score_says_lose.features_lose
+
+
+def test_an_unmeasured_gap_is_read_as_near_when_the_features_win_beyond_noise() -> None:
+    text = replace(
+        SMALL_NEAR, gap=None, gap_values=None, gap_note="text: no reference sample",
+        probe=0.92, pixel_probe=0.85, probe_noise=0.02, raw_input="TF-IDF + logistic regression",
+    )  # fmt: skip
+    advice = decide(text)
+    assert advice.strategy == "feature_extraction"
+    assert "a near gap (inferred: the frozen features beat TF-IDF" in advice.summary()
+    unclear = decide(replace(text, probe=0.88))  # 3 points: less than two standard errors
+    assert unclear.strategy == "two_stage" and "moderate gap (assumed)" in unclear.summary()

@@ -42,10 +42,14 @@ def test_rank_stores_features_so_fit_runs_no_backbone_pass(
     assert ranking.rows[0].score >= ranking.rows[1].score  # type: ignore[operator]
     assert "--no-pretrained" in ranking.recommendation()
 
-    def no_pass(*args: object, **kwargs: object) -> None:
-        raise AssertionError("fit ran the backbone although rank stored its features")
+    computed: list[Path] = []
+    real_compute = graft.measure.features._compute
 
-    monkeypatch.setattr(graft.measure.features, "_compute", no_pass)
+    def only_test_files(backbone: object, entry: object, missing: dict, *rest: object) -> None:
+        computed.extend(missing.values())  # rank measured train and val only
+        real_compute(backbone, entry, missing, *rest)
+
+    monkeypatch.setattr(graft.measure.features, "_compute", only_test_files)
     model = graft.fit(
         small_digits,
         backbone="timm:test_efficientnet",
@@ -58,6 +62,10 @@ def test_rank_stores_features_so_fit_runs_no_backbone_pass(
         log=lambda _: None,
     )
     assert model.info["history"]
+    test = graft.data.load(small_digits, seed=0).test
+    assert test is not None and len(test)
+    # Train and val came from rank's store; only the final evaluation's test split was computed.
+    assert sorted(map(str, computed)) == sorted(map(str, test.paths))
 
 
 def test_rank_reports_a_score_that_cannot_apply(small_digits: Path, tmp_path: Path) -> None:

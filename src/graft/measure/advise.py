@@ -30,11 +30,10 @@ from graft.errors import ConfigError, DataError
 from graft.measure.probes import (
     PIXEL_SIZE,
     TFIDF_NAME,
-    linear_probe,
     pixel_features,
     probe_values,
     standard_error,
-    tfidf_probe,
+    tfidf_values,
 )
 from graft.measure.scores import SCORES, score
 from graft.measure.source import DEFAULT_SCORE, gap_to_source, measure_score
@@ -223,9 +222,9 @@ def _text_guard(
     splits = data.splits()
     texts = {s: [(splits[s].texts or [])[i] for i in idx] for s, idx in picks.items()}
     try:
-        probe = linear_probe((x["train"], y["train"]), (x["val"], y["val"]), data.task)
-        raw = tfidf_probe((texts["train"], y["train"]), (texts["val"], y["val"]), data.task)
+        ours = probe_values((x["train"], y["train"]), (x["val"], y["val"]), data.task)
+        raw = tfidf_values((texts["train"], y["train"]), (texts["val"], y["val"]), data.task)
     except ValueError:  # a single class in the training split: no probe to fit
         return {}
     name = TFIDF_NAME if data.task == "classification" else "TF-IDF + ridge"
-    return {"probe": probe, "pixel_probe": raw, "raw_input": name}
+    return _probes(ours, raw) | {"raw_input": name}

@@ -79,7 +79,17 @@ def probe_values(
         warnings.simplefilter("ignore", ConvergenceWarning)
         pipe = make_pipeline(StandardScaler(), model).fit(*train)
         predicted = np.asarray(pipe.predict(val[0]))
-    y = np.asarray(val[1])
+    return per_example(predicted, val[1], task)
+
+
+def per_example(predicted: np.ndarray, targets: np.ndarray, task: str) -> np.ndarray:
+    """Per-example values whose mean is the accuracy (classification) or R² (regression).
+
+    Shape:
+        predicted, targets: ``(n,)`` or ``(n, n_targets)``; returns ``(n,)`` float64.
+    """
+    predicted = np.asarray(predicted)
+    y = np.asarray(targets)
     if task == "classification":
         return (predicted == y).astype(np.float64)
     y2, p2 = y.reshape(len(y), -1).astype(np.float64), predicted.reshape(len(y), -1)
@@ -112,8 +122,15 @@ def tfidf_probe(
     Raises:
         ValueError: scikit-learn's, e.g. a single class in the training targets.
     """
+    return float(tfidf_values(train, val, task).mean())
+
+
+def tfidf_values(
+    train: tuple[Sequence[str], np.ndarray], val: tuple[Sequence[str], np.ndarray], task: str
+) -> np.ndarray:
+    """:func:`tfidf_probe` per validation example (as :func:`probe_values` for features)."""
     model = tfidf_model(task).fit(list(train[0]), train[1])
-    return float(model.score(list(val[0]), val[1]))
+    return per_example(np.asarray(model.predict(list(val[0]))), val[1], task)
 
 
 def tfidf_model(task: str) -> Any:

@@ -113,13 +113,29 @@ class Facts:
     size_noise: float | None = None
 
     @property
-    def features_lose(self) -> bool:
-        """The guard: the probe on features is below the pixel probe (a tie goes to the score)."""
+    def probes_tie(self) -> bool:
+        """The two probes are equal, or within one standard error of their paired difference."""
         if self.probe is None or self.pixel_probe is None:
             return False
-        if self.probe != self.pixel_probe:
+        return abs(self.probe - self.pixel_probe) <= (self.probe_noise or 0.0)
+
+    @property
+    def features_lose(self) -> bool:
+        """The guard: the probe on features is below the raw-input probe beyond one standard
+        error of their difference (when measured); a tie goes to the score."""
+        if self.probe is None or self.pixel_probe is None:
+            return False
+        if not self.probes_tie:
             return self.probe < self.pixel_probe
         return self.score is None or self.pixel_score is None or self.score <= self.pixel_score
+
+    @property
+    def features_win_clearly(self) -> bool:
+        """The features beat the raw input by more than ``SCRATCH_SE`` standard errors: they
+        already suit the task, so an unmeasured gap is read as near."""
+        if self.probe is None or self.pixel_probe is None or self.probe_noise is None:
+            return False
+        return self.probe - self.pixel_probe > SCRATCH_SE * self.probe_noise
 
     @property
     def scratch_likely(self) -> bool:
@@ -193,14 +209,19 @@ def decide(facts: Facts) -> Advice:
         )
         options = _batchnorm(f, name, dict(options), reasons)
         return Advice(strategy=name, options=options, reasons=tuple(reasons), facts=f, guard=True)
-    gap = f.gap or "moderate"
+    inferred = f.gap is None and f.features_win_clearly
+    gap = f.gap or ("near" if inferred else "moderate")
     weak = f.score is not None and f.pixel_score is not None and f.score < f.pixel_score
     depth = {"near": 0, "moderate": 1, "far": 2}[gap] + int(weak) + int(not f.small)
     name, options, how = DEPTHS[min(depth, len(DEPTHS) - 1)]
-    parts = [
-        "small data" if f.small else "enough data to fine-tune",
-        f"a {gap} gap" + ("" if f.gap else " (assumed)"),
-    ]
+    if f.gap:
+        said = ""
+    elif inferred:
+        raw = f.raw_input or _pixels(f.pixel_size)
+        said = f" (inferred: the frozen features beat {raw} beyond noise)"
+    else:
+        said = " (assumed)"
+    parts = ["small data" if f.small else "enough data to fine-tune", f"a {gap} gap{said}"]
     if weak:
         parts.append(f"a {f.score_name} below the pixels'")
     reasons.append(f"→ {' and '.join(parts)}: {how}")
@@ -267,8 +288,9 @@ def _fact_lines(f: Facts) -> list[str]:
         lines.append(f"transferability: {f.score_name} {f.score:.4g} on the features{pix}")
     if f.probe is not None and f.pixel_probe is not None:
         verdict = "FEATURES LOSE" if f.features_lose else "features win"
-        if f.probe == f.pixel_probe:
-            verdict = f"a tie, broken by {f.score_name}: {verdict.lower()}"
+        if f.probes_tie:
+            within = "a tie" if f.probe == f.pixel_probe else "within noise"
+            verdict = f"{within}, broken by {f.score_name}: {verdict.lower()}"
         lines.append(
             f"guard: linear probe val {f.probe_metric} {f.probe:.3f} on the features vs "
             f"{f.pixel_probe:.3f} on {f.raw_input or _pixels(f.pixel_size)}: {verdict}"
