@@ -121,3 +121,26 @@ def test_predict_through_every_engine_gives_eager_top1_and_probabilities(
         assert np.array_equal(got.argmax(1), reference.argmax(1)), name
         assert equivalent(got, reference), (name, float(np.abs(got - reference).max()))
     assert lite0.model.conv_stem.weight.is_contiguous()
+
+
+@pytest.mark.parametrize("name", ["channels_last", "onnxruntime"])
+def test_an_engine_used_under_inference_mode_leaves_a_model_that_can_train(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GraftModel.predict runs under torch.inference_mode: weights the engine re-lays out there
+    # must stay ordinary tensors (the demo's compare crashed setting requires_grad on them).
+    if name not in engines.available():
+        pytest.skip(f"{name} is not available here")
+    backbone = create("timm:test_efficientnet", pretrained=False, image_size=32)
+    backbone.eval()
+    monkeypatch.setenv("GRAFT_ENGINE", name)
+    with torch.inference_mode():
+        batch = torch.randn(4, 3, 32, 32)
+        with choose_engine(backbone, batch, files=4) as engine:
+            assert engine.name == name
+            engine.run(batch)
+    assert not any(p.is_inference() for p in backbone.parameters())
+    for p in backbone.parameters():
+        p.requires_grad_(True)
+    backbone.train()
+    backbone(torch.randn(2, 3, 32, 32)).sum().backward()
