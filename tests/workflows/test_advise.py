@@ -138,3 +138,32 @@ def test_backbone_auto_ranks_the_bundled_candidates(digits_dir: Path, tmp_path: 
     assert ranking.best is not None and model.backbone.spec.name == ranking.best.backbone
     assert lines[5] == f"  → {ranking.best.backbone}"
     assert all(r.computed == 0 for r in ranking.rows), "the fit's ranking stored every candidate"
+
+
+def test_an_explicit_strategy_also_gets_a_measured_size_for_small_images(
+    digits_dir: Path, tmp_path: Path
+) -> None:
+    """Not only auto: 32 px digits with --strategy two_stage train at the measured size."""
+    import graft
+
+    lines: list[str] = []
+    model = graft.fit(
+        digits_dir, strategy="two_stage", dry_run=True, cache_dir=str(tmp_path), log=lines.append
+    )
+    advice = advise(digits_dir, cache_dir=str(tmp_path))
+    assert model.data_config.image_size == advice.image_size < 224
+    said = [x for x in lines if x.startswith("input size")]
+    assert said and "images are 32 px" in said[0] and "linear probe" in said[0]
+    given = graft.fit(
+        digits_dir, strategy="two_stage", image_size=96, dry_run=True,
+        cache_dir=str(tmp_path), log=lines.append,
+    )  # fmt: skip
+    assert given.data_config.image_size == 96, "the user's --image-size wins"
+    random_lines: list[str] = []
+    scratch = graft.fit(
+        digits_dir, strategy="full", pretrained=False, dry_run=True,
+        cache_dir=str(tmp_path), log=random_lines.append,
+    )  # fmt: skip
+    assert scratch.data_config.image_size == 224 and not any(
+        x.startswith("input size") for x in random_lines
+    ), "a random backbone keeps its size: a probe on random features says nothing"

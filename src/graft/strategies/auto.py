@@ -270,7 +270,7 @@ def _fact_lines(f: Facts) -> list[str]:
         else f"{f.n_outputs} targets"
     )
     lines = [f"data: {f.n_train} training samples ({unit}): {'small' if f.small else 'large'}"]
-    size = _size_line(f)
+    size = size_line(f)
     if size:
         lines.append(size)
     if f.gap is not None and f.gap_values:
@@ -298,7 +298,7 @@ def _fact_lines(f: Facts) -> list[str]:
     return lines
 
 
-def _size_line(f: Facts) -> str:
+def size_line(f: Facts) -> str:
     """The input size and why: the user's, the native one, or the smallest within noise."""
     if f.image_size is None:
         return ""

@@ -19,11 +19,11 @@ from graft.backbones import DEFAULT_BACKBONE
 from graft.backbones.base import Backbone
 from graft.config import SPLIT_FRACTION
 from graft.data.base import Dataset
-from graft.measure.advise import measure_facts
+from graft.measure.advise import measure_facts, search_size
 from graft.measure.source import DEFAULT_SCORE
 from graft.measure.stored import store_config
 from graft.model import GraftModel
-from graft.strategies.auto import Advice, Auto, as_strategy, decide
+from graft.strategies.auto import Advice, Auto, Facts, as_strategy, decide, size_line
 from graft.training.loop import TrainConfig
 from graft.workflows import _inputs
 
@@ -59,10 +59,39 @@ def resolve_auto(
     for line in advice.lines():
         log(line)
     model.info["advice"] = advice.to_dict()
-    if advice.image_size is not None and advice.image_size != model.data_config.image_size:
-        model.backbone.data_config = model.backbone.data_config.with_image_size(advice.image_size)
-        model.data_config = model.data_config.with_image_size(advice.image_size)
+    _set_size(model, advice.image_size)
     return as_strategy(advice, options, log)
+
+
+def resolve_size(
+    model: GraftModel,
+    data: Dataset,
+    cfg: TrainConfig,
+    *,
+    log: Callable[[str], None] = print,
+    seed: int = 0,
+) -> None:
+    """Any strategy other than ``auto`` (which measures it with the rest): the input size for
+    images much smaller than a pretrained backbone's native size, measured as the advisor does
+    (:func:`graft.measure.advise.search_size`), logged and set on the model. Called only when
+    the user gave no ``--image-size``; a randomly initialised backbone keeps its size (a probe
+    on random features says nothing about the size to train at).
+    """
+    if data.input_kind != "image" or not model.backbone.spec.pretrained:
+        return
+    sized = search_size(model.backbone, data, cfg, seed=seed)
+    if not sized.get("size_probes"):
+        return
+    facts = Facts(task=data.task, n_train=len(data.train), n_outputs=data.num_outputs, **sized)
+    log(size_line(facts))
+    _set_size(model, facts.image_size)
+
+
+def _set_size(model: GraftModel, size: int | None) -> None:
+    """Train and predict at ``size`` (the backbone's preprocessing and the model's)."""
+    if size is not None and size != model.data_config.image_size:
+        model.backbone.data_config = model.backbone.data_config.with_image_size(size)
+        model.data_config = model.data_config.with_image_size(size)
 
 
 def advise(

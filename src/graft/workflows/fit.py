@@ -33,7 +33,7 @@ from graft.training.loaders import drop_unreadable, evaluate_readable, readable,
 from graft.training.loop import Callback, on_stored_features, train
 from graft.training.params import trainable_counts
 from graft.training.schedules import check_schedule
-from graft.workflows.advise import resolve_auto  # measures on stored features
+from graft.workflows.advise import resolve_auto, resolve_size  # measures on stored features
 from graft.workflows.extensions import finish_extensions, setup_extensions, train_config_for
 from graft.workflows.measure import rank
 
@@ -231,8 +231,9 @@ def plan_for(
 ) -> Plan:
     """The strategy's plan; ``auto`` first measures the data (the advisor) and picks.
 
-    ``auto`` may also set the model's input size (images much smaller than the backbone's
-    native size, no ``--image-size``): see :func:`graft.workflows.advise.resolve_auto`.
+    Without ``--image-size``, images much smaller than a pretrained backbone's native size get
+    a measured input size, whatever the strategy: :func:`graft.workflows.advise.resolve_auto`
+    (with the rest of the advice) or :func:`graft.workflows.advise.resolve_size`.
     """
     t = cfg.tuning
     options = t.options()
@@ -242,6 +243,8 @@ def plan_for(
             size_given=cfg.model.image_size is not None,
         )  # fmt: skip
         options = {}
+    elif cfg.model.image_size is None:  # any other strategy: the size for small images too
+        resolve_size(model, dataset, train_cfg, log=log, seed=cfg.training.seed)
     if strategy is not None:
         return make_plan(model, strategy, epochs=t.epochs, lr=t.lr)
     return make_plan(model, t.strategy, epochs=t.epochs, lr=t.lr, **options)
