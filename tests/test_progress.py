@@ -49,13 +49,17 @@ def test_beating_yields_everything_and_counts(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_extraction_and_evaluation_beat_in_a_log(
-    digits_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    digits_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(heartbeat, "HEARTBEAT_S", 0.0)
     lines: list[str] = []
     graft.fit(
         digits_dir, backbone=tiny_backbone(image_size=32), strategy="two_stage", epochs=2,
         batch_size=16, progress=False, retention=False, log=lines.append,
+        cache_dir=str(tmp_path),  # a fresh store: another test may have stored these features
     )  # fmt: skip
     err = capsys.readouterr().err.splitlines()  # no terminal: lines go beside tqdm's bars
     extraction = [line for line in err if re.match(r"  features: file \d+/\d+, ", line)]
