@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+
+def listing(lines: Sequence[str], limit: int = 10) -> str:
+    """The first ``limit`` lines of a message's list, indented, and how many more there are."""
+    shown = "".join(f"\n  {line}" for line in lines[:limit])
+    return shown + (f"\n  ... and {len(lines) - limit} more" if len(lines) > limit else "")
+
 
 class GraftError(Exception):
     """Base class: the CLI prints these as one line (no traceback) and exits with status 2."""

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from graft.errors import listing
+
 _SPLIT_ORDER = {None: 0, "train": 0, "val": 1, "test": 2}
 
 
@@ -180,13 +182,10 @@ def _warn(
             stacklevel=4,
         )
     if conflicts:
-        listed = "\n  ".join(
-            ", ".join(f"{paths[i]} ({targets[i]})" for i in rows) for rows in conflicts[:10]
-        )
-        more = f"\n  ... and {len(conflicts) - 10} more" if len(conflicts) > 10 else ""
+        groups = [", ".join(f"{paths[i]} ({targets[i]})" for i in rows) for rows in conflicts]
         warnings.warn(
             f"{counts['label_conflicts']} identical images carry different labels (those kept "
-            f"stay in one split); check their labels:\n  {listed}{more}",
+            f"stay in one split); check their labels:{listing(groups)}",
             stacklevel=4,
         )
 

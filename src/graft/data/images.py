@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from graft.errors import DataError
+from graft.errors import DataError, listing
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -215,11 +215,9 @@ def verify_images(
         more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
         raise DataError(f"{p}: {r}{more}; remove or replace it, or drop --strict to skip it")
     if bad:
-        listed = "\n  ".join(f"{p}: {r}" for p, r in bad[:10])
-        extra = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
         warnings.warn(
             f"{len(bad)} unreadable images were skipped (pass --strict to stop instead):"
-            f"\n  {listed}{extra}",
+            + listing([f"{p}: {r}" for p, r in bad]),
             stacklevel=3,
         )
     return bad

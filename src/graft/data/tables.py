@@ -31,7 +31,7 @@ from graft.data.multi import (
     multitask_targets,
     parse_columns,
 )
-from graft.errors import ConfigError, DataError
+from graft.errors import ConfigError, DataError, listing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -164,10 +164,9 @@ def _paths(df: pd.DataFrame, column: str, table: Path) -> list[Path]:
             missing.append(f"{row_name(table, i)}: {value} not found (looked for {p})")
         out.append(p)
     if missing:
-        more = f"\n  ... and {len(missing) - 5} more" if len(missing) > 5 else ""
         raise DataError(
             f"{len(missing)} image files named in the table are missing "
-            "(paths are relative to the table's folder):\n  " + "\n  ".join(missing[:5]) + more
+            "(paths are relative to the table's folder):" + listing(missing, limit=5)
         )
     return out
 

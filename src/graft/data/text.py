@@ -19,7 +19,7 @@ from pathlib import Path
 
 from graft.data.images import SPLIT_NAMES, is_image_file, split_folders, subfolders
 from graft.data.tables import TABLE_EXTENSIONS, find_column, read_table
-from graft.errors import DataError
+from graft.errors import DataError, listing
 
 TEXT_EXTENSIONS = frozenset({".txt"})
 ENCODING = "utf-8"
@@ -146,10 +146,9 @@ def warn_skipped(skipped: list[tuple[Path, str]], source: str) -> None:
     """One warning listing the first skipped texts and the count."""
     if not skipped:
         return
-    shown = "\n  ".join(f"{p}: {r}" for p, r in skipped[:5])
-    more = f"\n  ... and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    shown = listing([f"{p}: {r}" for p, r in skipped], limit=5)
     warnings.warn(
-        f"{source}: {len(skipped)} texts skipped (pass --strict to stop instead):\n  {shown}{more}",
+        f"{source}: {len(skipped)} texts skipped (pass --strict to stop instead):{shown}",
         stacklevel=3,
     )
 

@@ -13,6 +13,7 @@ from graft.data import ImageDataset, build_transform, load_image, transform_iden
 from graft.data.base import Dataset, Samples
 from graft.data.text import text_key
 from graft.data.transforms import UnreadableImage
+from graft.errors import listing
 from graft.measure.features import FeatureStore
 
 if TYPE_CHECKING:
@@ -132,11 +133,9 @@ def stored_features(
 
 def warn_unreadable(skipped: list[tuple[Path, str]]) -> None:
     """One warning listing images that failed to decode where they were read."""
-    listed = "\n  ".join(f"{p}: {why}" for p, why in skipped[:10])
-    more = f"\n  ... and {len(skipped) - 10} more" if len(skipped) > 10 else ""
     warnings.warn(
         f"{len(skipped)} images failed to decode and were skipped (pass --strict to stop "
-        f"instead):\n  {listed}{more}",
+        f"instead):{listing([f'{p}: {why}' for p, why in skipped])}",
         stacklevel=3,
     )
 
