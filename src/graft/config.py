@@ -283,6 +283,12 @@ class TrainConfig:
         "many CPUs and GPUs; the same results up to float rounding)",
     )
     use_cache: bool = option(True, "train frozen-backbone stages on stored features")
+    linear_start: bool = option(
+        True,
+        "start the first head stage on stored features from the head fitted to convergence "
+        "(L-BFGS, L2 with C=1 on standardised features: the advisor's linear probe); its "
+        "epochs refine it and the stage keeps whichever validates best",
+    )
     cache_dir: str | None = option(
         None, "cache folder, features in DIR/features (default $GRAFT_CACHE_DIR or ~/.cache/graft)"
     )

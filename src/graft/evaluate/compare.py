@@ -327,7 +327,11 @@ def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]
     metrics = record.metrics
     split = "test" if "test" in metrics else "val"
     history = record.history
-    best = [i + 1 for i, r in enumerate(history) if r.get("best")]
+    epochs, best = 0, []  # a linear start (epoch 0) is no epoch: best there counts 0
+    for r in history:
+        epochs += r.get("kind") != "linear_start"
+        if r.get("best"):
+            best.append(epochs)
     trainable = max(trainable_counts(model, Plan.from_dict(record.plan or {})))
     row: dict[str, Any] = {"arm": name, "kind": "transfer" if arm.pretrained else "scratch"}
     for m in TABLE_METRICS.get(task, ()):
@@ -337,8 +341,8 @@ def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]
     row.update(
         {
             "time (s)": float(record.seconds or 0.0),
-            "epochs to best": best[-1] if best else len(history),
-            "epochs": len(history),
+            "epochs to best": best[-1] if best else epochs,
+            "epochs": epochs,
             "trainable": int(trainable),
         }
     )

@@ -86,7 +86,11 @@ def train(
     history: list[dict[str, Any]] = list(resume.get("history", []))
     logger = EpochLogger(cfg.log_csv, cfg.tensorboard, accelerator.is_main_process)
     steps = 0  # what step hooks count
-    keeper = _PlanBest(model, cfg, history)
+    keeper = _PlanBest(model, cfg, history, resume.get("plan_best"))
+    # The head's first stage on stored features starts from the head fitted to convergence.
+    first_head = next(
+        (i for i, s in enumerate(plan.stages) if s.epochs and on_stored_features(s, cfg)), None
+    )
     for index, stage in enumerate(plan.stages):
         if stage.epochs == 0 or index < resume.get("stage", 0):
             continue
@@ -116,9 +120,11 @@ def train(
         runner = StageRunner(
             model, stage, index, accelerator, cfg, on_features, active, generator,
             step_hooks=step_hooks, first_step=steps,
+            linear_start=cfg.linear_start and index == first_head,
         )  # fmt: skip
         runner.saved = list(extensions)
         runner.fingerprint = fingerprint
+        runner.plan_best = keeper.snapshot
         rows = runner.run(
             # Extensions and callbacks may add columns to a row: the log writes it last.
             *loaders,
@@ -162,13 +168,34 @@ class _PlanBest:
     its own best stage (a fine-tuning stage that overfits leaves the head stage's weights).
     """
 
-    def __init__(self, model: GraftModel, cfg: TrainConfig, history: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        model: GraftModel,
+        cfg: TrainConfig,
+        history: list[dict[str, Any]],
+        saved: dict[str, Any] | None = None,
+    ) -> None:
         self.model, self.cfg = model, cfg
         self.monitor, self.sign = monitor_of(cfg.monitor)
-        done = [r for r in history if self.monitor in r]  # stages finished before a resume
-        self.value = min((self.sign * r[self.monitor] for r in done), default=math.inf)
-        self.stage_name = str(done[-1]["stage"]) if done else ""
-        self.state: dict[str, Any] | None = _cpu_copy(model.state_dict()) if done else None
+        self.value, self.stage_name = math.inf, ""
+        self.state: dict[str, Any] | None = None
+        if saved:  # a resumed run: the best of the stages finished before the kill
+            self.value, self.stage_name, self.state = (
+                saved["value"],
+                saved["stage_name"],
+                saved["state"],
+            )
+        elif any(self.monitor in r for r in history):  # a checkpoint without it (older graft)
+            done = [r for r in history if self.monitor in r]
+            self.value = min(self.sign * r[self.monitor] for r in done)
+            self.stage_name = str(done[-1]["stage"])
+            self.state = _cpu_copy(model.state_dict())
+
+    def snapshot(self) -> dict[str, Any]:
+        """What a checkpoint keeps of it, so a resumed run restores the same best stage."""
+        if self.state is None:
+            return {}
+        return {"value": self.value, "stage_name": self.stage_name, "state": self.state}
 
     def end_stage(
         self, stage: Stage, rows: list[dict[str, Any]], log: Callable[[str], None], is_main: bool

@@ -110,7 +110,7 @@ def lr_find(
     probe = RangeProbe(start_lr, growth, steps, smoothing)
     run_cfg = replace(
         cfg, schedule=ScheduleConfig(name="exponential", growth=growth), checkpoint_dir=None,
-        resume=False, log_csv=None, tensorboard=None, progress=False,
+        resume=False, log_csv=None, tensorboard=None, progress=False, linear_start=False,
     )  # fmt: skip
     saved = copy.deepcopy(model.state_dict())
     try:

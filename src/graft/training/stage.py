@@ -23,6 +23,7 @@ from graft.errors import ConfigError, TrainingError
 from graft.model import GraftModel
 from graft.progress import Heartbeat
 from graft.strategies.base import Stage
+from graft.tasks.linear_start import fit_linear_head
 from graft.training.checkpoint import save_checkpoint
 from graft.training.extensions import extension_groups, extension_loss, extension_states
 from graft.training.params import freeze_batchnorm, param_groups
@@ -53,6 +54,7 @@ class StageRunner:
         generator: torch.Generator | None = None,
         step_hooks: Sequence[StepHook] = (),
         first_step: int = 0,
+        linear_start: bool = False,
     ) -> None:
         self.model, self.stage, self.index, self.acc, self.cfg = (
             model,
@@ -66,12 +68,16 @@ class StageRunner:
         self.pretext = stage.kind == "pretext"
         self.saved: list[Any] = list(terms)  # whose state the checkpoints keep
         self.fingerprint: dict[str, Any] = {}  # the run a checkpoint belongs to
+        #: the plan's best weights across earlier stages, saved with each checkpoint
+        self.plan_best: Callable[[], dict[str, Any]] = dict
         self.generator = generator or torch.Generator()
         self.monitor, self.sign = monitor_of(cfg.monitor)
         self.step_hooks = list(step_hooks)
         self.log: Callable[[str], None] = print  # set by run()
         self.step = first_step  # steps of the run so far (what step hooks count)
         self.stopped = False  # a step hook ended the run
+        #: fit the head to convergence before the first epoch (a fresh stage on stored features)
+        self.linear_start = linear_start
 
     def run(
         self,
@@ -108,6 +114,16 @@ class StageRunner:
         best_state = state.get("best_state")
         bad = state.get("bad", 0)
         self.log = log
+        if self.linear_start and not state and val_loader is not None:
+            started = self._linear_start(module, train_loader, val_loader)
+            if started is not None:
+                self._check_monitor(started)
+                rows.append(started)
+                log(_epoch_line(started))
+                best = self.sign * started[self.monitor]
+                best_state = copy.deepcopy(self.acc.unwrap_model(module).state_dict())
+                for hook in hooks:
+                    hook(started)
         for epoch in range(state.get("epoch", 0) + 1, self.stage.epochs + 1):
             seed = epoch_seed(self.cfg.seed, self.index, epoch)
             set_seed(seed)  # python, numpy, torch: augmentation and dropout
@@ -132,10 +148,8 @@ class StageRunner:
             row.update(
                 lr=optimizer.param_groups[-1]["lr"], seconds=round(time.perf_counter() - start, 3)
             )
-            if not self.pretext and self.monitor not in row:
-                raise ConfigError(
-                    f"--monitor {self.monitor!r} is not measured; choose one of {sorted(k for k in row if k.startswith('val_'))}"
-                )
+            if not self.pretext:
+                self._check_monitor(row)
             rows.append(row)
             log(_epoch_line(row))
             value = row["train_loss"] if self.pretext else self.sign * row[self.monitor]
@@ -167,6 +181,43 @@ class StageRunner:
                 r["best"] = r is best_row
         return rows
 
+    def _check_monitor(self, row: dict[str, Any]) -> None:
+        if self.monitor not in row:
+            measured = sorted(k for k in row if k.startswith("val_"))
+            raise ConfigError(
+                f"--monitor {self.monitor!r} is not measured; choose one of {measured}"
+            )
+
+    def _linear_start(
+        self, module: Any, train_loader: Any, val_loader: Any
+    ) -> dict[str, Any] | None:
+        """Fit the head to convergence on the stored training features (epoch 0 of the stage).
+
+        See :mod:`graft.tasks.linear_start`; None when the head is not linear or the features
+        are too many to hold in memory (then the epochs alone train it).
+        """
+        rows = train_loader.dataset
+        features = getattr(rows, "features", None)
+        if not isinstance(features, torch.Tensor):
+            return None
+        start = time.perf_counter()
+        fitted = fit_linear_head(
+            self.model.head, self.model.task.loss, features.float(), rows.targets
+        )
+        if fitted is None:
+            return None
+        row: dict[str, Any] = {
+            "stage": self.stage.name,
+            "stage_index": self.index,
+            "epoch": 0,
+            "kind": "linear_start",
+            "train_loss": fitted.loss,
+            **self._validate(module, val_loader),
+            "lr": 0.0,
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        return row
+
     def _checkpoint(
         self,
         optimizer: Any,
@@ -193,6 +244,7 @@ class StageRunner:
             "history": history + (rows if done else []),
             "extensions": extension_states(self.saved),
             "fingerprint": self.fingerprint,
+            "plan_best": self.plan_best(),
         }
         if not done:
             state.update(
@@ -311,6 +363,8 @@ def _epoch_line(row: dict[str, Any]) -> str:
     keys = [k for k in row if k.startswith("val_") and k != "val_loss"][:3]
     extra = "  ".join(f"{k[4:]} {row[k]:.4f}" for k in keys)
     val = f"val_loss {row['val_loss']:.4f}  " if "val_loss" in row else ""
+    if row.get("kind") == "linear_start":
+        return f"  linear start  train_loss {row['train_loss']:.4f}  {val}{extra}  ({row['seconds']:.1f}s)"
     return (
         f"  epoch {row['epoch']:>3}  train_loss {row['train_loss']:.4f}  "
         f"{val}{extra}  ({row['seconds']:.1f}s)"
