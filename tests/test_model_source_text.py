@@ -16,7 +16,7 @@ import graft
 from graft.backbones import from_spec
 from graft.backbones.text import TextBackbone, TextSourceNet
 from graft.cli import main
-from graft.errors import ArtifactError
+from graft.errors import ArtifactError, ConfigError
 from graft.testing import tiny_text_backbone
 
 QUIET = {"progress": False, "log": lambda s: None}
@@ -157,8 +157,16 @@ def test_a_tokenizer_config_naming_code_is_read_as_data(text_source: Path, tmp_p
     )
     file = folder / "tokenizer" / "tokenizer_config.json"
     cfg = json.loads(file.read_text())
-    cfg.update(tokenizer_class="EvilTokenizer", auto_map={"AutoTokenizer": ["evil.EvilTokenizer", None]})
+    cfg.update(
+        tokenizer_class="EvilTokenizer", auto_map={"AutoTokenizer": ["evil.EvilTokenizer", None]}
+    )
     file.write_text(json.dumps(cfg))
     bb = graft.backbone(f"graft:{folder}")
     assert not marker.exists()
     assert torch.equal(bb.encode(TEXTS), graft.load(text_source).backbone.encode(TEXTS))  # type: ignore[operator]
+
+
+def test_retention_data_is_for_images(text_source: Path, bbc_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--retention-data .* reads text"):
+        _fit(bbc_dir, tmp_path / "m", backbone=f"graft:{text_source}", strategy="full",
+             retention_data=bbc_dir)  # fmt: skip

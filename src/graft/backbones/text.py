@@ -271,7 +271,8 @@ def tokenizer_identity(tokenizer: Any) -> str:
     if backend is None:
         return "no-tokenizer" if tokenizer is None else type(tokenizer).__name__
     state = json.loads(backend.to_str())
-    for key in ("truncation", "padding"):  # set per call by the encode arguments, not the vocabulary
+    # truncation and padding are set per call by the encode arguments, not by the vocabulary
+    for key in ("truncation", "padding"):
         state.pop(key, None)
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -72,7 +72,10 @@ def reference_samples(dataset: Dataset, given: str | Path | None) -> tuple[Sampl
         part = dataset.splits().get(split)
         if part is not None and len(part):
             return part, f"target {split} split, {min(len(part), RETENTION_SAMPLES)} {items}"
-    return dataset.train, f"target train split, {min(len(dataset.train), RETENTION_SAMPLES)} {items}"
+    return (
+        dataset.train,
+        f"target train split, {min(len(dataset.train), RETENTION_SAMPLES)} {items}",
+    )
 
 
 __all__ = ["RETENTION_SAMPLES", "fisher_batches", "image_loader", "reference_samples", "unlabeled"]

@@ -80,8 +80,15 @@ class RetentionReport(ExtensionBase):
         """A report on a frozen copy of ``model``'s backbone; None without a source classifier.
 
         Raises:
-            ConfigError: ``retention_data`` given for a backbone without its classifier.
+            ConfigError: ``retention_data`` given for a backbone without its classifier, or
+                for a text backbone (it names image files).
         """
+        if retention_data is not None and model.backbone.input_kind != "image":
+            raise ConfigError(
+                f"--retention-data {retention_data}: reference images, but backbone "
+                f"{model.backbone.spec.name!r} reads {model.backbone.input_kind}; drop it (the "
+                "report then uses the target's test, else validation, split)"
+            )
         if model.backbone.source_head is not None:
             original = copy.deepcopy(model.backbone).eval().requires_grad_(False)
             return cls(original, retention_data, log)
@@ -206,7 +213,12 @@ def retention(
     if n == 0:
         raise ConfigError("retention: the reference data is empty")
     engine = engine_a if engine_a == engine_b else f"{engine_a}, {engine_b}"
-    return {"top1_agreement": agree / n, "mean_kl": kl_sum / n, "samples": float(n), "engine": engine}
+    return {
+        "top1_agreement": agree / n,
+        "mean_kl": kl_sum / n,
+        "samples": float(n),
+        "engine": engine,
+    }
 
 
 @contextmanager
