@@ -172,13 +172,15 @@ def check_spec(c: _Checker, value: Any, field: str, *, root: bool) -> dict[str, 
     encoder = spec["source"] == "hf" or (
         spec["source"] == "random" and isinstance(kwargs, dict) and "config" in kwargs
     )
-    if encoder:
+    if encoder or spec["source"] == "graft":  # a saved model's arch is its root's, checked there
         if not _ARCH.match(spec["arch"]):
             raise c.fail(f"{field}.arch", f"{spec['arch']!r:.80} is not a plain architecture name")
     else:
         check_arch(c, spec["arch"], f"{field}.arch")
     source = "hf" if encoder else spec["source"]
     spec["kwargs"] = check_kwargs(c, kwargs, f"{field}.kwargs", source)
+    if source == "graft" and spec["arch"] != spec["kwargs"]["root"]["arch"]:
+        raise c.fail(f"{field}.arch", "differs from its root backbone's architecture")
     return spec
 
 
@@ -197,8 +199,10 @@ def check_arch(c: _Checker, arch: str, field: str) -> None:
 def check_kwargs(c: _Checker, value: Any, field: str, source: str) -> dict[str, Any]:
     """Constructor options graft writes, checked and bounded (no path or weight location)."""
     if source == "graft":
-        kw = dict(c.mapping(value, field, {"root", "source_task", "data_config", "chain"}))
+        kw = dict(c.mapping(value, field, {"root", "source_task", "data_config", "chain", "text"}))
         kw["root"] = check_spec(c, kw.get("root"), f"{field}.root", root=False)
+        if "text" in kw:  # a saved text model as the source: its text settings
+            _text_settings(c, kw["text"], f"{field}.text")
         if kw.get("source_task") is not None:
             check_task(c, kw["source_task"], f"{field}.source_task", depth=0)
         check_data_config(c, kw.get("data_config"), f"{field}.data_config")

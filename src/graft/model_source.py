@@ -9,10 +9,18 @@ Intermediate fine-tuning (Phang et al., "Sentence Encoders on STILTs", 2018; Yos
 "How transferable are features in deep neural networks?", NeurIPS 2014) is then one command per
 hop: source -> intermediate -> target.
 
-Chains stay flat: the network is always the *root* architecture (a timm model or a small CNN,
-its own classifier removed) plus the latest source head, whatever the chain's length. The
-spec records the root spec, the source head's task and preprocessing, so ``graft.load``
-rebuilds the architecture without the source folder (the weights come from the new artifact).
+A saved *text* model works the same way: its encoder (a transformers model or the small text
+network), its text settings (maximum length, pooling, lower-casing, normalisation) and its
+tokenizer, read from the artifact's ``tokenizer/`` folder as data only (``tokenizer.json`` and
+``tokenizer_config.json``; see :func:`graft.backbones.text.read_tokenizer`), become a
+:class:`~graft.backbones.text.TextBackbone` with the same layer groups, whose source head is the
+saved model's head. Nothing outside the artifact folder is read and no network is reached.
+
+Chains stay flat: the network is always the *root* architecture (a timm model, a small CNN or
+a text encoder, its own classifier removed) plus the latest source head, whatever the chain's
+length. The spec records the root spec, the source head's task and preprocessing (and, for
+text, the text settings), so ``graft.load`` rebuilds the architecture without the source
+folder (the weights, and a text model's tokenizer, come from the new artifact).
 Only a classification head is kept as the source classifier (its softmax is what retention
 and distillation compare); a regression or multi-label source gives its backbone alone.
 
@@ -33,6 +41,7 @@ from graft.backbones import BackboneSpec, create, from_spec
 from graft.backbones.base import Backbone, measured_width
 from graft.backbones.source_net import assemble_source_net, body_of
 from graft.backbones.sources import Source, SourceExample, register_source
+from graft.backbones.text import TextBackbone, TextSourceNet, text_body
 from graft.backbones.weights import file_sha256
 from graft.errors import BackboneError, ConfigError
 from graft.model import CONFIG_FILE, FORMAT, WEIGHTS_FILE, GraftModel, load
@@ -58,6 +67,7 @@ class GraftSource(Source):
     """A saved graft model: ``graft:PATH``, or a folder that holds one."""
 
     prefix = SOURCE
+    input_kind = "image, text"
     summary = "a saved graft model, e.g. graft:runs/digits (its backbone and its head)"
     usage = (
         "a saved graft model as the source: --backbone graft:path/to/model (its backbone and "
@@ -82,35 +92,34 @@ class GraftSource(Source):
         _check_options(name, pretrained, weights)
         source = load(name)
         old = source.backbone
-        if old.input_kind != "image":  # its encoder and tokenizer are not taken apart yet
-            raise BackboneError(
-                f"--backbone graft:{name}: a saved {old.input_kind} model cannot be the source "
-                f"of a new fit yet (only image models can); fit from its encoder instead "
-                f"(--backbone {old.spec.name})"
-            )
         chained = old.spec.source == SOURCE
         root = dict(old.spec.kwargs["root"]) if chained else old.spec.to_dict()
         chain = list(old.spec.kwargs.get("chain", [])) if chained else []
         task = source.task_spec if source.task_spec.kind == "classification" else None
         folder = Path(name).resolve()
+        kwargs = {
+            "root": root,
+            "source_task": task.to_dict() if task is not None else None,
+            "data_config": source.data_config.to_dict(),
+            "chain": [*chain, str(folder)],
+        }
+        if isinstance(old, TextBackbone):
+            kwargs["text"] = old.text_config.to_dict()
         spec = BackboneSpec(
             name=name,
             arch=str(root["arch"]),
             source=SOURCE,
             weights=str(folder),
             weights_sha256=file_sha256(folder / WEIGHTS_FILE),
-            kwargs={
-                "root": root,
-                "source_task": task.to_dict() if task is not None else None,
-                "data_config": source.data_config.to_dict(),
-                "chain": [*chain, str(folder)],
-            },
+            kwargs=kwargs,
         )
-        body = body_of(old.model)
-        classifier = _source_classifier(task, source.backbone.num_features)
+        classifier = _source_classifier(task, old.num_features)
         if task is not None:
             classifier.load_state_dict(_plain_head_state(source.head))
-        return assemble_source_net(body, classifier, spec, image_size)
+        if isinstance(old, TextBackbone):  # image_size means nothing to a text encoder
+            net = TextSourceNet(text_body(old.model), classifier)
+            return TextBackbone(net, spec, old.tokenizer, old.limit).eval()
+        return assemble_source_net(body_of(old.model), classifier, spec, image_size)
 
     def rebuild(self, spec: BackboneSpec, *, load_weights: bool) -> Backbone:
         """Rebuild; with ``load_weights`` from its source folder (checked against the sha256)."""
@@ -131,8 +140,11 @@ class GraftSource(Source):
             raise BackboneError(
                 f"graft-source backbone spec lacks {e}; save the model again"
             ) from e
-        body = body_of(root.model)
         task = TaskSpec.from_dict(task_dict) if task_dict else None
+        if isinstance(root, TextBackbone):  # its tokenizer comes from the artifact that loads it
+            net = TextSourceNet(text_body(root.model), _source_classifier(task, root.num_features))
+            return TextBackbone(net, spec, None, root.limit).eval()
+        body = body_of(root.model)
         width = measured_width(body, tuple(spec.kwargs["data_config"]["input_size"]), spec.name)
         return assemble_source_net(body, _source_classifier(task, width), spec, None)
 

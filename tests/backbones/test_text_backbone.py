@@ -11,8 +11,8 @@ import torch
 
 import graft
 from graft.backbones import create, resolve
-from graft.backbones.text import TextBackbone, TextConfig
-from graft.errors import BackboneError, ConfigError
+from graft.backbones.text import TextBackbone, TextConfig, read_tokenizer, tokenizer_identity
+from graft.errors import ArtifactError, BackboneError, ConfigError
 from graft.model import GraftModel
 from graft.tasks import Classification
 
@@ -83,3 +83,21 @@ def test_hub_ids_offline_say_how_to_use_a_folder(monkeypatch: pytest.MonkeyPatch
         create("hf:some-org/not-cached-encoder")
     with pytest.raises(ConfigError, match="hf:FOLDER"):
         create("minilm", weights="x.safetensors")
+
+
+def test_a_saved_tokenizer_reads_back_as_data_with_the_same_ids(
+    minilm: Any, bbc_dir: Path, tmp_path: Path
+) -> None:
+    texts = [f.read_text() for f in sorted(bbc_dir.glob("*/*.txt"))[::6]]
+    texts += ["Ünïcödé  accents, CAPITALS and\ttabs", ""]
+    minilm.save_tokenizer(tmp_path)
+    read = read_tokenizer(tmp_path)
+    assert type(read).__name__ != type(minilm.tokenizer).__name__  # not the class it names
+    options = {"max_length": 128, "truncation": True, "padding": "max_length"}
+    for key in ("input_ids", "attention_mask"):
+        assert read(texts, **options)[key] == minilm.tokenizer(texts, **options)[key]
+    # what the feature store keys on: unchanged by encoding (truncation is set per call)
+    assert tokenizer_identity(read) == tokenizer_identity(minilm.tokenizer)
+    with pytest.raises(ArtifactError, match=r"tokenizer_config\.json: field padding_side"):
+        (tmp_path / "tokenizer_config.json").write_text('{"pad_token": "[PAD]", "padding_side": 1}')
+        read_tokenizer(tmp_path)

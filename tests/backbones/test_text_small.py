@@ -1,4 +1,4 @@
-"""The small text network trained from scratch (``small_text``), and text models as sources."""
+"""The small text network trained from scratch (``small_text``), also as a saved source."""
 
 from __future__ import annotations
 
@@ -52,7 +52,14 @@ def test_small_text_model_saves_and_loads(small_text: object, tmp_path: Path) ->
         graft.load(folder)
 
 
-def test_a_saved_text_model_as_source_says_what_to_do(small_text: object, tmp_path: Path) -> None:
-    folder = GraftModel(small_text, Classification.spec_for(["a", "b"])).save(tmp_path / "m")  # type: ignore[arg-type]
-    with pytest.raises(BackboneError, match=r"saved text model cannot be the source.*small_text"):
-        create(f"graft:{folder}")
+def test_a_saved_small_text_model_is_a_source(small_text: object, tmp_path: Path) -> None:
+    model = GraftModel(small_text, Classification.spec_for(["a", "b"])).eval()  # type: ignore[arg-type]
+    folder = model.save(tmp_path / "m")
+    bb = create(f"graft:{folder}")
+    assert bb.group_names == ["embeddings", "layer.0"] and bb.spec.arch == "small_text"
+    x = bb.encode(TEXTS)  # type: ignore[operator]
+    with torch.no_grad():
+        torch.testing.assert_close(bb.source_logits(x), model(x))
+    again = GraftModel(bb, Classification.spec_for(["x", "y", "z"])).eval()
+    loaded = graft.load(again.save(tmp_path / "again"))  # rebuilt without the source folder
+    assert loaded.predict(TEXTS) == again.predict(TEXTS)

@@ -10,6 +10,15 @@ saved in the artifact beside the weights.
 Layer groups, input side first: ``embeddings``, ``layer.0`` ... ``layer.N-1`` and, when the
 network has one, ``pooler``; every strategy (feature extraction, top/full fine-tuning,
 two-stage, progressive unfreezing from the top, layer-wise decay) uses them unchanged.
+
+A saved text model used as a source (``graft:``) wraps its encoder and its head in a
+:class:`TextSourceNet`: the head becomes the backbone's ``source_head`` (the original
+classifier of LEEP, LwF and the retention report); the groups stay the encoder's.
+
+The tokenizer is read back from an artifact as data only: ``tokenizer.json`` (the tokenizers
+library's own format: vocabulary, normaliser, pre-tokenizer, post-processor) and the special
+tokens of ``tokenizer_config.json``; no tokenizer class named by the file is looked up, no other
+file is opened, no code runs (:func:`read_tokenizer`).
 """
 
 from __future__ import annotations
@@ -26,10 +35,16 @@ import torch
 from torch import nn
 
 from graft.backbones.base import Backbone, BackboneSpec, DataConfig, LayerGroup
-from graft.errors import ConfigError
+from graft.errors import ArtifactError, ConfigError
 
 POOLINGS = ("mean", "cls")
 TOKENIZER_DIR = "tokenizer"
+#: The files a saved tokenizer is read from (nothing else in its folder is opened).
+TOKENIZER_FILE, TOKENIZER_CONFIG = "tokenizer.json", "tokenizer_config.json"
+#: Special tokens taken from ``tokenizer_config.json`` (plain strings only).
+SPECIAL_TOKENS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
+                  "mask_token")  # fmt: skip
+_SIDES = ("padding_side", "truncation_side")
 
 
 @dataclass(frozen=True)
@@ -148,20 +163,118 @@ class TextBackbone(Backbone):
         return torch.stack([enc["input_ids"], enc["attention_mask"]], dim=1).long()
 
     def identity(self) -> str:
-        """The weights' hash (see :meth:`Backbone.identity`) and the text settings."""
-        return hashlib.sha256(
-            (super().identity() + self.text_config.identity).encode()
-        ).hexdigest()[:16]
+        """The weights' hash (see :meth:`Backbone.identity`), the text settings and the tokenizer.
+
+        The tokenizer is part of the key: the same weights read through another vocabulary or
+        normaliser (a tokenizer folder edited or swapped) give other features.
+        """
+        parts = super().identity() + self.text_config.identity + tokenizer_identity(self.tokenizer)
+        return hashlib.sha256(parts.encode()).hexdigest()[:16]
 
     def save_tokenizer(self, folder: Path) -> None:
         """Write the tokenizer's files to ``folder`` (the artifact's ``tokenizer/``)."""
         self.tokenizer.save_pretrained(str(folder))
 
     def load_tokenizer(self, folder: Path) -> None:
-        """Read the tokenizer an artifact saved (local files only)."""
-        from transformers import AutoTokenizer
+        """Read the tokenizer an artifact saved, as data only (see :func:`read_tokenizer`)."""
+        self.tokenizer = read_tokenizer(folder)
 
-        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+
+class TextSourceNet(nn.Module):
+    """A text encoder and a kept source classifier: a saved text model used as a source.
+
+    Called like a transformers encoder (``input_ids``, ``attention_mask`` ->
+    ``last_hidden_state``); the classifier is reached through ``get_classifier`` only, so the
+    backbone's pooling (and its normalisation) feeds it exactly as it fed the saved model's head.
+
+    Args:
+        body: the root encoder (a transformers ``AutoModel`` or the small text network).
+        classifier: the saved model's head, or ``nn.Identity()`` when it is not kept.
+    """
+
+    def __init__(self, body: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.classifier = classifier
+        self.config = body.config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> Any:
+        return self.body(input_ids=input_ids, attention_mask=attention_mask)
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
+
+def text_body(model: nn.Module) -> nn.Module:
+    """The root encoder of a text backbone's network (unwraps an earlier source in a chain)."""
+    return model.body if isinstance(model, TextSourceNet) else model
+
+
+def read_tokenizer(folder: Path) -> Any:
+    """A saved tokenizer from ``tokenizer.json`` and ``tokenizer_config.json``, as data only.
+
+    Only those two files are opened; the tokenizer class a config names is not looked up (no
+    ``auto_map``, no remote code): the tokenizers library parses ``tokenizer.json`` and the plain
+    special tokens and padding sides of the config are applied.
+
+    Raises:
+        ArtifactError: a file is missing, unreadable or not what graft writes (named).
+    """
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    file, config_file = folder / TOKENIZER_FILE, folder / TOKENIZER_CONFIG
+    for path in (file, config_file):
+        if not path.is_file():
+            raise ArtifactError(
+                f"{path}: missing; a text model needs its tokenizer files, save the model again"
+            )
+    options = _tokenizer_options(config_file)
+    try:
+        backend = Tokenizer.from_file(str(file))
+    except Exception as e:  # the Rust parser raises its own exception type
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ArtifactError(
+            f"{file}: not a tokenizer file graft writes ({reason}); save the model again"
+        ) from None
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **options)
+
+
+def _tokenizer_options(path: Path) -> dict[str, str]:
+    """Special tokens and padding sides from ``tokenizer_config.json`` (plain strings only)."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ArtifactError(f"{path}: not readable JSON ({e}); save the model again") from None
+    if not isinstance(config, dict):
+        raise ArtifactError(f"{path}: not a tokenizer config (a JSON object); save it again")
+    options: dict[str, str] = {}
+    for key in (*SPECIAL_TOKENS, *_SIDES):
+        value = config.get(key)
+        if isinstance(value, dict):  # an AddedToken as older transformers write it
+            value = value.get("content")
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > 64:
+            raise ArtifactError(f"{path}: field {key}: must be a short text; save the model again")
+        if key in _SIDES and value not in ("left", "right"):
+            raise ArtifactError(f"{path}: field {key}: must be left or right, not {value!r:.20}")
+        options[key] = value
+    if "pad_token" not in options:
+        raise ArtifactError(f"{path}: no pad_token; texts cannot be batched, save the model again")
+    return options
+
+
+def tokenizer_identity(tokenizer: Any) -> str:
+    """A short hash of what a tokenizer does (vocabulary, normaliser, special tokens)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return "no-tokenizer" if tokenizer is None else type(tokenizer).__name__
+    state = json.loads(backend.to_str())
+    # truncation and padding are set per call by the encode arguments, not by the vocabulary
+    for key in ("truncation", "padding"):
+        state.pop(key, None)
+    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _warn_truncated(enc: Any, n: int, max_length: int, limit: int) -> bool:
@@ -178,7 +291,16 @@ def _warn_truncated(enc: Any, n: int, max_length: int, limit: int) -> bool:
 
 
 def text_groups(model: nn.Module) -> list[LayerGroup]:
-    """``embeddings``, one group per transformer layer, then anything else (``pooler``)."""
+    """``embeddings``, one group per transformer layer, then anything else (``pooler``).
+
+    Of a :class:`TextSourceNet`, the encoder's groups (named ``body.``...); its source
+    classifier is in no group (the target task never trains it).
+    """
+    if isinstance(model, TextSourceNet):
+        return [
+            LayerGroup(g.name, tuple(f"body.{n}" for n in g.param_names))
+            for g in text_groups(model.body)
+        ]
     names = [n for n, _ in model.named_parameters()]
     layers: dict[str, list[str]] = {}
     embeddings: list[str] = []

@@ -67,11 +67,15 @@ def reference_samples(dataset: Dataset, given: str | Path | None) -> tuple[Sampl
     if given is not None:
         samples = unlabeled(given)
         return samples, f"{len(samples)} images of {given}"
+    items = f"{getattr(dataset, 'input_kind', 'image')}s"  # images or texts
     for split in ("test", "val"):
         part = dataset.splits().get(split)
         if part is not None and len(part):
-            return part, f"target {split} split, {min(len(part), RETENTION_SAMPLES)} images"
-    return dataset.train, f"target train split, {min(len(dataset.train), RETENTION_SAMPLES)} images"
+            return part, f"target {split} split, {min(len(part), RETENTION_SAMPLES)} {items}"
+    return (
+        dataset.train,
+        f"target train split, {min(len(dataset.train), RETENTION_SAMPLES)} {items}",
+    )
 
 
 __all__ = ["RETENTION_SAMPLES", "fisher_batches", "image_loader", "reference_samples", "unlabeled"]

@@ -5,18 +5,27 @@ saved graft model used as ``--backbone``), :class:`RetentionReport`, an extensio
 without a loss, compares the fine-tuned backbone with the original model on a reference set
 after training (top-1 agreement and KL of the source predictions), prints it and stores it in
 ``model.info["retention"]``, so forgetting is measured, not guessed.
+
+Both passes are frozen passes: each backbone runs through the engine registry
+(:func:`graft.backbones.engines.choose_engine`, as the feature store and ``predict`` do: the
+fastest engine whose features match eager PyTorch within its stated tolerance, eager below
+``PROBE_MIN_FILES`` inputs), and its source classifier reads those features. The report names
+the engine that ran.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from graft.backbones.base import Backbone
+from graft.backbones.engines import choose_engine
 from graft.errors import ConfigError
 from graft.progress import beating
 from graft.protect.images import RETENTION_SAMPLES, image_loader, reference_samples
@@ -71,8 +80,15 @@ class RetentionReport(ExtensionBase):
         """A report on a frozen copy of ``model``'s backbone; None without a source classifier.
 
         Raises:
-            ConfigError: ``retention_data`` given for a backbone without its classifier.
+            ConfigError: ``retention_data`` given for a backbone without its classifier, or
+                for a text backbone (it names image files).
         """
+        if retention_data is not None and model.backbone.input_kind != "image":
+            raise ConfigError(
+                f"--retention-data {retention_data}: reference images, but backbone "
+                f"{model.backbone.spec.name!r} reads {model.backbone.input_kind}; drop it (the "
+                "report then uses the target's test, else validation, split)"
+            )
         if model.backbone.source_head is not None:
             original = copy.deepcopy(model.backbone).eval().requires_grad_(False)
             return cls(original, retention_data, log)
@@ -124,7 +140,8 @@ def measure_retention(
     loader = image_loader(model, samples, batch_size=batch_size, shuffle=False)
     total = min(len(loader), -(-max_samples // batch_size))
     beats = beating(loader, "retention", total, log, bar=True)
-    result: dict[str, Any] = retention(original, model.backbone, beats, max_samples=max_samples)
+    files = min(len(samples.paths), max_samples)
+    result = retention(original, model.backbone, beats, max_samples=max_samples, files=files)
     result["samples"] = int(result["samples"])
     return result
 
@@ -137,48 +154,91 @@ def retention(
     *,
     device: torch.device | str | None = None,
     max_samples: int | None = None,
-) -> dict[str, float]:
+    files: int | None = None,
+) -> dict[str, Any]:
     """Agreement of the original and fine-tuned backbones' source-classifier predictions.
 
-    Both run in eval mode (their modes are restored afterwards), each through its own source
-    classifier, on a reference set (source-like or target images).
+    Both run in eval mode (their modes are restored afterwards), each through the fastest
+    equivalent engine of the frozen passes and then its own source classifier, on a reference
+    set (source-like or target inputs).
 
     Args:
         original: the pretrained backbone (e.g. a copy kept before training).
         finetuned: the backbone after training.
-        data: a tensor ``(n, channels, height, width)`` or a loader of tensors or tuples.
+        data: a tensor ``(n, channels, height, width)`` (or packed tokens) or a loader of
+            tensors or tuples.
         device: where the fine-tuned backbone runs; defaults to its device. The original runs
             on its own device.
         max_samples: stop after this many inputs.
+        files: how many inputs the pass covers (whether probing fast engines pays off);
+            default: the tensor's length, else unknown.
 
     Returns:
         ``top1_agreement`` (fraction of inputs with the same top-1 source class), ``mean_kl``
-        (mean ``KL(original ‖ fine-tuned)`` of the source softmax, nats) and ``samples``.
+        (mean ``KL(original ‖ fine-tuned)`` of the source softmax, nats), ``samples`` and
+        ``engine`` (the engine of each pass: one name, or ``original, fine-tuned``).
     """
     if original.source_head is None or finetuned.source_head is None:
         raise ConfigError("retention needs both backbones to keep their source classifier")
     dev = device if device is not None else device_of(finetuned)
-    batches = [data] if isinstance(data, torch.Tensor) else data
+    if files is None:
+        files = len(data) if isinstance(data, torch.Tensor) else 0
+    if max_samples is not None and files:
+        files = min(files, max_samples)
+    inputs = (first_item(b) for b in ([data] if isinstance(data, torch.Tensor) else data))
     modes = [(m, m.training) for b in (original, finetuned) for m in b.modules()]
     original.eval()
     finetuned.eval()
     agree, kl_sum, n = 0.0, 0.0, 0
     try:
-        for batch in batches:
-            x = first_item(batch).to(dev)
-            if max_samples is not None:
-                x = x[: max_samples - n]
-            if len(x) == 0:
-                break
+        first = next(inputs, None)
+        if first is None or (max_samples is not None and max_samples < 1):
+            raise ConfigError("retention: the reference data is empty")
+        with ExitStack() as stack:
             # Each backbone runs where it lives: the original is often kept on the CPU.
-            a = original.source_logits(x.to(device_of(original))).to(dev)
-            b = finetuned.source_logits(x)
-            agree += float((a.argmax(-1) == b.argmax(-1)).sum())
-            kl_sum += float(distillation_kl(b, a)) * len(x)
-            n += len(x)
+            run_a, engine_a = stack.enter_context(_source_pass(original, first, files))
+            run_b, engine_b = stack.enter_context(_source_pass(finetuned, first.to(dev), files))
+            for x in itertools.chain([first], inputs):
+                if max_samples is not None:
+                    x = x[: max_samples - n]
+                if len(x) == 0:
+                    break
+                a, b = run_a(x).to(dev), run_b(x.to(dev))
+                agree += float((a.argmax(-1) == b.argmax(-1)).sum())
+                kl_sum += float(distillation_kl(b, a)) * len(x)
+                n += len(x)
     finally:
         for m, mode in modes:
             m.training = mode
     if n == 0:
         raise ConfigError("retention: the reference data is empty")
-    return {"top1_agreement": agree / n, "mean_kl": kl_sum / n, "samples": float(n)}
+    engine = engine_a if engine_a == engine_b else f"{engine_a}, {engine_b}"
+    return {
+        "top1_agreement": agree / n,
+        "mean_kl": kl_sum / n,
+        "samples": float(n),
+        "engine": engine,
+    }
+
+
+@contextmanager
+def _source_pass(
+    backbone: Backbone, first: torch.Tensor, files: int
+) -> Iterator[tuple[Callable[[torch.Tensor], torch.Tensor], str]]:
+    """Source logits of ``backbone`` through its frozen-pass engine, and that engine's name.
+
+    The engine is chosen on ``first`` (a real batch); the source classifier reads the features
+    where the backbone lives, in its own dtype.
+    """
+    head = backbone.source_head
+    assert head is not None  # checked by the caller
+    device = device_of(backbone) or torch.device("cpu")
+    dtype = next((p.dtype for p in head.parameters()), torch.float32)
+    kind = backbone.input_kind
+    with choose_engine(backbone, first.to(device), input_kind=kind, files=files) as engine:
+
+        def run(x: torch.Tensor) -> torch.Tensor:
+            features = torch.from_numpy(engine.run(x)).to(device, dtype=dtype)
+            return head(features)
+
+        yield run, engine.name
