@@ -3,7 +3,7 @@
 Tasks (fixed splits; seeds vary the split of train/val and every fit):
 
 - ``digits``: scikit-learn's 1,797 8x8 digits, all of them;
-- ``digits10``: 10 digits per class;
+- ``digits10``: 10 digits per class (validation carved out of them), scored on the other 1,697;
 - ``fmnist50`` / ``fmnist500``: Fashion-MNIST (Debian's dataset-fashion-mnist), 50 or 500 training
   images per class, scored on a fixed stratified 2,000-image subset of the official test set.
 
@@ -36,7 +36,9 @@ from graft.evaluate.compare import compare
 
 TASKS = {
     "digits": lambda root, seed: write_digits(root / "digits", image_size=32),
-    "digits10": lambda root, seed: write_digits(root / "digits10", per_class=10, image_size=32),
+    "digits10": lambda root, seed: write_digits(
+        root / "digits10", per_class=10, image_size=32, test=True
+    ),
     "fmnist50": lambda root, seed: write_fashion_mnist(root / "fm50", per_class=50, test=2000),
     "fmnist500": lambda root, seed: write_fashion_mnist(root / "fm500", per_class=500, test=2000),
 }

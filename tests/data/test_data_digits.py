@@ -12,6 +12,7 @@ from PIL import Image
 
 from graft.data.base import Samples
 from graft.data.digits import MARKER, write_digits, write_digits_table
+from graft.data.loading import load
 from graft.data.splits import make_splits, split_indices
 from graft.errors import DataError
 
@@ -113,3 +114,17 @@ def test_make_splits_shares_are_of_the_whole_pool() -> None:
     assert val is not None and test is not None
     assert (len(train), len(val), len(test)) == (70, 20, 10)
     assert not {*train.paths} & {*val.paths} and not {*val.paths} & {*test.paths}
+
+
+def test_few_labels_scored_on_every_other_digit(tmp_path: Path) -> None:
+    """``test=True``: the chosen 10 per class train, the other 1,697 digits are the test split."""
+    root = write_digits(tmp_path / "d", per_class=10, image_size=16, test=True)
+    train = sorted((root / "train").rglob("*.png"))
+    test = sorted((root / "test").rglob("*.png"))
+    assert len(train) == 100 and len(test) == 1797 - 100
+    assert {p.name for p in train}.isdisjoint({p.name for p in test})
+    assert sorted(p.name for p in (root / "train").iterdir()) == [str(c) for c in range(10)]
+    data = load(root, verify_images=False)
+    assert len(data.test) == 1697 and len(data.train) + len(data.val) == 100
+    with pytest.raises(ValueError, match="per_class"):
+        write_digits(tmp_path / "e", test=True)

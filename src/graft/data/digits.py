@@ -78,6 +78,7 @@ def write_digits(
     seed: int = 0,
     image_size: int = 32,
     splits: bool = False,
+    test: bool = False,
 ) -> Path:
     """Write the digits as PNGs in ``root/<digit>/img_XXXX.png`` and return ``root``.
 
@@ -90,6 +91,9 @@ def write_digits(
         seed: picks the subset and the splits.
         image_size: side of the square images in pixels.
         splits: write ``root/{train,val,test}/<digit>/`` (70/15/15, stratified) instead.
+        test: with ``per_class``, write the subset to ``root/train/<digit>/`` and every other
+            digit to ``root/test/<digit>/`` (graft carves validation out of train): few labels
+            scored on many images, the layout of :func:`graft.data.fashion_mnist.write_fashion_mnist`.
     """
     root = Path(root)
     params: dict[str, object] = {
@@ -99,12 +103,20 @@ def write_digits(
         "image_size": image_size,
         "splits": splits,
     }
+    if test:
+        if per_class is None or splits:
+            raise ValueError("test=True needs per_class and no splits")
+        params["test"] = True
     if _ready(root, params):
         return root
     if root.exists() and any(root.iterdir()) and not (root / MARKER).exists():
         raise DataError(f"{root}: exists and was not written by write_digits; pick another folder")
     index, images, labels = _digit_images(per_class, seed)
     parts = _split_of(labels, seed) if splits else [""] * len(labels)
+    if test:
+        chosen = set(index.tolist())
+        index, images, labels = _digit_images(None, seed)
+        parts = ["train" if i in chosen else "test" for i in index.tolist()]
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
     follow_umask(tmp, directory=True)  # mkdtemp makes it 0700: others could not read the data
