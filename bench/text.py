@@ -50,11 +50,13 @@ ARMS = ("small_text", "feature_extraction", "two_stage", "progressive")
 
 def embed_graft(bb: object, texts: list[str], root: str, batch: int) -> tuple[np.ndarray, float]:
     t0 = time.perf_counter()
+    tokens = bb.encode(texts, warn=False)  # type: ignore[attr-defined]
     feats = FeatureStore(root).extract(
         bb,  # type: ignore[arg-type]
         list(range(len(texts))),
         keys=[text_key(t) for t in texts],
-        load=TokenLoader(bb.encode(texts, warn=False)),  # type: ignore[attr-defined]
+        load=TokenLoader(tokens),
+        order=tokens[:, 1].sum(dim=1).tolist(),  # by length, as graft.fit's pass
         transform_id=bb.text_config.identity,  # type: ignore[attr-defined]
         batch_size=batch,
         progress=False,

@@ -286,3 +286,27 @@ def test_two_processes_writing_one_entry_do_not_corrupt_it(
     feats = extract(FeatureStore(root), backbone, files)
     assert feats.computed == 0
     close(feats.to_array(), reference(backbone, files))
+
+
+def test_texts_are_computed_shortest_first_and_returned_in_their_order(tmp_path: Path) -> None:
+    """``order``: the pass runs by length (little padding) and the rows keep the items' order."""
+    from graft.data.text import text_key
+    from graft.testing import tiny_text_backbone
+    from graft.training.loaders import TokenLoader
+
+    backbone = tiny_text_backbone(max_length=32)
+    texts = [("word " * n).strip() for n in (20, 1, 9, 30, 3, 14, 2, 25)]
+    tokens = backbone.encode(texts, warn=False)  # type: ignore[attr-defined]
+    lengths = tokens[:, 1].sum(dim=1)
+    seen: list[int] = []
+    backbone.register_forward_hook(lambda m, a, out: seen.append(int(a[0][:, 1].sum(1).max())))
+    args = {
+        "keys": [text_key(t) for t in texts], "load": TokenLoader(tokens), "batch_size": 2,
+        "transform_id": backbone.text_config.identity, "progress": False,  # type: ignore[attr-defined]
+    }  # fmt: skip
+    sorted_rows = FeatureStore(tmp_path / "a").extract(
+        backbone, list(range(len(texts))), order=lengths.tolist(), **args
+    )
+    assert seen == sorted(seen) and len(seen) == 4, "batches of two, shortest first"
+    plain_rows = FeatureStore(tmp_path / "b").extract(backbone, list(range(len(texts))), **args)
+    np.testing.assert_allclose(sorted_rows.to_array(), plain_rows.to_array(), atol=1e-5)

@@ -438,6 +438,7 @@ class FeatureStore:
         keys: Sequence[str] | None = None,
         skip_unreadable: bool = False,
         spread: bool = False,
+        order: Sequence[float] | None = None,
     ) -> Features:
         """Features of ``paths`` in their order, running the backbone only on files not stored.
 
@@ -464,6 +465,9 @@ class FeatureStore:
                 ``paths``; each computes every N-th missing file and all wait for the others,
                 so the store ends with the entries one process would have written. Without a
                 group it changes nothing.
+            order: a sort key per item: the missing items are computed in ascending order of
+                it (texts by token count, so each batch pads little and the backbone reads
+                the batch's longest text only); the result keeps the items' order.
 
         Raises:
             DataError: a file is missing or ``load`` fails on it (the message names the file).
@@ -485,6 +489,9 @@ class FeatureStore:
             if key not in index:
                 missing.setdefault(key, path)
         reused = len(set(keys)) - len(missing)
+        if order is not None:
+            cost = dict(zip(keys, order, strict=True))
+            missing = dict(sorted(missing.items(), key=lambda kv: cost[kv[0]]))
         rank, world, barrier = _group() if spread else (0, 1, _no_barrier)
         barrier()  # every process has listed what is missing before any of them writes
         share = dict(list(missing.items())[rank::world])

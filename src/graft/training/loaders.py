@@ -104,11 +104,13 @@ def stored_features(
     """
     if samples.texts is not None:
         backbone: Any = model.backbone
+        tokens = backbone.encode(samples.texts)
         return FeatureStore.for_cache_dir(cfg.cache_dir).extract(
             backbone,
             list(range(len(samples))),
             keys=[text_key(t) for t in samples.texts],
-            load=TokenLoader(backbone.encode(samples.texts)),
+            load=TokenLoader(tokens),
+            order=tokens[:, 1].sum(dim=1).tolist(),  # by length: batches pad little
             transform_id=backbone.text_config.identity,
             batch_size=max(cfg.batch_size, 64),
             num_workers=0,
