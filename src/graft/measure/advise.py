@@ -30,6 +30,7 @@ from graft.errors import ConfigError, DataError
 from graft.measure.probes import (
     PIXEL_SIZE,
     TFIDF_NAME,
+    crossed_values,
     pixel_features,
     probe_values,
     standard_error,
@@ -132,7 +133,9 @@ def search_size(
             measured_width(backbone.model, sized.data_config.input_size, backbone.spec.name)
             feats = split_features(sized, data, cfg)
             x, y = _samples(feats, seed)
-            values = probe_values((x["train"], y["train"]), (x["val"], y["val"]), data.task)
+            values = crossed_values(
+                probe_values, (x["train"], y["train"]), (x["val"], y["val"]), data.task, seed=seed
+            )
         except (ConfigError, ValueError):  # a size the network refuses (ConfigError); one class
             continue
         probes.append((size, round(float(values.mean()), 4)))
@@ -169,8 +172,10 @@ def score_and_guard(
 ) -> dict[str, Any]:
     """The score and the probes on features and on pixels, as :class:`Facts` fields.
 
-    The probes are scored per validation example, so the guard also carries the standard
-    error of their paired difference (``probe_noise``). A probe or a score that cannot be
+    The probes are scored per example, so the guard also carries the standard error of their
+    paired difference (``probe_noise``): per validation example, or on a small labelled set per
+    example of train and validation together by cross-validation
+    (:func:`graft.measure.probes.crossed_values`; ``probe_basis`` says which). A probe or a score that cannot be
     computed (one class in the training split, a score that does not apply) is left out, and
     the decision goes on without it.
     """
@@ -182,9 +187,11 @@ def score_and_guard(
         return out | _text_guard(data, picks, x, y)
     pix = {s: pixel_features([splits[s].paths[i] for i in idx]) for s, idx in picks.items()}
     try:
-        ours = probe_values((x["train"], y["train"]), (x["val"], y["val"]), data.task)
-        raw = probe_values((pix["train"], y["train"]), (pix["val"], y["val"]), data.task)
-        out.update(_probes(ours, raw), pixel_size=PIXEL_SIZE)
+        train, val = (x["train"], y["train"]), (x["val"], y["val"])
+        ours = crossed_values(probe_values, train, val, data.task, seed=seed)
+        pixels = (pix["train"], y["train"]), (pix["val"], y["val"])
+        raw = crossed_values(probe_values, *pixels, data.task, seed=seed)
+        out.update(_probes(ours, raw, len(val[1])), pixel_size=PIXEL_SIZE)
     except ValueError:  # e.g. a single class in the training split: no probe to fit
         pass
     try:
@@ -203,12 +210,16 @@ def score_and_guard(
     return out
 
 
-def _probes(ours: np.ndarray, raw: np.ndarray) -> dict[str, float]:
-    """The two probes' metrics and the standard error of their paired difference."""
+def _probes(ours: np.ndarray, raw: np.ndarray, n_val: int) -> dict[str, Any]:
+    """The two probes' metrics, the standard error of their paired difference and its basis."""
+    crossed = len(ours) > n_val
     return {
         "probe": float(ours.mean()),
         "pixel_probe": float(raw.mean()),
         "probe_noise": standard_error(ours - raw),
+        "probe_basis": f"cross-validated on {len(ours)} labelled examples"
+        if crossed
+        else f"on {len(ours)} validation examples",
     }
 
 
@@ -222,9 +233,13 @@ def _text_guard(
     splits = data.splits()
     texts = {s: [(splits[s].texts or [])[i] for i in idx] for s, idx in picks.items()}
     try:
-        ours = probe_values((x["train"], y["train"]), (x["val"], y["val"]), data.task)
-        raw = tfidf_values((texts["train"], y["train"]), (texts["val"], y["val"]), data.task)
+        ours = crossed_values(
+            probe_values, (x["train"], y["train"]), (x["val"], y["val"]), data.task
+        )
+        raw = crossed_values(
+            tfidf_values, (texts["train"], y["train"]), (texts["val"], y["val"]), data.task
+        )
     except ValueError:  # a single class in the training split: no probe to fit
         return {}
     name = TFIDF_NAME if data.task == "classification" else "TF-IDF + ridge"
-    return _probes(ours, raw) | {"raw_input": name}
+    return _probes(ours, raw, len(y["val"])) | {"raw_input": name}

@@ -8,7 +8,7 @@ raw pixels warns of negative transfer.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,64 @@ def probe_values(
         pipe = make_pipeline(StandardScaler(), model).fit(*train)
         predicted = np.asarray(pipe.predict(val[0]))
     return per_example(predicted, val[1], task)
+
+
+#: Labelled sets up to this size (train and validation together) are probed by cross-validation.
+CROSS_MAX = 1000
+#: Folds of that cross-validation.
+FOLDS = 5
+
+
+def crossed_values(
+    values: Callable[[tuple[Any, np.ndarray], tuple[Any, np.ndarray], str], np.ndarray],
+    train: tuple[Any, np.ndarray],
+    val: tuple[Any, np.ndarray],
+    task: str,
+    *,
+    seed: int = 0,
+) -> np.ndarray:
+    """Per-example values of a probe (``values``: :func:`probe_values`, :func:`tfidf_values`)
+    on every labelled example, each scored by a probe that did not see it.
+
+    A small labelled set (train and validation together at most ``CROSS_MAX``) is split into
+    ``FOLDS`` stratified folds (as many as the rarest class allows, at least 2) and every fold
+    is scored by a probe fitted on the others: the guard then rests on all the labelled
+    examples, not on a validation split of a dozen. A larger set, or one whose rarest class has
+    a single example, is scored on the validation split alone. Values are in the order of
+    ``train`` then ``val`` rows (cross-validated) or of ``val`` rows (held out).
+
+    Shape:
+        returns ``(n_train + n_val,)`` when cross-validated, else ``(n_val,)``.
+    """
+    n = len(train[1]) + len(val[1])
+    y = np.concatenate([np.asarray(train[1]), np.asarray(val[1])])
+    folds = FOLDS
+    if task == "classification":
+        folds = min(FOLDS, int(np.unique(y, return_counts=True)[1].min()))
+    if n > CROSS_MAX or folds < 2:
+        return values(train, val, task)
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    x = _join(train[0], val[0])
+    splitter = (
+        StratifiedKFold(folds, shuffle=True, random_state=seed)
+        if task == "classification"
+        else KFold(folds, shuffle=True, random_state=seed)
+    )
+    out = np.empty(n, dtype=np.float64)
+    for fit_idx, score_idx in splitter.split(np.zeros(n), y if task == "classification" else None):
+        out[score_idx] = values(
+            (_take(x, fit_idx), y[fit_idx]), (_take(x, score_idx), y[score_idx]), task
+        )
+    return out
+
+
+def _join(a: Any, b: Any) -> Any:
+    return np.concatenate([a, b]) if isinstance(a, np.ndarray) else [*a, *b]
+
+
+def _take(x: Any, idx: np.ndarray) -> Any:
+    return x[idx] if isinstance(x, np.ndarray) else [x[i] for i in idx]
 
 
 def per_example(predicted: np.ndarray, targets: np.ndarray, task: str) -> np.ndarray:

@@ -84,6 +84,8 @@ class Facts:
         size_given: ``image_size`` is the user's (``--image-size``): kept, not searched.
         size_probes: ``(size, probe)`` per candidate size measured (empty: no search).
         size_noise: one standard error of the best candidate's probe (the size rule's noise).
+        probe_basis: what the probes were scored on (``on 15 validation examples``,
+            ``cross-validated on 100 labelled examples``).
     """
 
     task: str
@@ -111,6 +113,8 @@ class Facts:
     size_given: bool = False
     size_probes: tuple[tuple[int, float], ...] = ()
     size_noise: float | None = None
+    #: what the probes were scored on (validation examples, or cross-validated labelled ones).
+    probe_basis: str = ""
 
     @property
     def probes_tie(self) -> bool:
@@ -242,7 +246,7 @@ def _scratch_line(f: Facts) -> str:
     )
     return (
         f"training from scratch is likely to win here: {raw} beat the features by {amount} "
-        f"of val {f.probe_metric}, more than {SCRATCH_SE:g} standard errors ({noise} each) of "
+        f"of {f.probe_metric}, more than {SCRATCH_SE:g} standard errors ({noise} each) of "
         f"the difference; try {scratch}`graft compare {data}` to measure both"
     )
 
@@ -291,8 +295,9 @@ def _fact_lines(f: Facts) -> list[str]:
         if f.probes_tie:
             within = "a tie" if f.probe == f.pixel_probe else "within noise"
             verdict = f"{within}, broken by {f.score_name}: {verdict.lower()}"
+        basis = f" ({f.probe_basis})" if f.probe_basis else ""
         lines.append(
-            f"guard: linear probe val {f.probe_metric} {f.probe:.3f} on the features vs "
+            f"guard: linear probe {f.probe_metric}{basis} {f.probe:.3f} on the features vs "
             f"{f.pixel_probe:.3f} on {f.raw_input or _pixels(f.pixel_size)}: {verdict}"
         )
     return lines
@@ -320,7 +325,7 @@ def size_line(f: Facts) -> str:
         rule = "the best"
     return (
         f"input size {f.image_size} px: {images}, the backbone's native {f.native_size}; "
-        f"linear probe val {f.probe_metric} {cells} px: {f.image_size} px is {rule}"
+        f"linear probe {f.probe_metric} {cells} px: {f.image_size} px is {rule}"
     )
 
 
