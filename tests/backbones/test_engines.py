@@ -225,3 +225,21 @@ def test_an_unwritable_engine_cache_still_runs(
     backbone, x = _tiny_backbone(), torch.randn(2, 3, 32, 32)
     got = ENGINES.get("onnxruntime")(backbone, x).run(x)
     assert len(exports) == 1 and equivalent(got, ENGINES.get("eager")(backbone, x).run(x))
+
+
+def test_the_engine_cache_keeps_the_most_recently_used_and_only_deletes_its_own(
+    exports: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(engines, "ENGINES_KEPT", 2)
+    folder = tmp_path / engines.ENGINE_CACHE
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's")
+    backbone = _tiny_backbone()
+    for size in (32, 64, 96):
+        ENGINES.get("onnxruntime")(backbone, torch.randn(1, 3, size, size))
+    assert len(exports) == 3 and len(list(folder.glob("*.onnx"))) == 2
+    assert len(list(folder.glob("*.json"))) == 2 and (folder / "notes.txt").is_file()
+    ENGINES.get("onnxruntime")(backbone, torch.randn(1, 3, 64, 64))  # still there: no export
+    assert len(exports) == 3

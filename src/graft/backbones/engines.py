@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -145,6 +146,9 @@ def onnxruntime_engine(module: nn.Module, example: torch.Tensor) -> Engine:
 OPSET = 17
 #: Sub-folder of graft's cache folder (``$GRAFT_CACHE_DIR``) holding exported engines.
 ENGINE_CACHE = "engines"
+#: Exported engines kept; the least recently used beyond this many are deleted (Lite0: 18 MB each).
+ENGINES_KEPT = 8
+_CACHED_NAME = re.compile(r"^[0-9a-f]{32}\.(onnx|json)$")
 
 Opened = TypeVar("Opened")
 
@@ -166,7 +170,10 @@ def onnx_model(
         cached = _read_checked(*paths)
         if cached is not None:
             with contextlib.suppress(Exception):  # a file ONNX Runtime refuses is rebuilt
-                return open_model(cached)
+                opened = open_model(cached)
+                with contextlib.suppress(OSError):
+                    os.utime(paths[0])  # its mtime is its "last used"
+                return opened
     model = export_onnx(module, example)
     opened = open_model(model)
     if paths is not None:
@@ -176,6 +183,7 @@ def onnx_model(
             record["backbone"] = str(getattr(getattr(module, "spec", None), "name", ""))
             record["input"] = list(example.shape[1:])
             atomic_write_text(paths[1], json.dumps(record, indent=1))
+            _prune(paths[0], ENGINES_KEPT)
     return opened
 
 
@@ -206,6 +214,20 @@ def _cache_paths(module: nn.Module, example: torch.Tensor) -> tuple[Path, Path] 
     key = hashlib.sha256("|".join([*parts, torch.__version__]).encode()).hexdigest()[:32]
     folder = cache_root() / ENGINE_CACHE
     return folder / f"{key}.onnx", folder / f"{key}.json"
+
+
+def _prune(current: Path, keep: int) -> None:
+    """Keep ``current`` and the ``keep - 1`` most recently used other engines beside it; delete
+    the rest (only files named as graft names them)."""
+    models = [
+        f
+        for f in current.parent.iterdir()
+        if _CACHED_NAME.match(f.name) and f.suffix == ".onnx" and f.name != current.name
+    ]
+    models.sort(key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in models[max(keep - 1, 0) :]:
+        old.with_suffix(".json").unlink(missing_ok=True)  # the record first: never a stale match
+        old.unlink(missing_ok=True)
 
 
 def _read_checked(model_path: Path, record_path: Path) -> bytes | None:
