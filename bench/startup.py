@@ -3,7 +3,8 @@
 Times, in fresh processes (best of ``--repeat``): ``python -c "import torch"``, ``graft --help``,
 and ``graft fit DIGITS --strategy feature-extraction`` on a few hundred digit images whose
 features are already stored (one cold fit fills the store first). Target: warm fit at most 1.5x
-``import torch``.
+``import torch``. A fourth row is the floor of anything that trains with PyTorch 2.x: ``import
+torch`` plus one optimizer, whose construction imports ``torch._dynamo`` (about a second here).
 
     python bench/startup.py [--per-class 30] [--repeat 3]
 """
@@ -18,6 +19,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+#: The floor of any PyTorch training run: torch.optim's optimizers import torch._dynamo.
+OPTIMIZER = "import torch; torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())"
 
 
 def best(cmd: list[str], repeat: int, env: dict[str, str]) -> tuple[float, float]:
@@ -56,11 +60,13 @@ def main() -> None:
                "--epochs", "5", "--out", str(Path(tmp) / "model")]  # fmt: skip
         cold = best(fit, 1, env)
         t_torch = best([py, "-c", "import torch"], args.repeat, env)
+        t_optim = best([py, "-c", OPTIMIZER], args.repeat, env)
         t_help = best([py, "-m", "graft.cli", "--help"], args.repeat, env)
         t_warm = best(fit, args.repeat, env)
     n = args.per_class * 10
     rows = [
         ("python -c 'import torch'", t_torch),
+        ("import torch + one optimizer (torch._dynamo)", t_optim),
         ("graft --help", t_help),
         (f"graft fit, {n} images, features not stored", cold),
         (f"graft fit, {n} images, features stored", t_warm),

@@ -228,3 +228,99 @@ def test_format_metrics_by_split() -> None:
     assert lines[1].split() == ["accuracy", "0.5000", "0.7500"]
     assert lines[2].split() == ["loss", "1.2500", "n/a"]
     assert format_metrics({}) == "  (no metrics)"
+
+
+# ---------------------------------------------------------------- NumPy against scikit-learn
+
+
+def _digits_predictions() -> tuple[np.ndarray, np.ndarray]:
+    """Real, imperfect class probabilities: a weak logistic regression on scikit-learn's digits.
+
+    Rounded to two decimals so that scores tie, as they do on small validation sets.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_digits(return_X_y=True)
+    clf = LogisticRegression(C=1e-4, max_iter=200).fit(x[:300], y[:300])
+    return y[300:700], np.round(clf.predict_proba(x[300:700]), 2)
+
+
+def test_classification_metrics_match_sklearn_on_real_predictions() -> None:
+    from sklearn.metrics import balanced_accuracy_score, f1_score, log_loss, roc_auc_score
+
+    y, p = _digits_predictions()
+    p = p / p.sum(axis=1, keepdims=True)
+    pred = p.argmax(axis=1)
+    assert 0.3 < np.mean(pred == y) < 0.99  # imperfect, so every metric has work to do
+    m = classification_metrics(y, p)
+    assert m["macro_f1"] == pytest.approx(f1_score(y, pred, average="macro"), abs=1e-12)
+    assert m["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(y, pred), abs=1e-12)
+    assert m["roc_auc"] == pytest.approx(roc_auc_score(y, p, multi_class="ovr"), abs=1e-12)
+    assert m["log_loss"] == pytest.approx(log_loss(y, p), abs=1e-9)
+    # two classes: AUC of class 1 with many tied scores
+    two = np.isin(y, [3, 8])
+    yb, pb = (y[two] == 8).astype(int), p[two][:, [3, 8]]
+    pb = pb / np.clip(pb.sum(axis=1, keepdims=True), 1e-12, None)
+    mb = classification_metrics(yb, pb)
+    assert mb["roc_auc"] == pytest.approx(roc_auc_score(yb, pb[:, 1]), abs=1e-12)
+    assert mb["macro_f1"] == pytest.approx(f1_score(yb, pb.argmax(axis=1), average="macro"))
+
+
+def test_labels_missing_from_truth_or_predictions_match_sklearn() -> None:
+    """A class never predicted, and a predicted class absent from y_true (small val sets)."""
+    from sklearn.metrics import balanced_accuracy_score, f1_score, precision_recall_fscore_support
+
+    y, p = _digits_predictions()
+    keep = y != 5  # class 5 never occurs in y_true, some rows may still predict it
+    y, p = y[keep], p[keep]
+    p[:, 9] = 0.0  # class 9 is never predicted
+    pred = p.argmax(axis=1)
+    m = classification_metrics(y, p / p.sum(axis=1, keepdims=True))
+    with pytest.warns(UserWarning):
+        expected_bal = balanced_accuracy_score(y, pred)
+    assert m["balanced_accuracy"] == pytest.approx(expected_bal, abs=1e-12)
+    assert m["macro_f1"] == pytest.approx(
+        f1_score(y, pred, average="macro", zero_division=0), abs=1e-12
+    )
+    names = [str(c) for c in range(10)]
+    rows = per_class_report(y, p / p.sum(axis=1, keepdims=True), names)
+    prec, rec, f1, support = precision_recall_fscore_support(
+        y, pred, labels=list(range(10)), zero_division=0
+    )
+    for c, row in enumerate(rows):
+        assert row["precision"] == pytest.approx(prec[c], abs=1e-12)
+        assert row["recall"] == pytest.approx(rec[c], abs=1e-12)
+        assert row["f1"] == pytest.approx(f1[c], abs=1e-12)
+        assert row["support"] == support[c]
+
+
+def test_multilabel_metrics_match_sklearn_on_real_predictions() -> None:
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    y, p = _digits_predictions()
+    t = np.stack([y % 2 == 0, y < 5, np.isin(y, [0, 6, 8, 9]), y == 1], axis=1).astype(int)
+    scores = np.stack(
+        [p[:, ::2].sum(1), p[:, :5].sum(1), p[:, [0, 6, 8, 9]].sum(1), p[:, 1]], axis=1
+    )
+    scores[:, 3] = 0.0  # a label never predicted: its F1 is 0, as with zero_division=0
+    m = multilabel_metrics(t, scores)
+    pred = scores >= 0.5
+    assert m["micro_f1"] == pytest.approx(f1_score(t, pred, average="micro", zero_division=0))
+    assert m["macro_f1"] == pytest.approx(f1_score(t, pred, average="macro", zero_division=0))
+    expected_auc = np.mean([roc_auc_score(t[:, j], scores[:, j]) for j in range(4)])
+    assert m["roc_auc"] == pytest.approx(expected_auc, abs=1e-12)
+
+
+def test_the_metrics_module_does_not_import_sklearn() -> None:
+    """Per-epoch metrics cost no scikit-learn import (about a second of start-up)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from graft.metrics import classification_metrics as c, "
+        "multilabel_metrics as m; c(np.array([0, 1, 1]), np.array([.2, .7, .4])); "
+        "m(np.eye(2), np.eye(2)); print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""Small file helpers: atomic writes and prediction records as CSV or JSON."""
+"""Small file helpers: the cache folder, atomic writes and prediction records as CSV or JSON."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from graft.errors import ConfigError
+
+
+def cache_root() -> Path:
+    """graft's cache folder: ``$GRAFT_CACHE_DIR``, else ``$XDG_CACHE_HOME/graft`` or
+    ``~/.cache/graft``; the feature store lives in ``features/``, exported engines in
+    ``engines/``."""
+    if os.environ.get("GRAFT_CACHE_DIR"):
+        return Path(os.environ["GRAFT_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(xdg).expanduser() / "graft"
 
 
 def umask() -> int:

@@ -1,4 +1,8 @@
-"""Metrics on NumPy outputs (scikit-learn), which way each one improves, and how to print them.
+"""Metrics on NumPy outputs, which way each one improves, and how to print them.
+
+The per-epoch metrics are plain NumPy (no scikit-learn import: it costs about a second of start-up
+on every run); ``tests/test_metrics.py`` checks each against scikit-learn's value on real
+predictions.
 
 Every function takes targets and decoded outputs (probabilities, or values in original units)
 and returns a flat ``dict[str, float]`` whose keys :func:`metric_direction` understands, so
@@ -10,7 +14,6 @@ from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -180,13 +183,50 @@ def _check_classification(
     return y.astype(np.int64), p
 
 
-def _auc(positive: np.ndarray, score: np.ndarray) -> float | None:
-    """ROC AUC of one binary problem, or None when only one class is present."""
-    from sklearn.metrics import roc_auc_score
+def _average_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties sharing their mean rank (``scipy.stats.rankdata``)."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(values)]  # each tie group is ordered[start:end]
+    mean_rank = (starts + ends + 1) / 2.0  # mean of the 1-based ranks start+1 .. end
+    ranks = np.empty(len(values), dtype=np.float64)
+    ranks[order] = np.repeat(mean_rank, ends - starts)
+    return ranks
 
-    if positive.all() or not positive.any():
+
+def _auc(positive: np.ndarray, score: np.ndarray) -> float | None:
+    """ROC AUC of one binary problem, or None when only one class is present.
+
+    The Mann-Whitney form (ties count one half), equal to the area under the ROC curve that
+    ``sklearn.metrics.roc_auc_score`` integrates.
+    """
+    pos = np.asarray(positive, dtype=bool).reshape(-1)
+    n_pos = int(pos.sum())
+    n_neg = len(pos) - n_pos
+    if n_pos == 0 or n_neg == 0:
         return None
-    return float(roc_auc_score(positive, score))
+    ranks = _average_ranks(np.asarray(score, dtype=np.float64).reshape(-1))
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den`` is 0 (scikit-learn's ``zero_division=0``)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+
+
+def _per_class_counts(
+    y: np.ndarray, pred: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """True positives, predicted counts and true counts (support) for each class."""
+    tp = np.bincount(y[pred == y], minlength=n_classes)
+    return tp, np.bincount(pred, minlength=n_classes), np.bincount(y, minlength=n_classes)
+
+
+def _f1(tp: np.ndarray, predicted: np.ndarray, support: np.ndarray) -> np.ndarray:
+    """F1 = 2 TP / (2 TP + FP + FN) = 2 TP / (predicted + actual); 0 where both are 0."""
+    return _ratio(2 * tp, predicted + support)
 
 
 def classification_metrics(
@@ -211,8 +251,6 @@ def classification_metrics(
     Shape:
         y_true: ``(n,)``; proba: ``(n, n_classes)`` or ``(n,)``.
     """
-    from sklearn.metrics import balanced_accuracy_score, f1_score
-
     y, p = _check_classification(y_true, proba, class_names)
     n_classes = p.shape[1]
     pred = p.argmax(axis=1)
@@ -221,10 +259,10 @@ def classification_metrics(
     if n_classes > 2 and k >= 1:
         top = np.argsort(-p, axis=1, kind="stable")[:, :k]
         out[f"top{k}_accuracy"] = float(np.mean((top == y[:, None]).any(axis=1)))
-    with warnings.catch_warnings():  # a class never predicted is expected on small sets
-        warnings.simplefilter("ignore")
-        out["macro_f1"] = float(f1_score(y, pred, average="macro", zero_division=0))
-        out["balanced_accuracy"] = float(balanced_accuracy_score(y, pred))
+    tp, predicted, support = _per_class_counts(y, pred, n_classes)
+    seen = (predicted + support) > 0  # scikit-learn averages over the labels that occur
+    out["macro_f1"] = float(_f1(tp, predicted, support)[seen].mean())
+    out["balanced_accuracy"] = float((tp[support > 0] / support[support > 0]).mean())
     picked = np.clip(p[np.arange(len(y)), y], 1e-15, 1.0)
     out["log_loss"] = float(-np.mean(np.log(picked)))
     if len(np.unique(y)) == n_classes:
@@ -244,15 +282,9 @@ def per_class_report(
     Shape:
         y_true: ``(n,)``; proba: ``(n, n_classes)``.
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
     y, p = _check_classification(y_true, proba, class_names)
-    labels = list(range(p.shape[1]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prec, rec, f1, support = precision_recall_fscore_support(
-            y, p.argmax(axis=1), labels=labels, zero_division=0
-        )
+    tp, predicted, support = _per_class_counts(y, p.argmax(axis=1), p.shape[1])
+    prec, rec, f1 = _ratio(tp, predicted), _ratio(tp, support), _f1(tp, predicted, support)
     return [
         {
             "class": str(name),
@@ -327,16 +359,15 @@ def multilabel_metrics(
     Shape:
         y_true: ``(n, n_labels)`` of 0/1; proba: ``(n, n_labels)``.
     """
-    from sklearn.metrics import f1_score
-
     t = np.asarray(y_true).reshape(len(y_true), -1).astype(bool)
     p = np.asarray(proba, dtype=np.float64).reshape(len(proba), -1)
     if t.shape != p.shape or len(t) == 0:
         raise DataError(f"y_true has shape {t.shape} but proba has {p.shape}; they must match")
     pred = p >= threshold
+    tp, predicted, actual = (pred & t).sum(axis=0), pred.sum(axis=0), t.sum(axis=0)
     out = {
-        "micro_f1": float(f1_score(t, pred, average="micro", zero_division=0)),
-        "macro_f1": float(f1_score(t, pred, average="macro", zero_division=0)),
+        "micro_f1": float(_f1(tp.sum(), predicted.sum(), actual.sum())),
+        "macro_f1": float(_f1(tp, predicted, actual).mean()),
         "subset_accuracy": float(np.mean((pred == t).all(axis=1))),
         "hamming_loss": float(np.mean(pred != t)),
     }

@@ -144,3 +144,102 @@ def test_an_engine_used_under_inference_mode_leaves_a_model_that_can_train(
         p.requires_grad_(True)
     backbone.train()
     backbone(torch.randn(2, 3, 32, 32)).sum().backward()
+
+
+# ---------------------------------------------------------------- the exported-engine cache
+
+
+@pytest.fixture
+def exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts ONNX exports (one list item per call)."""
+    calls: list[int] = []
+    real = engines.export_onnx
+
+    def counted(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+        calls.append(1)
+        return real(module, example)
+
+    monkeypatch.setattr(engines, "export_onnx", counted)
+    return calls
+
+
+def _tiny_backbone() -> Backbone:
+    torch.manual_seed(0)
+    return create("timm:test_efficientnet", pretrained=False, image_size=32).eval()
+
+
+def test_the_onnx_export_is_cached_checked_and_rebuilt_when_damaged(
+    exports: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path))
+    backbone, x = _tiny_backbone(), torch.randn(3, 3, 32, 32)
+    first = ENGINES.get("onnxruntime")(backbone, x).run(x)
+    (model_file,) = (tmp_path / engines.ENGINE_CACHE).glob("*.onnx")
+    assert len(exports) == 1 and model_file.with_suffix(".json").is_file()
+    again = ENGINES.get("onnxruntime")(backbone, x).run(x)
+    assert len(exports) == 1 and np.array_equal(again, first)  # read back, not exported
+
+    blob = bytearray(model_file.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF  # one flipped byte, e.g. in a weight: still a loadable model
+    model_file.write_bytes(bytes(blob))
+    rebuilt = ENGINES.get("onnxruntime")(backbone, x).run(x)
+    assert len(exports) == 2 and np.array_equal(rebuilt, first)
+    assert engines._read_checked(model_file, model_file.with_suffix(".json")) is not None
+
+    model_file.with_suffix(".json").unlink()  # a crash between the two writes
+    ENGINES.get("onnxruntime")(backbone, x).run(x)
+    assert len(exports) == 3
+
+    model_file.write_bytes(b"not onnx")  # record rewritten to match: ONNX Runtime refuses it
+    record = json.loads(model_file.with_suffix(".json").read_text())
+    record["sha256"] = __import__("hashlib").sha256(b"not onnx").hexdigest()
+    model_file.with_suffix(".json").write_text(json.dumps(record))
+    assert np.array_equal(ENGINES.get("onnxruntime")(backbone, x).run(x), first)
+    assert len(exports) == 4
+
+
+def test_the_engine_cache_key_follows_weights_and_input_size(
+    exports: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path))
+    backbone = _tiny_backbone()
+    ENGINES.get("onnxruntime")(backbone, torch.randn(2, 3, 32, 32))
+    ENGINES.get("onnxruntime")(backbone, torch.randn(2, 3, 64, 64))  # another input size
+    with torch.no_grad():
+        backbone.model.conv_stem.weight.mul_(0.5)  # other weights (a fine-tuned backbone)
+    x = torch.randn(2, 3, 32, 32)
+    changed = ENGINES.get("onnxruntime")(backbone, x).run(x)
+    assert len(exports) == 3 and len(list((tmp_path / "engines").glob("*.onnx"))) == 3
+    assert equivalent(changed, ENGINES.get("eager")(backbone, x).run(x))
+
+
+def test_an_unwritable_engine_cache_still_runs(
+    exports: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(blocker))  # engines/ cannot be made under a file
+    backbone, x = _tiny_backbone(), torch.randn(2, 3, 32, 32)
+    got = ENGINES.get("onnxruntime")(backbone, x).run(x)
+    assert len(exports) == 1 and equivalent(got, ENGINES.get("eager")(backbone, x).run(x))
+
+
+def test_the_engine_cache_keeps_the_most_recently_used_and_only_deletes_its_own(
+    exports: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(engines, "ENGINES_KEPT", 2)
+    folder = tmp_path / engines.ENGINE_CACHE
+    folder.mkdir()
+    (folder / "notes.txt").write_text("the user's")
+    backbone = _tiny_backbone()
+    for size in (32, 64, 96):
+        ENGINES.get("onnxruntime")(backbone, torch.randn(1, 3, size, size))
+    assert len(exports) == 3 and len(list(folder.glob("*.onnx"))) == 2
+    assert len(list(folder.glob("*.json"))) == 2 and (folder / "notes.txt").is_file()
+    ENGINES.get("onnxruntime")(backbone, torch.randn(1, 3, 64, 64))  # still there: no export
+    assert len(exports) == 3

@@ -38,7 +38,8 @@ class BundledBackbone:
         positional: the file uses other tensor names in the architecture's order; map by position.
         data_config: the preprocessing the weights expect (measured, see the entry's notes).
         description, license, origin: shown by ``graft models``.
-        num_features, num_params: shown by ``graft models`` without building the network.
+        num_features, num_params: shown by ``graft models`` without building the network;
+            ``num_features`` (the pooled features' width) also spares measuring it on build.
     """
 
     name: str
@@ -182,7 +183,7 @@ class BundledSource(Source):
         if built is None:
             model = build_arch(entry.arch, kwargs)
             built = model, _load_bundled(model, entry)
-        return assemble(*built, entry.data_config, image_size)
+        return assemble(*built, entry.data_config, image_size, num_features=entry.num_features)
 
     def rebuild(self, spec: BackboneSpec, *, load_weights: bool) -> Backbone:
         entry = BUNDLED.get(spec.name)
@@ -193,7 +194,7 @@ class BundledSource(Source):
             check_sha(spec, rebuilt.weights_sha256, rebuilt.weights)
         if model is None:
             raise BackboneError(f"cannot load weights for backbone source {spec.source!r}")
-        return assemble(model, spec, entry.data_config, None)
+        return assemble(model, spec, entry.data_config, None, num_features=entry.num_features)
 
 
 def _load_bundled(model: nn.Module, entry: BundledBackbone) -> BackboneSpec:

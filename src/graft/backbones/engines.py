@@ -7,7 +7,10 @@ It lives with the backbones (layer 1) so that the model layer can use it too.
 
 - ``eager``: the module as it is (the fallback, and the reference).
 - ``channels_last``: NHWC memory layout for convolutions (faster oneDNN kernels on CPU).
-- ``onnxruntime``: the backbone exported to ONNX and run by ONNX Runtime (when installed).
+- ``onnxruntime``: the backbone exported to ONNX and run by ONNX Runtime (when installed). The
+  export (seconds) is cached in ``$GRAFT_CACHE_DIR/engines`` (see :func:`onnx_model`), keyed by
+  the backbone's weights, input size and torch version, and checked by its sha256 on every read,
+  so a second ``graft predict`` of the same model reuses it and a damaged file is rebuilt.
 - ``bf16``: bfloat16 autocast; not equivalent at :data:`TOLERANCE`, so never chosen
   automatically (ask for it with ``GRAFT_ENGINE=bf16``).
 
@@ -20,18 +23,24 @@ run eager, even when ``GRAFT_ENGINE`` names another engine.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from graft._registry import Registry
+from graft.io import atomic_write_bytes, atomic_write_text, cache_root
 
 #: Largest absolute difference from eager, relative to the features' scale, that counts as equal.
 TOLERANCE = 1e-4
@@ -112,11 +121,74 @@ def bf16(module: nn.Module, example: torch.Tensor) -> Engine:
 
 @ENGINES.register("onnxruntime")
 def onnxruntime_engine(module: nn.Module, example: torch.Tensor) -> Engine:
-    """The module exported to ONNX (in memory) and run by ONNX Runtime on the CPU."""
+    """The module exported to ONNX (cached, see :func:`onnx_model`) and run by ONNX Runtime on
+    the CPU."""
     import onnxruntime as ort
 
     if _device(module).type != "cpu":
         raise RuntimeError("the onnxruntime engine runs on the CPU only")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+
+    def session_of(model: bytes) -> Any:
+        return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+
+    session = onnx_model(module, example, session_of)
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        feed = {"pixels": x.detach().cpu().numpy().astype(np.float32, copy=False)}
+        return np.asarray(session.run(["features"], feed)[0], dtype=np.float32)
+
+    return Engine("onnxruntime", run)
+
+
+#: The ONNX opset of exported engines (part of the cache key).
+OPSET = 17
+#: Sub-folder of graft's cache folder (``$GRAFT_CACHE_DIR``) holding exported engines.
+ENGINE_CACHE = "engines"
+#: Exported engines kept; the least recently used beyond this many are deleted (Lite0: 18 MB each).
+ENGINES_KEPT = 8
+_CACHED_NAME = re.compile(r"^[0-9a-f]{32}\.(onnx|json)$")
+
+Opened = TypeVar("Opened")
+
+
+def onnx_model(
+    module: nn.Module, example: torch.Tensor, open_model: Callable[[bytes], Opened]
+) -> Opened:
+    """``open_model`` of the module's ONNX export, read from the engine cache when it is there.
+
+    The cache file ``<key>.onnx`` in ``$GRAFT_CACHE_DIR/engines`` is keyed by the backbone's
+    identity (a hash of its weights), the input's shape and dtype, the opset and torch's version;
+    ``<key>.json`` beside it records the file's sha256. A file whose sha256 differs, that is
+    missing its record, or that ``open_model`` refuses is never used: the module is exported
+    again and the cache rewritten (each file atomically; the record last). A module without an
+    ``identity()`` (not a graft backbone) and an unwritable cache export in memory only.
+    """
+    paths = _cache_paths(module, example)
+    if paths is not None:
+        cached = _read_checked(*paths)
+        if cached is not None:
+            with contextlib.suppress(Exception):  # a file ONNX Runtime refuses is rebuilt
+                opened = open_model(cached)
+                with contextlib.suppress(OSError):
+                    os.utime(paths[0])  # its mtime is its "last used"
+                return opened
+    model = export_onnx(module, example)
+    opened = open_model(model)
+    if paths is not None:
+        with contextlib.suppress(OSError):  # a read-only or full cache: run from memory
+            atomic_write_bytes(paths[0], model)
+            record = {"sha256": hashlib.sha256(model).hexdigest(), "bytes": len(model)}
+            record["backbone"] = str(getattr(getattr(module, "spec", None), "name", ""))
+            record["input"] = list(example.shape[1:])
+            atomic_write_text(paths[1], json.dumps(record, indent=1))
+            _prune(paths[0], ENGINES_KEPT)
+    return opened
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
+    """The module as an ONNX model (bytes) with a dynamic batch axis: ``pixels -> features``."""
     buffer = io.BytesIO()
     with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -127,18 +199,45 @@ def onnxruntime_engine(module: nn.Module, example: torch.Tensor) -> Engine:
             input_names=["pixels"],
             output_names=["features"],
             dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-            opset_version=17,
+            opset_version=OPSET,
             dynamo=False,
         )
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    return buffer.getvalue()
 
-    def run(x: torch.Tensor) -> np.ndarray:
-        feed = {"pixels": x.detach().cpu().numpy().astype(np.float32, copy=False)}
-        return np.asarray(session.run(["features"], feed)[0], dtype=np.float32)
 
-    return Engine("onnxruntime", run)
+def _cache_paths(module: nn.Module, example: torch.Tensor) -> tuple[Path, Path] | None:
+    """The cached model file and its record for this module and input, or None (no identity)."""
+    identity = getattr(module, "identity", None)
+    if not callable(identity):
+        return None
+    parts = [identity(), *map(str, example.shape[1:]), str(example.dtype), str(OPSET)]
+    key = hashlib.sha256("|".join([*parts, torch.__version__]).encode()).hexdigest()[:32]
+    folder = cache_root() / ENGINE_CACHE
+    return folder / f"{key}.onnx", folder / f"{key}.json"
+
+
+def _prune(current: Path, keep: int) -> None:
+    """Keep ``current`` and the ``keep - 1`` most recently used other engines beside it; delete
+    the rest (only files named as graft names them)."""
+    models = [
+        f
+        for f in current.parent.iterdir()
+        if _CACHED_NAME.match(f.name) and f.suffix == ".onnx" and f.name != current.name
+    ]
+    models.sort(key=lambda f: f.stat().st_mtime, reverse=True)
+    for old in models[max(keep - 1, 0) :]:
+        old.with_suffix(".json").unlink(missing_ok=True)  # the record first: never a stale match
+        old.unlink(missing_ok=True)
+
+
+def _read_checked(model_path: Path, record_path: Path) -> bytes | None:
+    """The cached bytes when the record exists and their sha256 matches it, else None."""
+    try:
+        expected = json.loads(record_path.read_text(encoding="utf-8"))["sha256"]
+        data = model_path.read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return data if hashlib.sha256(data).hexdigest() == expected else None
 
 
 def available(input_kind: str = "image") -> list[str]:

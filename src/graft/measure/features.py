@@ -49,7 +49,7 @@ from graft import __version__
 from graft.backbones.base import Backbone
 from graft.backbones.engines import choose_engine
 from graft.errors import ConfigError, DataError
-from graft.io import atomic_write_text, follow_umask
+from graft.io import atomic_write_text, cache_root, follow_umask
 from graft.progress import Heartbeat
 
 Loader = Callable[[Any], torch.Tensor]  # a file path, or an item of ``keys``-given extraction
@@ -67,10 +67,7 @@ _UNWRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUO
 
 def default_root() -> Path:
     """``$GRAFT_CACHE_DIR/features``, else ``$XDG_CACHE_HOME/graft/features`` or ``~/.cache/...``."""
-    if os.environ.get("GRAFT_CACHE_DIR"):
-        return Path(os.environ["GRAFT_CACHE_DIR"]).expanduser() / "features"
-    xdg = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(xdg).expanduser() / "graft" / "features"
+    return cache_root() / "features"
 
 
 def store_root(cache_dir: str | Path | None) -> Path:
