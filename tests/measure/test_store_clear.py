@@ -80,3 +80,22 @@ def test_cache_dir_flag_and_env_name_the_same_store(
     assert "1 entries" in capsys.readouterr().out
     meta = json.loads((Path(entries[0]["path"]) / "meta.json").read_text())
     assert meta["dim"] == entries[0]["dim"]
+
+
+def test_onnx_exports_live_in_the_cache_dir_and_clear_with_it(
+    tmp_path: Path, images: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--cache-dir DIR``: the pass's ONNX export goes to DIR/engines, not $GRAFT_CACHE_DIR;
+    clearing all removes it and leaves a user's file there alone."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("GRAFT_ENGINE", "onnxruntime")
+    store = FeatureStore.for_cache_dir(tmp_path / "mine")
+    _extract(store, images)
+    exports = sorted((tmp_path / "mine" / "engines").iterdir())
+    assert [p.suffix for p in exports] == [".json", ".onnx"]
+    assert not (tmp_path / "elsewhere").exists()
+    (tmp_path / "mine" / "engines" / "notes.txt").write_text("mine")
+    exported = sum(p.stat().st_size for p in exports)
+    assert cache_clear(cache_dir=str(tmp_path / "mine")) > exported
+    assert [p.name for p in (tmp_path / "mine" / "engines").iterdir()] == ["notes.txt"]

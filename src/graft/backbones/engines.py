@@ -23,6 +23,7 @@ run eager, even when ``GRAFT_ENGINE`` names another engine.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import io
 import json
@@ -146,6 +147,8 @@ def onnxruntime_engine(module: nn.Module, example: torch.Tensor) -> Engine:
 OPSET = 17
 #: Sub-folder of graft's cache folder (``$GRAFT_CACHE_DIR``) holding exported engines.
 ENGINE_CACHE = "engines"
+#: The cache folder of the pass in progress (``choose_engine``'s ``cache_dir``: ``--cache-dir``).
+_CACHE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("cache_dir", default=None)
 #: Exported engines kept; the least recently used beyond this many are deleted (Lite0: 18 MB each).
 ENGINES_KEPT = 8
 _CACHED_NAME = re.compile(r"^[0-9a-f]{32}\.(onnx|json)$")
@@ -205,15 +208,35 @@ def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
-def _cache_paths(module: nn.Module, example: torch.Tensor) -> tuple[Path, Path] | None:
+def _cache_paths(
+    module: nn.Module, example: torch.Tensor, cache_dir: Path | None = None
+) -> tuple[Path, Path] | None:
     """The cached model file and its record for this module and input, or None (no identity)."""
     identity = getattr(module, "identity", None)
     if not callable(identity):
         return None
     parts = [identity(), *map(str, example.shape[1:]), str(example.dtype), str(OPSET)]
     key = hashlib.sha256("|".join([*parts, torch.__version__]).encode()).hexdigest()[:32]
-    folder = cache_root() / ENGINE_CACHE
+    folder = (cache_dir or _CACHE_DIR.get() or cache_root()) / ENGINE_CACHE
     return folder / f"{key}.onnx", folder / f"{key}.json"
+
+
+def clear_engines(cache_dir: Path | None = None) -> int:
+    """Delete the cached exports in ``cache_dir/engines`` (only files named as graft names
+    them); return the bytes freed."""
+    folder = (cache_dir or cache_root()) / ENGINE_CACHE
+    freed = 0
+    try:
+        files = [f for f in folder.iterdir() if _CACHED_NAME.match(f.name)]
+    except OSError:
+        return 0
+    for f in sorted(files, key=lambda f: f.suffix != ".json"):  # records first
+        try:
+            freed += f.stat().st_size
+            f.unlink()
+        except OSError:
+            pass
+    return freed
 
 
 def _prune(current: Path, keep: int) -> None:
@@ -264,7 +287,12 @@ PROBE_MIN_FILES = 256
 
 @contextlib.contextmanager
 def choose_engine(
-    module: nn.Module, first: torch.Tensor, *, input_kind: str = "image", files: int = 0
+    module: nn.Module,
+    first: torch.Tensor,
+    *,
+    input_kind: str = "image",
+    files: int = 0,
+    cache_dir: Path | None = None,
 ) -> Iterator[Engine]:
     """The fastest engine equivalent to eager on ``first`` (a real batch); restores the module.
 
@@ -277,7 +305,19 @@ def choose_engine(
         first: the first batch of the pass (the equivalence check runs on it).
         input_kind: the backbone's input kind; only ``image`` takes the fast engines.
         files: how many files the pass covers (an ONNX export pays off only on many).
+        cache_dir: the cache folder whose ``engines/`` keeps ONNX exports (``--cache-dir``;
+            default :func:`graft.io.cache_root`).
     """
+    token = _CACHE_DIR.set(cache_dir)
+    try:
+        yield from _choose(module, first, input_kind, files)
+    finally:
+        _CACHE_DIR.reset(token)
+
+
+def _choose(
+    module: nn.Module, first: torch.Tensor, input_kind: str, files: int
+) -> Iterator[Engine]:
     forced = os.environ.get("GRAFT_ENGINE") if input_kind == "image" else None
     reference = eager(module, first)
     if not forced and (input_kind != "image" or 0 < files < PROBE_MIN_FILES):

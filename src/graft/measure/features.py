@@ -516,7 +516,7 @@ class FeatureStore:
     def _fill(self, missing: dict[str, Any], backbone: Backbone, entry: _Entry, *rest: Any) -> None:
         with _writable(self.root):
             entry.clean()
-            _compute(backbone, entry, missing, *rest)
+            _compute(backbone, entry, missing, *rest, cache_dir=self.root.parent)
 
     def info(self) -> list[dict[str, Any]]:
         """One record per entry: backbone, transform id, rows, bytes on disk, last use."""
@@ -667,6 +667,8 @@ def _compute(
     shard_size: int,
     progress: bool,
     failed: dict[str, str] | None = None,
+    *,
+    cache_dir: Path | None = None,
 ) -> None:
     from tqdm.auto import tqdm
 
@@ -692,7 +694,9 @@ def _compute(
         if first is None:
             return
         kind = getattr(backbone, "input_kind", "image")
-        with choose_engine(backbone, first, input_kind=kind, files=len(missing)) as engine:
+        with choose_engine(
+            backbone, first, input_kind=kind, files=len(missing), cache_dir=cache_dir
+        ) as engine:
             for batch in itertools.chain([first], batches):
                 out = engine.run(batch)
                 if out.shape[1:] != (dim,):

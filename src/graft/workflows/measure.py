@@ -25,6 +25,7 @@ import torch
 
 from graft.backbones import DEFAULT_BACKBONE
 from graft.backbones.base import Backbone
+from graft.backbones.engines import clear_engines
 from graft.data.base import Dataset, Samples
 from graft.data.images import list_images
 from graft.data.text import is_text_folder, list_texts, read_text
@@ -270,10 +271,15 @@ def cache_info(*, cache_dir: str | None = None) -> list[dict[str, Any]]:
 
 
 def cache_clear(*, backbone: str | None = None, cache_dir: str | None = None) -> int:
-    """Delete stored features (all, or one backbone's) and return the bytes freed.
+    """Delete stored features (all, or one backbone's) and return the bytes freed; clearing
+    all also deletes the cached ONNX exports beside them (``engines/``).
 
     Args:
         backbone: a backbone name, architecture, identity or entry folder; None clears all.
-        cache_dir: feature store folder.
+        cache_dir: the cache folder (features in ``features/``, exports in ``engines/``).
     """
-    return FeatureStore.for_cache_dir(cache_dir).clear(backbone)
+    store = FeatureStore.for_cache_dir(cache_dir)
+    freed = store.clear(backbone)
+    if backbone is None:
+        freed += clear_engines(store.root.parent)
+    return freed
