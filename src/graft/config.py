@@ -20,6 +20,8 @@ from typing import Any
 from graft.errors import ConfigError
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
+#: The small network trained from scratch per input kind: compare's baselines, auto's race.
+SCRATCH_NETWORKS = {"image": "small_cnn", "text": "small_text"}
 SPLIT_FRACTION = 0.15  # default validation and test shares when the data has no such split
 CONFIG_VERSION = 1
 TASKS = ("classification", "regression", "multilabel", "multitask")
@@ -183,6 +185,12 @@ class StrategyConfig:
     stage_epochs: int | None = option(None, "progressive: epochs per stage", option=True)
     total_epochs: int | None = option(
         None, "auto: a total epoch budget split among the chosen plan's stages", option=True
+    )
+    race_scratch: bool = option(
+        True,
+        "auto: when the frozen features do not beat the raw input beyond noise, also train the "
+        "small network from scratch (small_cnn, small_text) on the same budget and keep the "
+        "one better on validation",
     )
 
     def __post_init__(self) -> None:

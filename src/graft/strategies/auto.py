@@ -151,6 +151,14 @@ class Facts:
         return self.pixel_probe - self.probe > SCRATCH_SE * self.probe_noise
 
     @property
+    def scratch_contender(self) -> bool:
+        """A network trained from scratch may well win: the backbone is pretrained, both probes
+        were measured and the features do not beat the raw input beyond noise
+        (``SCRATCH_SE`` standard errors of the paired difference)."""
+        measured = self.probe is not None and self.pixel_probe is not None
+        return self.pretrained and measured and not self.features_win_clearly
+
+    @property
     def small(self) -> bool:
         if self.task == "classification":
             return self.n_train / max(self.n_outputs, 1) < SMALL_PER_CLASS

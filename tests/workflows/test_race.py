@@ -1,0 +1,81 @@
+"""``--strategy auto``'s race: a small network from scratch when the features are not clearly
+ahead of the raw input, kept only when it validates better."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import graft
+from graft.config import FitConfig
+from graft.strategies.auto import Facts, decide
+from graft.testing import tiny_backbone
+from graft.workflows.fit import load_data_for, race_scratch
+
+QUIET: dict[str, Any] = {"progress": False, "log": lambda s: None}
+
+
+def _advised(digits_dir: Path, *, probe: float, pixel_probe: float, val: float) -> Any:
+    """A fitted model carrying constructed advice facts and a constructed val accuracy."""
+    model = graft.fit(
+        digits_dir, backbone=tiny_backbone(), strategy="feature_extraction", epochs=1, **QUIET
+    )
+    facts = Facts(
+        task="classification", n_train=100, n_outputs=10, probe=probe, pixel_probe=pixel_probe,
+        probe_noise=0.02, pixel_size=16, pretrained=True,
+    )  # fmt: skip
+    model.info["advice"] = asdict(decide(facts)) | {"lines": ["advice: ..."]}
+    model.info["metrics"]["val"]["accuracy"] = val
+    return model
+
+
+def _cfg(**overrides: Any) -> FitConfig:
+    return FitConfig.create(epochs=2, total_epochs=3, batch_size=16, **overrides)
+
+
+def test_scratch_is_trained_and_kept_when_it_validates_better(digits_dir: Path) -> None:
+    model = _advised(digits_dir, probe=0.6, pixel_probe=0.62, val=0.0)
+    cfg = _cfg()
+    lines: list[str] = []
+    won = race_scratch(model, load_data_for(digits_dir, cfg), cfg, log=lines.append)
+    assert won is not model and won.backbone.spec.name == "small_cnn"
+    assert not won.backbone.spec.pretrained
+    race = won.info["advice"]["race"]
+    assert race["kept"] == "scratch" and race["epochs"] == 3 and race["transfer"] == 0.0
+    assert race["scratch"] == won.info["metrics"]["val"]["accuracy"] > 0.0
+    assert any("keeping small_cnn" in line for line in lines)
+    assert won.info["advice"]["lines"][-1].strip().startswith("race: val accuracy")
+
+
+def test_the_pretrained_model_stays_when_it_validates_better(digits_dir: Path) -> None:
+    model = _advised(digits_dir, probe=0.6, pixel_probe=0.62, val=1.0)
+    cfg = _cfg()
+    won = race_scratch(model, load_data_for(digits_dir, cfg), cfg, log=lambda s: None)
+    assert won is model and won.info["advice"]["race"]["kept"] == "transfer"
+
+
+@pytest.mark.parametrize(
+    ("probe", "options"),
+    [
+        (0.9, {}),  # the features win beyond noise: nothing to race
+        (0.6, {"race_scratch": False}),  # --no-race-scratch
+        (0.6, {"regularize": "l2sp"}),  # a regularizer needs the pretrained source
+    ],
+)
+def test_no_race(digits_dir: Path, probe: float, options: dict[str, Any]) -> None:
+    model = _advised(digits_dir, probe=probe, pixel_probe=0.62, val=0.0)
+    cfg = _cfg(**options)
+    won = race_scratch(model, load_data_for(digits_dir, cfg), cfg, log=lambda s: None)
+    assert won is model and "race" not in won.info["advice"]
+
+
+def test_the_flag_is_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from graft.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["fit", "--help"])
+    assert "--no-race-scratch" in capsys.readouterr().out
+    assert FitConfig.create(race_scratch=False).tuning.race_scratch is False
