@@ -45,9 +45,11 @@ def test_rank_stores_features_so_fit_runs_no_backbone_pass(
     computed: list[Path] = []
     real_compute = graft.measure.features._compute
 
-    def only_test_files(backbone: object, entry: object, missing: dict, *rest: object) -> None:
+    def only_test_files(
+        backbone: object, entry: object, missing: dict, *rest: object, **kw: object
+    ) -> None:
         computed.extend(missing.values())  # rank measured train and val only
-        real_compute(backbone, entry, missing, *rest)
+        real_compute(backbone, entry, missing, *rest, **kw)
 
     monkeypatch.setattr(graft.measure.features, "_compute", only_test_files)
     model = graft.fit(
