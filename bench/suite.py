@@ -76,6 +76,9 @@ def run_task(name: str, root: Path, args: argparse.Namespace) -> list[dict[str, 
             m = model.record.metrics
             if arm == "auto":  # the advisor's choice: graft fit --strategy auto, the same budget
                 plan = (model.record.plan or {}).get("strategy", "?")
+                race = (model.record.advice or {}).get("race") or {}
+                if race.get("kept") == "scratch":  # the race's winner: a network from scratch
+                    plan = f"race: {race['network']} from scratch"
                 size = "" if text else f" at {model.data_config.image_size} px"
                 arm = f"advisor ({plan}{size})"
             rows.append(

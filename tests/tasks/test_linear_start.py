@@ -7,11 +7,21 @@ import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from graft.tasks.base import Head
 from graft.tasks.linear_start import fit_linear_head, linear_layers
+
+
+class _Scaled:
+    """Centre, then divide by one common scale: the features' root-mean-square deviation."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.mean = x.mean(axis=0)
+        self.scale = float(np.sqrt(x.var(axis=0).mean()))
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.scale
 
 
 def _digits(n: int = 400) -> tuple[np.ndarray, np.ndarray]:
@@ -20,12 +30,13 @@ def _digits(n: int = 400) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_classification_matches_scikit_learn_logistic_regression() -> None:
-    """The objective is StandardScaler + LogisticRegression(C=1): the same probabilities."""
+    """The objective is LogisticRegression(C=1) on features centred and divided by their
+    root-mean-square deviation: the same probabilities."""
     x, y = _digits()
     head = Head(x.shape[1], 10, dropout=0.2)
     fitted = fit_linear_head(head, F.cross_entropy, torch.as_tensor(x), torch.as_tensor(y))
     assert fitted is not None and fitted.iterations > 1
-    scaler = StandardScaler().fit(x)
+    scaler = _Scaled(x)
     ref = LogisticRegression(C=1.0, max_iter=5000, tol=1e-10).fit(scaler.transform(x), y)
     test_x, _ = load_digits(return_X_y=True)
     test_x = test_x[1000:1200].astype(np.float32)
@@ -39,7 +50,7 @@ def test_classification_matches_scikit_learn_logistic_regression() -> None:
 
 
 def test_regression_matches_ridge_on_standardised_features() -> None:
-    """Mean squared error + |w|² / (2n) is ridge with alpha 0.5 on standardised features."""
+    """Mean squared error + |w|² / (2n) is ridge with alpha 0.5 on the scaled features."""
     x, y = _digits()
     target = (x[:, 20] * 0.3 + x[:, 33] - x[:, 45] * 0.5 + y).astype(np.float32)
     target = (target - target.mean()) / target.std()
@@ -48,11 +59,11 @@ def test_regression_matches_ridge_on_standardised_features() -> None:
         head, F.mse_loss, torch.as_tensor(x), torch.as_tensor(target).reshape(-1, 1)
     )
     assert fitted is not None
-    scaler = StandardScaler().fit(x)
+    scaler = _Scaled(x)
     ref = Ridge(alpha=0.5).fit(scaler.transform(x), target)
     with torch.no_grad():
         ours = head(torch.as_tensor(x)).numpy().ravel()
-    np.testing.assert_allclose(ours, ref.predict(scaler.transform(x)), atol=1e-3)
+    np.testing.assert_allclose(ours, ref.predict(scaler.transform(x)), atol=5e-3)
 
 
 def test_multilabel_fits_with_binary_cross_entropy() -> None:

@@ -79,3 +79,15 @@ def test_the_flag_is_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> 
         main(["fit", "--help"])
     assert "--no-race-scratch" in capsys.readouterr().out
     assert FitConfig.create(race_scratch=False).tuning.race_scratch is False
+
+
+def test_compare_counts_a_race_won_by_scratch_as_scratch(digits_dir: Path) -> None:
+    """``graft compare``'s verdict weighs transfer against scratch: auto's row follows the race."""
+    from graft.evaluate.arms import ARMS
+    from graft.evaluate.compare import arm_row
+
+    model = _advised(digits_dir, probe=0.6, pixel_probe=0.62, val=0.5)
+    model.info["history"] = []
+    assert arm_row("auto", ARMS.get("auto"), model, "classification")["kind"] == "transfer"
+    model.info["advice"]["race"] = {"kept": "scratch", "network": "small_cnn"}
+    assert arm_row("auto", ARMS.get("auto"), model, "classification")["kind"] == "scratch"

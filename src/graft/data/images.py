@@ -52,6 +52,13 @@ def typical_side(paths: list[Path], sample: int = 16) -> int | None:
     return sorted(sides)[len(sides) // 2]
 
 
+def small_network_side(paths: list[Path], sample: int = 16) -> int:
+    """The input side of a small network trained from scratch on these images: their typical
+    side (:func:`typical_side`) within 32..128 px (``graft compare``'s ``small_cnn``, auto's race)."""
+    side = typical_side(paths, sample)
+    return 32 if side is None else int(min(128, max(32, side)))
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".") or name == "__MACOSX"
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from graft.config import DEFAULT_BACKBONE
-from graft.data.images import typical_side
+from graft.data.images import small_network_side
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
 from graft.evaluate.calibration import calibrate, calibration_text
@@ -256,7 +256,9 @@ class _ArmRunner:
         self.backbone, self.weights, self.budget = backbone, weights, budget
         self.seed, self.cache_dir, self.progress = seed, cache_dir, progress
         self.text = dataset.input_kind == "text"
-        self.small_size = None if self.text else budget.small_cnn_size or native_image_size(dataset)
+        self.small_size = (
+            None if self.text else budget.small_cnn_size or small_network_side(dataset.train.paths)
+        )
 
     def fit(self, name: str, data: Dataset, seed: int) -> GraftModel:
         from graft.workflows.fit import fit
@@ -312,12 +314,6 @@ def _name(backbone: Any) -> str:
     return backbone if isinstance(backbone, str) else str(backbone.spec.name)
 
 
-def native_image_size(data: Dataset, sample: int = 16) -> int:
-    """The small CNN's input side: the images' typical side (:func:`typical_side`), 32..128."""
-    side = typical_side(data.train.paths, sample)
-    return 32 if side is None else int(min(128, max(32, side)))
-
-
 def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]:
     """One row of the table from a fitted model's recorded info (the stored numbers)."""
     from graft.strategies.base import Plan
@@ -333,7 +329,10 @@ def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]
         if r.get("best"):
             best.append(epochs)
     trainable = max(trainable_counts(model, Plan.from_dict(record.plan or {})))
-    row: dict[str, Any] = {"arm": name, "kind": "transfer" if arm.pretrained else "scratch"}
+    # auto's race may return the small network trained from scratch: then its row is scratch.
+    race = (model.info.get("advice") or {}).get("race") or {}
+    scratch = not arm.pretrained or race.get("kept") == "scratch"
+    row: dict[str, Any] = {"arm": name, "kind": "scratch" if scratch else "transfer"}
     for m in TABLE_METRICS.get(task, ()):
         row[f"{split} {m}"] = metrics.get(split, {}).get(m)
     if split != "val":  # the arm is chosen on validation, never on the split it reports

@@ -6,9 +6,10 @@ regression on the same embeddings reached 0.905). On stored features the full ba
 memory and the problem is convex, so :func:`fit_linear_head` solves it outright: L-BFGS on the
 task's own loss (cross-entropy, binary cross-entropy, squared error on standardised targets,
 with the task's class weights) plus an L2 penalty on the weights, on standardised features,
-then folds the standardisation into the layer. For classification that is the objective of
-scikit-learn's ``StandardScaler`` + ``LogisticRegression(C=1)``, the advisor's linear probe,
-so a frozen fit starts where the probe measured. The stage's epochs then refine it, and the
+then folds the scaling into the layer. For classification that is the objective of
+scikit-learn's ``LogisticRegression(C=1)`` on features centred and divided by one common scale
+(their root-mean-square deviation), close to the advisor's linear probe (which standardises each
+feature), so a frozen fit starts about where the probe measured. The stage's epochs then refine it, and the
 stage keeps whichever validates best. Linear probing before fine-tuning also protects the
 features (Kumar et al., "Fine-Tuning can Distort Pretrained Features and Underperform
 Out-of-Distribution", ICLR 2022).
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-#: Inverse L2 strength on standardised features (scikit-learn's ``C``; the probe's default).
+#: Inverse L2 strength on the scaled features (scikit-learn's ``C``; the probe's default).
 C = 1.0
 #: L-BFGS iterations at most (the problem is convex; most fits converge well before).
 MAX_ITER = 300
@@ -65,11 +66,11 @@ def fit_linear_head(
     c: float = C,
     max_iter: int = MAX_ITER,
 ) -> LinearStart | None:
-    """Fit ``head`` in place to the minimum of ``loss`` + L2 on standardised ``features``.
+    """Fit ``head`` in place to the minimum of ``loss`` + L2 on scaled ``features``.
 
     The penalty is ``|W|² / (2 c n)`` on every linear weight (never the bias), with features
-    standardised by their training mean and standard deviation; the fitted layer reads the raw
-    features (the scaling is folded into its weights and bias). Deterministic: the weights start
+    centred and divided by their root-mean-square deviation (one number for all features); the
+    fitted layer reads the raw features (the scaling is folded into its weights and bias). Deterministic: the weights start
     at zero and L-BFGS uses no randomness. Returns None, leaving the head untouched, when the head
     is not linear (:func:`linear_layers`), a weight is frozen, or there are no rows.
 
@@ -83,9 +84,13 @@ def fit_linear_head(
         return None
     x = features.detach().float()
     mean = x.mean(dim=0)
-    std = x.std(dim=0, unbiased=False)
-    std = torch.where(std > 1e-6, std, torch.ones_like(std))  # constant columns stay as they are
-    z = (x - mean) / std
+    # One common scale (the features' root-mean-square deviation), not one per feature: the
+    # penalty does not depend on the backbone's feature scale, and a feature that hardly varies
+    # in training is not magnified (per-feature standardisation gave weights in the hundreds on
+    # such features, and the first fine-tuning step after it a loss of 100).
+    scale = float(x.var(dim=0, unbiased=False).mean().sqrt())
+    scale = scale if scale > 1e-12 else 1.0
+    z = (x - mean) / scale
     n = len(x)
     params = [p for layer in layers for p in layer.parameters()]
     if not all(p.requires_grad for p in params):
@@ -120,8 +125,8 @@ def fit_linear_head(
             final = float(loss(head(z), targets))
             if not all(torch.isfinite(p).all() for p in params) or final != final:
                 raise ValueError("the fit diverged")
-            for layer in layers:  # W z + b = (W / std) x + (b - (W / std) mean)
-                layer.weight.div_(std)
+            for layer in layers:  # W z + b = (W / scale) x + (b - (W / scale) mean)
+                layer.weight.div_(scale)
                 layer.bias.sub_(layer.weight @ mean)
     except (ValueError, RuntimeError):  # NaN or inf in the data: the epochs report it
         with torch.no_grad():

@@ -96,7 +96,9 @@ def run_demo(
 def _compare(dataset: Dataset, model: GraftModel, root: Path, epochs: int) -> None:
     """The comparison on the demo's data: the fitted model (the ``auto`` arm) against the demo's
     arms, at the input size the advisor chose."""
-    size = model.data_config.image_size
+    # The transfer arms train at the advisor's size (the fitted model may be the race's small CNN).
+    facts = (model.info.get("advice") or {}).get("facts") or {}
+    size = facts.get("image_size") or model.data_config.image_size
     arms = ["auto", *DEMO_ARMS]
     print(
         f"\nis transfer helping? comparing the advisor's plan (auto) with "

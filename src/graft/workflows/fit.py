@@ -30,6 +30,7 @@ from graft.config import (
 )
 from graft.data import load as load_dataset
 from graft.data.base import Dataset
+from graft.data.images import small_network_side
 from graft.errors import ConfigError, DataError
 from graft.model import GraftModel, check_out
 from graft.strategies.auto import FROM_SCRATCH, Facts
@@ -125,7 +126,7 @@ def race_scratch(model: GraftModel, dataset: Dataset, cfg: FitConfig, *, log: Lo
     its own features from the data may win (Fashion-MNIST at 50 per class: a small CNN 0.730,
     every transfer plan 0.706). Rather than guess, the race measures it: ``small_cnn`` (images)
     or ``small_text`` (texts), every layer at the full rate, for the run's total epochs, on the
-    same splits. The winner on the validation split's accuracy (R² for regression; a tie keeps
+    same splits (images at their own side, 32..128 px, as ``graft compare``'s ``small_cnn``). The winner on the validation split's accuracy (R² for regression; a tie keeps
     the pretrained model) is returned and saved; both scores go into the advice. Off with
     ``--no-race-scratch``, and skipped with a regularizer or domain adaptation (they need the
     pretrained source).
@@ -144,13 +145,16 @@ def race_scratch(model: GraftModel, dataset: Dataset, cfg: FitConfig, *, log: Lo
     options: dict[str, Any] = dict(scratch_options)
     epochs = cfg.tuning.total_epochs or cfg.tuning.epochs
     raw = facts.raw_input or f"{facts.pixel_size}x{facts.pixel_size} pixels"
-    log(
-        f"race: the features do not beat {raw} beyond noise; training {name} from scratch "
-        f"({epochs} epochs) to compare on validation"
+    side = small_network_side(dataset.train.paths) if dataset.input_kind == "image" else None
+    why = (
+        f"{raw} beat the features beyond noise"
+        if facts.scratch_likely
+        else f"the features do not beat {raw} beyond noise"
     )
+    log(f"race: {why}; training {name} from scratch ({epochs} epochs) to compare on validation")
     scratch_cfg = replace(
         cfg,
-        model=replace(cfg.model, backbone=name, pretrained=False, weights=None, image_size=None),
+        model=replace(cfg.model, backbone=name, pretrained=False, weights=None, image_size=side),
         tuning=StrategyConfig(
             strategy=strategy, epochs=epochs, lr=cfg.tuning.lr, race_scratch=False, **options
         ),
