@@ -105,9 +105,9 @@ def graft_loop(
 
 #: The training settings --layouts compares: TrainConfig fields, one source of truth.
 SETTINGS: dict[str, dict[str, Any]] = {
-    "fp32": {},
+    "fp32": {"channels_last": False},
     "channels_last": {"channels_last": True},
-    "bf16": {"mixed_precision": "bf16"},
+    "bf16": {"mixed_precision": "bf16", "channels_last": False},
     "channels_last+bf16": {"channels_last": True, "mixed_precision": "bf16"},
 }
 

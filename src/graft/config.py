@@ -286,9 +286,10 @@ class TrainConfig:
         "no", "no, fp16 or bf16 (where the device supports it)", choices=("no", "fp16", "bf16")
     )
     channels_last: bool = option(
-        False,
+        True,
         "channels-last memory layout while an image backbone trains (faster convolutions on "
-        "many CPUs and GPUs; the same results up to float rounding)",
+        "many CPUs and GPUs: 1.23x per step for Lite0 on a 2-core CPU; the same results up to "
+        "float rounding)",
     )
     use_cache: bool = option(True, "train frozen-backbone stages on stored features")
     linear_start: bool = option(
