@@ -19,7 +19,9 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 def _fit(data: Path, out: Path, *extra: str) -> list[str]:
     return [
         *(sys.executable, "-m", "graft.cli", "fit", str(data)),
-        *("--strategy", "two-stage", "--head-epochs", "2", "--epochs", "6"),
+        # Long enough that the run is still going when the signal arrives (seen once: a run of 6
+        # epochs of this tiny model finished before the poll caught a checkpoint).
+        *("--strategy", "two-stage", "--head-epochs", "2", "--epochs", "20"),
         *TINY,
         *QUIET,
         *("--out", str(out)),
