@@ -51,3 +51,19 @@ def minilm() -> object:
         return create("minilm")
     except BackboneError as e:
         pytest.skip(str(e))
+
+
+@pytest.fixture
+def exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts ONNX exports (one list item per call)."""
+    from graft.backbones import engines
+
+    calls: list[int] = []
+    real = engines.export_onnx
+
+    def counted(module: torch.nn.Module, example: torch.Tensor) -> bytes:
+        calls.append(1)
+        return real(module, example)
+
+    monkeypatch.setattr(engines, "export_onnx", counted)
+    return calls

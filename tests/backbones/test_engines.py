@@ -149,20 +149,6 @@ def test_an_engine_used_under_inference_mode_leaves_a_model_that_can_train(
 # ---------------------------------------------------------------- the exported-engine cache
 
 
-@pytest.fixture
-def exports(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts ONNX exports (one list item per call)."""
-    calls: list[int] = []
-    real = engines.export_onnx
-
-    def counted(module: torch.nn.Module, example: torch.Tensor) -> bytes:
-        calls.append(1)
-        return real(module, example)
-
-    monkeypatch.setattr(engines, "export_onnx", counted)
-    return calls
-
-
 def _tiny_backbone() -> Backbone:
     torch.manual_seed(0)
     return create("timm:test_efficientnet", pretrained=False, image_size=32).eval()

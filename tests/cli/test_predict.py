@@ -14,17 +14,10 @@ from graft.tasks import Classification
 
 
 def test_a_second_predict_reuses_the_exported_engine(
-    digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exports: list[int]
 ) -> None:
     pytest.importorskip("onnxruntime")
-    calls: list[int] = []
-    real = engines.export_onnx
-
-    def counted(module: torch.nn.Module, example: torch.Tensor) -> bytes:
-        calls.append(1)
-        return real(module, example)
-
-    monkeypatch.setattr(engines, "export_onnx", counted)
+    calls = exports
     torch.manual_seed(0)
     backbone = create("timm:test_efficientnet", pretrained=False, image_size=32)
     GraftModel(backbone, Classification.spec_for([str(d) for d in range(10)])).save(tmp_path / "m")
