@@ -46,7 +46,7 @@ def test_auto_ranks_backbone_and_size_pairs_and_saves_the_ranking(
     out = tmp_path / "model"
     model = graft.fit(
         small_digits, backbone="auto", strategy="feature_extraction", epochs=1,
-        cache_dir=cache, out=str(out), log=lines.append,
+        cache_dir=cache, out=str(out), report=str(tmp_path / "report.html"), log=lines.append,
     )  # fmt: skip
     ranked = model.info["backbone_ranking"]
     names = [row["candidate"] for row in ranked["candidates"]]
@@ -77,6 +77,8 @@ def test_auto_ranks_backbone_and_size_pairs_and_saves_the_ranking(
     assert "How the backbone was chosen (--backbone auto)" in card
     assert f"- picked: {name} at {size} px" in card
     assert all(f"- {candidate}: logme" in card for candidate in names)
+    report = (tmp_path / "report.html").read_text()
+    assert "How the backbone was chosen" in report and f"→ {name} at {size} px" in report
 
     again = rank(small_digits, backbones=names, cache_dir=cache)
     assert all(r.computed == 0 for r in again.rows), "the fit's ranking stored every pair"
