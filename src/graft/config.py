@@ -114,7 +114,9 @@ class BackboneConfig:
     backbone: str = option(
         DEFAULT_BACKBONE,
         "bundled name, timm:<name>, or a bare timm name (see `graft models`); auto ranks the "
-        "bundled image backbones on your data (graft rank) and takes the best",
+        "bundled image backbones on your data (graft rank; without --image-size, images much "
+        "smaller than a backbone's own size rank it at each size the advisor would measure) "
+        "and takes the best backbone and size",
     )
     weights: str | None = option(
         None, "local weights file (safetensors or state dict) for a timm architecture"
@@ -122,8 +124,9 @@ class BackboneConfig:
     pretrained: bool = option(True, "random initialisation (only when you want it)")
     image_size: int | None = option(
         None,
-        "the backbone's input size (square); without it, --strategy auto measures and picks a "
-        "smaller one for images much smaller than the backbone's own",
+        "the backbone's input size (square); without it, images much smaller than a pretrained "
+        "backbone's own size get a smaller one, measured by linear probes (--backbone auto: "
+        "ranked with the backbone)",
     )
     max_length: int | None = option(
         None, "text backbones: tokens read per text (longer texts are truncated)"

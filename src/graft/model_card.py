@@ -2,7 +2,8 @@
 
 It says what a reader needs before using the model: the data and task, the metrics with the
 split they were measured on, the plan and (for ``--strategy auto``) the advisor's reasoning, the
-retention report, the backbone's licence and origin, and how to load the model (with graft, or
+retention report, the backbone's licence and origin (and, for ``--backbone auto``, the candidates
+ranked and their scores), and how to load the model (with graft, or
 with ONNX Runtime alone after ``graft export``). Everything comes from the record and the
 backbone spec; nothing is measured here.
 """
@@ -51,6 +52,7 @@ def render_card(
         _plan_section(record),
         _retention_section(record),
         _backbone_section(backbone, data_config),
+        _ranking_section(record),
         _usage_section(),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -121,6 +123,22 @@ def _backbone_section(spec: BackboneSpec, data_config: DataConfig) -> str:
             f"crop {data_config.crop_pct}",
         ]
     )
+
+
+def _ranking_section(record: RunRecord) -> str:
+    """``--backbone auto``: the candidates ranked, their scores and the one picked."""
+    ranking = record.backbone_ranking
+    if not ranking:
+        return ""
+    lines = ["### How the backbone was chosen (--backbone auto)"]
+    for row in ranking.get("candidates", []):
+        value = row.get("score")
+        shown = f"{value:.4f}" if isinstance(value, int | float) else "not scored"
+        note = f" ({row['note']})" if row.get("note") else ""
+        lines.append(f"- {row.get('candidate')}: {ranking.get('score')} {shown}{note}")
+    size = ranking.get("image_size")
+    lines.append(f"- picked: {ranking.get('backbone')}" + (f" at {size} px" if size else ""))
+    return "\n".join(lines)
 
 
 def _usage_section() -> str:

@@ -23,12 +23,16 @@ EXTENSION_KEYS = ("regularize", "retention", "adaptation")
 
 @dataclass(kw_only=True)
 class RunRecord:
-    """Configuration, plan, advice, history, metrics, data summary and extensions of a run.
+    """Configuration, plan, advice, backbone ranking, history, metrics, data summary and
+    extensions of a run.
 
     Args:
         config: the whole :class:`~graft.config.FitConfig` as a dict (None: not recorded).
         plan: the strategy's plan (``Plan.to_dict``).
         advice: the advisor's reasoning when the strategy was ``auto``.
+        backbone_ranking: how ``--backbone auto`` chose the backbone: the candidates ranked
+            (``name`` or ``name@SIZE``) with their scores, best first, the one picked and its
+            input size, and the lines logged.
         history: one metrics row per epoch.
         metrics: final metrics per split (``val``, ``test``).
         data: the data summary (source, task, split sizes, classes, skipped files).
@@ -45,6 +49,7 @@ class RunRecord:
     config: dict[str, Any] | None = None
     plan: dict[str, Any] | None = None
     advice: dict[str, Any] | None = None
+    backbone_ranking: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,30 @@ def test_models_lists_bundled(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "efficientnet_lite0" in out and "timm:" in out
+
+
+def test_fit_backbone_auto_saves_its_ranking_and_reruns_to_the_same_pick(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--backbone auto`` without ``--image-size`` on 16 px digits: the saved model trains at
+    the ranked pair's size, its config.json keeps the ranking, and ``--config`` reruns it (the
+    run's configuration keeps ``auto``) to the same pick from stored features alone."""
+    from graft.data.digits import write_digits
+
+    data = write_digits(tmp_path / "digits", per_class=5, image_size=16)
+    out, cache = tmp_path / "model", str(tmp_path / "cache")
+    args = ["--strategy", "feature-extraction", "--epochs", "1", "--cache-dir", cache]
+    assert main(["fit", str(data), "--backbone", "auto", *args, "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "--backbone auto: 9 bundled candidates ranked by logme" in text
+    config = json.loads((out / "config.json").read_text())
+    ranked = config["record"]["backbone_ranking"]
+    picked = f"→ {ranked['backbone']} at {ranked['image_size']} px"
+    assert picked in text and config["record"]["config"]["model"]["backbone"] == "auto"
+    assert config["backbone"]["name"] == ranked["backbone"]
+    assert config["data_config"]["input_size"][-1] == ranked["image_size"] < 224
+    assert main(["fit", str(data), "--config", str(out), "--dry-run"]) == 0
+    rerun = capsys.readouterr().out
+    stored = re.findall(r" (\d+) computed, (\d+) reused", rerun)
+    assert picked in rerun and len(stored) == 9, rerun
+    assert all(c == "0" and int(r) > 0 for c, r in stored), "every pair read from the store"

@@ -124,7 +124,7 @@ def test_the_users_image_size_wins(digits_dir: Path, tmp_path: Path) -> None:
 
 def test_backbone_auto_ranks_the_bundled_candidates(digits_dir: Path, tmp_path: Path) -> None:
     import graft
-    from graft.workflows.fit import AUTO_BACKBONES
+    from graft.workflows.auto_backbone import AUTO_BACKBONES
     from graft.workflows.measure import rank
 
     lines: list[str] = []

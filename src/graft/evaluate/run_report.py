@@ -57,7 +57,8 @@ def _fit_summary(model: GraftModel, data: Dataset) -> dict[str, Any]:
 def add_model_sections(
     report: Report, model: GraftModel, data: Dataset, *, title: str = ""
 ) -> Report:
-    """Plan, advisor reasoning, metrics, learning curves and evaluation plots of one model."""
+    """Plan, backbone ranking, advisor reasoning, metrics, learning curves and evaluation plots
+    of one model."""
     from graft.strategies.base import Plan
     from graft.strategies.render import plan_rows
     from graft.training.params import trainable_counts
@@ -67,6 +68,9 @@ def add_model_sections(
         plan = Plan.from_dict(record.plan)
         rows = plan_rows(plan, trainable_counts(model, plan))
         report.add_plan(rows, strategy=plan.strategy, notes=plan.notes, title=f"{prefix}Plan")
+    ranking = (record.backbone_ranking or {}).get("lines")
+    if ranking:
+        report.add_text(f"{prefix}How the backbone was chosen", [str(x) for x in ranking])
     lines = advice_lines(record.advice)
     if lines:
         report.add_text(f"{prefix}Advisor's reasoning", lines)

@@ -55,6 +55,7 @@ def measure_facts(
     score: str = DEFAULT_SCORE,
     seed: int = 0,
     size_given: bool = False,
+    size_ranked: bool = False,
 ) -> Facts:
     """Measure size, gap to the source, transferability and the guard on stored features.
 
@@ -68,13 +69,16 @@ def measure_facts(
             the size is searched (:func:`search_size`) when the images are much smaller than
             the backbone's native size. The facts are measured at the size kept or chosen,
             and ``Facts.image_size`` says which.
+        size_ranked: the backbone's input size was ranked with it (``--backbone auto``, see
+            :mod:`graft.workflows.auto_backbone`): kept, not searched again.
     """
     base: dict[str, Any] = {"task": data.task, "n_train": len(data.train)}
     base.update(n_outputs=data.num_outputs, source=str(data.source))
     base["pretrained"] = bool(backbone.spec.pretrained)
     if backbone.input_kind == "image" and data.input_kind == "image":
-        sizing = search_size(backbone, data, cfg, seed=seed, search=not size_given)
-        base.update(sizing)
+        search = not (size_given or size_ranked)
+        sizing = search_size(backbone, data, cfg, seed=seed, search=search)
+        base.update(sizing, size_given=size_given, size_ranked=size_ranked)
         backbone = at_size(backbone, sizing["image_size"])
     feats = split_features(backbone, data, cfg)
     x_train = feats.features["train"]
@@ -122,8 +126,8 @@ def search_size(
     side = typical_side(data.train.paths)
     out: dict[str, Any] = {"image_size": native, "native_size": native, "data_side": side}
     out["size_given"] = not search
-    candidates = size_candidates(side, native) if search else ()
-    if not candidates or data.task not in ("classification", "regression") or not len(data.val):
+    candidates = searched_sizes(data, native, side=side) if search else ()
+    if not candidates:
         return out
     probes: list[tuple[int, float]] = []
     noise: dict[int, float] = {}
@@ -145,6 +149,19 @@ def search_size(
     best = max(probes, key=lambda sp: sp[1])[0]
     chosen = pick_size(probes, noise[best])
     return out | {"image_size": chosen, "size_probes": tuple(probes), "size_noise": noise[best]}
+
+
+def searched_sizes(data: Dataset, native: int, *, side: int | None = None) -> tuple[int, ...]:
+    """The input sizes :func:`search_size` measures for ``data`` on a backbone of ``native`` px.
+
+    :func:`graft.strategies.input_size.size_candidates` of the images' typical side (``side``
+    when already read), for classification or regression with a validation split (the probes
+    need both); empty otherwise, and when the images are not much smaller than ``native``.
+    ``--backbone auto`` ranks its candidates at these same sizes.
+    """
+    if data.task not in ("classification", "regression") or not len(data.val):
+        return ()
+    return size_candidates(side or typical_side(data.train.paths), native)
 
 
 def _samples(

@@ -43,8 +43,8 @@ from graft.training.loop import Callback, on_stored_features, train
 from graft.training.params import trainable_counts
 from graft.training.schedules import check_schedule
 from graft.workflows.advise import resolve_auto, resolve_size  # measures on stored features
+from graft.workflows.auto_backbone import AutoBackbone, rank_auto
 from graft.workflows.extensions import finish_extensions, setup_extensions, train_config_for
-from graft.workflows.measure import rank
 
 Log = Callable[[str], None]
 # Keywords that may carry a built object instead of a name; the config records the name.
@@ -90,11 +90,16 @@ def fit(
     dataset = load_data_for(data, cfg)
     require_validation(dataset, cfg)  # before --dry-run returns: both refuse the same data
     torch.manual_seed(cfg.training.seed)  # a random backbone and the new head are reproducible
-    backbone = backbone_for(dataset, cfg, objects, log=log)
+    backbone, picked = chosen_backbone(dataset, cfg, objects, log=log)
     check_input_kind(backbone, dataset)
     spec = task_spec_for(dataset, dropout=cfg.model.dropout, loss_weights=cfg.data.loss_weights)
     model = GraftModel(backbone, spec)
-    plan = plan_for(model, dataset, cfg, objects.get("strategy"), train_cfg, log=log)
+    if picked is not None:
+        model.info["backbone_ranking"] = picked.to_dict()
+    size_ranked = picked is not None and picked.size_ranked
+    plan = plan_for(
+        model, dataset, cfg, objects.get("strategy"), train_cfg, log=log, size_ranked=size_ranked
+    )
     record_setup(model, cfg, plan)
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
@@ -177,6 +182,8 @@ def race_scratch(model: GraftModel, dataset: Dataset, cfg: FitConfig, *, log: Lo
     race = {"network": name, "epochs": epochs, "metric": metric, "transfer": ours}
     race |= {"scratch": theirs, "kept": "scratch" if winner is scratch else "transfer"}
     winner.info["advice"] = {**advice, "race": race, "lines": [*advice["lines"], f"  {line}"]}
+    if "backbone_ranking" in model.info:  # how the pretrained contender was chosen
+        winner.info["backbone_ranking"] = model.info["backbone_ranking"]
     return winner
 
 
@@ -219,51 +226,40 @@ def training_for(cfg: FitConfig) -> TrainConfig:
 
 
 DEFAULT_TEXT_BACKBONE = "minilm"
-#: ``--backbone auto``: the bundled image candidates, ranked on the data by ``graft rank``.
-AUTO_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
 
 
 def backbone_for(
     dataset: Dataset, cfg: FitConfig, objects: Mapping[str, Any], *, log: Log | None = None
 ) -> Backbone:
-    """The configured backbone; text data with the default (image) backbone gets ``minilm``;
-    ``auto`` ranks the bundled image candidates on the data and takes the best."""
+    """The configured backbone (see :func:`chosen_backbone`)."""
+    return chosen_backbone(dataset, cfg, objects, log=log)[0]
+
+
+def chosen_backbone(
+    dataset: Dataset, cfg: FitConfig, objects: Mapping[str, Any], *, log: Log | None = None
+) -> tuple[Backbone, AutoBackbone | None]:
+    """The configured backbone, and how ``--backbone auto`` chose it (None: not auto).
+
+    Text data with the default (image) backbone, or ``auto``, gets ``minilm``; ``auto`` on
+    images ranks the bundled candidates on the data (at the input sizes the advisor would
+    consider, unless ``--image-size`` is given) and builds the best at its size
+    (:mod:`graft.workflows.auto_backbone`).
+    """
     name = objects.get("backbone", cfg.model.backbone)
+    size, picked = cfg.model.image_size, None
     if dataset.input_kind == "text" and name in (DEFAULT_BACKBONE, "auto"):
         name = DEFAULT_TEXT_BACKBONE
         if log is not None:
             log(f"text data: backbone {name} (pass --backbone to choose another text encoder)")
     elif name == "auto":
-        name = ranked_backbone(dataset, cfg, log=log or _quiet)
-    return create_backbone(
+        picked = rank_auto(dataset, cfg, log=log or _quiet)
+        name, size = picked.backbone, picked.image_size
+        torch.manual_seed(cfg.training.seed)  # as `--backbone NAME --image-size SIZE` builds it
+    backbone = create_backbone(
         name, pretrained=cfg.model.pretrained, weights=cfg.model.weights,
-        image_size=cfg.model.image_size, max_length=cfg.model.max_length,
+        image_size=size, max_length=cfg.model.max_length,
     )  # fmt: skip
-
-
-def ranked_backbone(dataset: Dataset, cfg: FitConfig, *, log: Log) -> str:
-    """``--backbone auto``: the best of ``AUTO_BACKBONES`` by ``graft rank``'s score, the ranking
-    logged (each candidate's features stay in the store, so the fit reuses the winner's).
-
-    Raises:
-        ConfigError: no candidate could be scored on this data.
-    """
-    t = cfg.training
-    ranking = rank(
-        dataset, backbones=AUTO_BACKBONES, image_size=cfg.model.image_size,
-        cache_dir=t.cache_dir, batch_size=t.batch_size, seed=t.seed,
-    )  # fmt: skip
-    best = ranking.best
-    if best is None:
-        raise ConfigError(
-            "--backbone auto: no candidate could be scored on this data "
-            f"({'; '.join(r.note for r in ranking.rows if r.note)}); pass --backbone NAME"
-        )
-    log(f"--backbone auto: {len(ranking.rows)} bundled candidates ranked by {ranking.score}:")
-    for line in ranking.table().splitlines()[:-1]:
-        log(f"  {line}")
-    log(f"  → {best.backbone}")
-    return best.backbone
+    return backbone, picked
 
 
 def load_data_for(data: str | Path | Dataset, cfg: FitConfig) -> Dataset:
@@ -305,22 +301,24 @@ def plan_for(
     train_cfg: TrainConfig,
     *,
     log: Log,
+    size_ranked: bool = False,
 ) -> Plan:
     """The strategy's plan; ``auto`` first measures the data (the advisor) and picks.
 
     Without ``--image-size``, images much smaller than a pretrained backbone's native size get
     a measured input size, whatever the strategy: :func:`graft.workflows.advise.resolve_auto`
-    (with the rest of the advice) or :func:`graft.workflows.advise.resolve_size`.
+    (with the rest of the advice) or :func:`graft.workflows.advise.resolve_size`; unless
+    ``size_ranked``: ``--backbone auto`` ranked the backbone at that size, which is kept.
     """
     t = cfg.tuning
     options = t.options()
     if strategy is None and t.strategy.replace("-", "_") == "auto":
         strategy = resolve_auto(
             model, dataset, train_cfg, options=options, log=log, seed=cfg.training.seed,
-            size_given=cfg.model.image_size is not None,
+            size_given=cfg.model.image_size is not None, size_ranked=size_ranked,
         )  # fmt: skip
         options = {}
-    elif cfg.model.image_size is None:  # any other strategy: the size for small images too
+    elif cfg.model.image_size is None and not size_ranked:  # any other strategy: small images
         resolve_size(model, dataset, train_cfg, log=log, seed=cfg.training.seed)
     if strategy is not None:
         return make_plan(model, strategy, epochs=t.epochs, lr=t.lr)

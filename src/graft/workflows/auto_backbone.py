@@ -1,0 +1,128 @@
+"""``--backbone auto``: rank the bundled image backbones on the data, and take the best.
+
+Each candidate of :data:`AUTO_BACKBONES` is ranked by ``graft rank``'s score
+(:func:`graft.workflows.measure.rank`) on the fit's own data. When the user gave no
+``--image-size`` and the images are much smaller than a candidate's native size, the candidate
+is ranked at each input size the advisor would consider for it
+(:func:`graft.measure.advise.searched_sizes`), so the ranking is over (backbone, size) pairs and
+the fit trains at the winner's size; with ``--image-size`` every candidate is ranked at that
+size only. Every pair's features stay in the feature store, so the fit (and the advisor) reuse
+the winner's without another backbone pass. The ranking goes into the run record
+(``backbone_ranking``), the model card and the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from graft.backbones.bundled import BUNDLED
+from graft.config import FitConfig
+from graft.data.base import Dataset
+from graft.data.images import typical_side
+from graft.errors import ConfigError
+from graft.measure.advise import searched_sizes
+from graft.workflows.measure import Ranking, parse_candidate, rank
+
+#: ``--backbone auto``: the bundled image candidates, ranked on the data by ``graft rank``.
+AUTO_BACKBONES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
+
+
+@dataclass(frozen=True)
+class AutoBackbone:
+    """What ``--backbone auto`` picked, and the ranking it picked from.
+
+    Args:
+        backbone: the picked backbone's name.
+        image_size: the input size to build it at (None: its native size).
+        size_ranked: the size was ranked with the backbone (the user gave no ``--image-size``
+            and the images are much smaller than its native size): the fit keeps it.
+        ranking: every candidate (``name`` or ``name@SIZE``) with its score, best first.
+        lines: the ranking as logged.
+    """
+
+    backbone: str
+    image_size: int | None
+    size_ranked: bool
+    ranking: Ranking
+    lines: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The run record's ``backbone_ranking`` (JSON-ready)."""
+        return {
+            "score": self.ranking.score,
+            "candidates": [
+                {"candidate": r.backbone, "score": r.score, "seconds": round(r.seconds, 2)}
+                | ({"note": r.note} if r.note else {})
+                for r in self.ranking.rows
+            ],
+            "picked": self.ranking.best.backbone if self.ranking.best else None,
+            "backbone": self.backbone,
+            "image_size": self.image_size,
+            "size_ranked": self.size_ranked,
+            "seconds": round(self.ranking.seconds, 2),
+            "lines": list(self.lines),
+        }
+
+
+def auto_candidates(dataset: Dataset, cfg: FitConfig) -> list[str]:
+    """The candidates ``--backbone auto`` ranks, as ``graft rank`` takes them (``name[@SIZE]``).
+
+    Each bundled backbone at the input sizes the advisor would measure for it (images much
+    smaller than its native size, no ``--image-size``, pretrained weights); otherwise at the
+    configured size (``rank``'s ``image_size``), or its native one.
+    """
+    out: list[str] = []
+    search = cfg.model.image_size is None and cfg.model.pretrained
+    side = typical_side(dataset.train.paths) if search else None
+    for name in AUTO_BACKBONES:
+        native = BUNDLED.get(name).data_config.image_size
+        sizes = searched_sizes(dataset, native, side=side) if search else ()
+        tag = "" if cfg.model.pretrained else "@random"
+        out += [f"{name}{tag}@{s}" for s in sizes] or [f"{name}{tag}"]
+    return out
+
+
+def rank_auto(dataset: Dataset, cfg: FitConfig, *, log: Callable[[str], None]) -> AutoBackbone:
+    """``--backbone auto``: the best of :func:`auto_candidates` by ``graft rank``'s score, the
+    ranking logged.
+
+    Raises:
+        ConfigError: ``--weights`` given (a weights file fits one architecture), or no
+            candidate could be scored on this data.
+    """
+    if cfg.model.weights is not None:
+        raise ConfigError(
+            f"--backbone auto with --weights {cfg.model.weights}: auto ranks the bundled "
+            "backbones with their own weights; pass --backbone NAME for the weights' architecture"
+        )
+    t = cfg.training
+    candidates = auto_candidates(dataset, cfg)
+    ranking = rank(
+        dataset, backbones=candidates, image_size=cfg.model.image_size,
+        cache_dir=t.cache_dir, batch_size=t.batch_size, seed=t.seed,
+    )  # fmt: skip
+    best = ranking.best
+    if best is None:
+        raise ConfigError(
+            "--backbone auto: no candidate could be scored on this data "
+            f"({'; '.join(r.note for r in ranking.rows if r.note)}); pass --backbone NAME"
+        )
+    name, _, size = parse_candidate(best.backbone)
+    sized = len(candidates) > len(AUTO_BACKBONES)
+    how = f"bundled candidates ranked by {ranking.score}"
+    if sized:
+        how += " (each backbone at the input sizes the advisor considers for these images)"
+    lines = [f"--backbone auto: {len(ranking.rows)} {how}:"]
+    lines += [f"  {line}" for line in ranking.table().splitlines()[:-1]]
+    lines.append(f"  → {name}" + (f" at {size} px" if size else ""))
+    for line in lines:
+        log(line)
+    return AutoBackbone(
+        backbone=name,
+        image_size=size or cfg.model.image_size,
+        size_ranked=size is not None,
+        ranking=ranking,
+        lines=tuple(lines),
+    )
