@@ -26,7 +26,8 @@ SPLIT_FRACTION = 0.15  # default validation and test shares when the data has no
 CONFIG_VERSION = 1
 TASKS = ("classification", "regression", "multilabel", "multitask")
 ALL = "all"  # --top all: every layer group
-BN_CHOICES = ("frozen", "eval", "train", "train_bn_only")
+#: BatchNorm policies (``--bn``; :class:`graft.strategies.base.Stage` documents each).
+BN_CHOICES = ("auto", "frozen", "eval", "train", "train_bn_only")
 
 
 def option(default: Any, help: str, **meta: Any) -> Any:
@@ -170,8 +171,9 @@ class StrategyConfig:
     patience: int | None = option(None, "early-stopping patience in epochs", option=True)
     bn: str | None = option(
         None,
-        "BatchNorm policy: frozen (frozen parts in inference mode, default), eval (every "
-        "BatchNorm in inference mode; small data), train, train_bn_only",
+        "BatchNorm policy: auto (default: every BatchNorm in inference mode for a pretrained "
+        "backbone, as frozen for a randomly initialised one), frozen (frozen parts in "
+        "inference mode), eval (every BatchNorm in inference mode), train, train_bn_only",
         choices=BN_CHOICES,
         option=True,
     )

@@ -16,7 +16,7 @@ from typing import Any
 
 from graft.errors import ArtifactError
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2  # 2: backbone_ranking (--backbone auto)
 # What each extension recorded, by the key it wrote in ``model.info``.
 EXTENSION_KEYS = ("regularize", "retention", "adaptation")
 

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar, Literal
 
 from graft._registry import Registry
+from graft.config import BN_CHOICES
 from graft.errors import ConfigError
 
-BNPolicy = Literal["frozen", "eval", "train", "train_bn_only"]
-BN_POLICIES: tuple[str, ...] = ("frozen", "eval", "train", "train_bn_only")
+BNPolicy = Literal["auto", "frozen", "eval", "train", "train_bn_only"]
+BN_POLICIES: tuple[str, ...] = BN_CHOICES
 
 
 @dataclass(frozen=True)
@@ -27,8 +28,10 @@ class Stage:
         epochs: maximum epochs for the stage.
         lr: base learning rate; group ``i`` trains at ``lr * multipliers[i]``.
         multipliers: one per backbone layer group (input side first), then the head; 0 = frozen.
-        bn: BatchNorm policy: ``frozen`` (frozen parts in inference mode, the default),
-            ``eval`` (every BatchNorm in inference mode: statistics never move, weights of
+        bn: BatchNorm policy: ``auto`` (the default: ``eval`` for a pretrained backbone,
+            ``frozen`` for a randomly initialised one; see
+            :func:`graft.training.params.freeze_batchnorm`), ``frozen`` (frozen parts in
+            inference mode), ``eval`` (every BatchNorm in inference mode: statistics never move, weights of
             trainable groups still train; for small data and small batches),
             ``train`` (statistics update everywhere), ``train_bn_only`` (only norm layers and
             the head train).
@@ -43,7 +46,7 @@ class Stage:
     epochs: int
     lr: float
     multipliers: tuple[float, ...]
-    bn: BNPolicy = "frozen"
+    bn: BNPolicy = "auto"
     patience: int | None = None
     freeze_patterns: tuple[str, ...] = ()
     kind: Literal["task", "pretext"] = "task"
@@ -147,7 +150,7 @@ class Strategy:
     name: ClassVar[str] = ""
     layer_decay: float = 1.0
     group_lrs: tuple[float, ...] | None = None
-    bn: BNPolicy = "frozen"
+    bn: BNPolicy = "auto"
     patience: int | None = 3
     freeze_patterns: tuple[str, ...] = ()
 

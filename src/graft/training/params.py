@@ -88,21 +88,41 @@ def frozen_norm_modules(model: GraftModel) -> list[nn.Module]:
     ]
 
 
-def freeze_batchnorm(model: GraftModel, stage: Stage) -> int:
-    """Put frozen BatchNorm layers in eval mode (call after every ``model.train()``).
+def bn_policy(model: GraftModel, stage: Stage) -> str:
+    """The stage's BatchNorm policy with ``auto`` resolved for this model.
 
-    With ``bn="frozen"`` (the default policy) a BatchNorm whose parameters are frozen keeps its
-    running statistics; with ``bn="eval"`` every BatchNorm does, trainable or not (Keras'
-    advice for fine-tuning on small data: a few small batches of a new domain would otherwise
-    overwrite the pretrained statistics); with ``bn="train"`` they update even when frozen (a
-    rarely wanted choice, offered for domain shifts where re-estimating statistics helps).
-    Returns the number of layers put in eval mode.
+    ``auto`` is ``eval`` for a pretrained backbone: its head is fitted on features computed
+    with the pretrained statistics (the linear start and the head stage read the feature
+    store, built in inference mode), and batch statistics of a new domain shift every
+    feature under that head. Measured on 40 digits per class at 64 px with EfficientNet-Lite0,
+    two-stage with every group trainable: at a backbone rate of 3e-7, where the weights hardly
+    move, the first fine-tuning epoch's validation loss was 11.2 with statistics moving
+    against 0.45 with them fixed (0.46 before the stage). A randomly initialised backbone has
+    no statistics worth keeping: ``auto`` is ``frozen`` there (trainable layers normalise with
+    their batch's statistics, as training from scratch needs).
     """
-    if stage.bn == "train":
+    if stage.bn != "auto":
+        return stage.bn
+    return "eval" if model.backbone.spec.pretrained else "frozen"
+
+
+def freeze_batchnorm(model: GraftModel, stage: Stage) -> int:
+    """Put BatchNorm layers in eval mode as the stage's policy says (call after every
+    ``model.train()``).
+
+    With ``bn="auto"`` (the default) see :func:`bn_policy`. With ``bn="frozen"`` a BatchNorm
+    whose parameters are frozen keeps its running statistics; with ``bn="eval"`` every
+    BatchNorm does, trainable or not (Keras' advice for fine-tuning: a few small batches of a
+    new domain would otherwise overwrite the pretrained statistics); with ``bn="train"`` they
+    update even when frozen (a rarely wanted choice, offered for domain shifts where
+    re-estimating statistics helps). Returns the number of layers put in eval mode.
+    """
+    policy = bn_policy(model, stage)
+    if policy == "train":
         return 0
-    if stage.bn == "train_bn_only":
+    if policy == "train_bn_only":
         return 0  # BN layers are the trainable part: they train normally
-    modules = norm_modules(model) if stage.bn == "eval" else frozen_norm_modules(model)
+    modules = norm_modules(model) if policy == "eval" else frozen_norm_modules(model)
     for m in modules:
         m.eval()
     return len(modules)
