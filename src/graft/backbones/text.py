@@ -128,9 +128,27 @@ class TextBackbone(Backbone):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embed(*self.trim(x))
+
+    @staticmethod
+    def trim(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids and attention mask of a packed batch, cut after its longest text.
+
+        Shape:
+            - Input: ``(batch, 2, max_length)``; output: two ``(batch, length)``.
+        """
         ids, mask = x[:, 0], x[:, 1]
         length = max(int(mask.sum(dim=1).max()), 1)  # padding past the longest text is waste
-        ids, mask = ids[:, :length], mask[:, :length]
+        return ids[:, :length], mask[:, :length]
+
+    def embed(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The pooled (and, per the config, normalised) embedding of token ids and their mask:
+        the whole forward after :meth:`trim`, and what the ``onnxruntime`` engine exports (its
+        sequence length is a dynamic axis, see :mod:`graft.backbones.engines`).
+
+        Shape:
+            - Input: ``ids`` and ``mask`` ``(batch, length)``; output: ``(batch, hidden_size)``.
+        """
         hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
         cfg = self.text_config
         if cfg.pooling == "cls":
