@@ -34,9 +34,9 @@ SENTENCES = [
 ]
 
 
-def _by_length(minilm: Any, texts: list[str]) -> torch.Tensor:
+def _by_length(backbone: Any, texts: list[str]) -> torch.Tensor:
     """Packed tokens, shortest texts first (as graft's pass orders them)."""
-    tokens = minilm.encode(texts)
+    tokens = backbone.encode(texts, warn=False)
     return tokens[tokens[:, 1].sum(dim=1).argsort(stable=True)]
 
 
@@ -52,7 +52,9 @@ def test_onnxruntime_matches_eager_on_batches_of_every_length(
     batches = [tokens[:2], tokens[2:4], tokens[4:], tokens[[0, 5, 2]]]
     lengths = [int(b[:, 1].sum(dim=1).max()) for b in batches]
     assert len(set(lengths)) == 3 and lengths[0] < 8 < lengths[2]  # short, mid, long, mixed
+    attention = minilm.model.config._attn_implementation
     engine = ENGINES.get("onnxruntime")(minilm, batches[0])  # exported on the shortest texts
+    assert minilm.model.config._attn_implementation == attention  # traced plain, then restored
     for batch in batches:
         got, reference = engine.run(batch), _eager(minilm, batch)
         assert got.shape == (len(batch), 384)
@@ -161,3 +163,17 @@ def test_predict_on_texts_runs_through_the_engine_path(
     assert len(exports) == 1  # the forced engine did run
     assert np.array_equal(got.argmax(1), reference.argmax(1))
     assert equivalent(got, reference), float(np.abs(got - reference).max())
+
+
+def test_a_text_network_without_switchable_attention_exports_as_it_is(
+    exports: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    small = create("small_text", pretrained=False, max_length=32).eval()  # no normalisation
+    tokens = _by_length(small, SENTENCES)
+    engine = ENGINES.get("onnxruntime")(small, tokens[:2])
+    for batch in (tokens[:2], tokens[2:4], tokens[4:]):
+        got, reference = engine.run(batch), _eager(small, batch)
+        assert equivalent(got, reference) and np.abs(reference).max() > 0
+    assert len(exports) == 1

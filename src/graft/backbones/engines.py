@@ -263,11 +263,13 @@ def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
     An image backbone: ``pixels -> features``, dynamic batch. A text backbone
     (``input_kind == "text"``, ``example`` packed ``(batch, 2, max_length)``): its ``embed``,
     ``input_ids, attention_mask -> features``, dynamic batch and sequence (see
-    :func:`_text_example` for what is traced).
+    :func:`_text_example` for what is traced), inside its ``exporting()`` context when it has
+    one (:meth:`graft.backbones.text.TextBackbone.exporting`: plain attention).
     """
     net: nn.Module
     args: tuple[torch.Tensor, ...]
     names: tuple[str, ...]
+    tracing: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if _takes_text(module):
         _text_feed(module)  # a clear error for a text module without trim and embed
         # the export restores the mode it found the wrapper in, recursively: the module's own
@@ -277,11 +279,13 @@ def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
             TEXT_INPUTS,
         )
         axes = {name: {0: "batch", 1: "sequence"} for name in names}
+        exporting = getattr(module, "exporting", None)  # the attention ONNX Runtime runs best
+        tracing = exporting() if callable(exporting) else tracing
     else:
         net, args, names = module, (example[:1].clone(),), ("pixels",)
         axes = {"pixels": {0: "batch"}}
     buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    with tracing, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             net,

