@@ -65,6 +65,8 @@ KIND_ENGINES: dict[str, tuple[str, ...]] = {
 }
 #: The inputs of a text backbone's ONNX export (its output is ``features``, as an image's).
 TEXT_INPUTS = ("input_ids", "attention_mask")
+#: How a text backbone is exported (part of its cache key: change it when the recipe changes).
+TEXT_EXPORT = "embed, plain attention, v1"
 
 Run = Callable[[torch.Tensor], np.ndarray]
 
@@ -229,9 +231,10 @@ def onnx_model(
     The cache file ``<key>.onnx`` in ``$GRAFT_CACHE_DIR/engines`` is keyed by the backbone's
     identity (a hash of its weights; of a text backbone also of its tokenizer and text settings),
     the input's shape (a text batch's: ``(2, max_length)``) and dtype, the opset and torch's
-    version; ``<key>.json`` beside it records the file's sha256. A file whose sha256 differs, that is
-    missing its record, or that ``open_model`` refuses is never used: the module is exported
-    again and the cache rewritten (each file atomically; the record last). A module without an
+    version (a text export's also by :data:`TEXT_EXPORT`, how it is made); ``<key>.json``
+    beside it records the file's sha256. A file whose sha256 differs, that is missing its
+    record, or that ``open_model`` refuses is never used: the module is exported again and the
+    cache rewritten (each file atomically; the record last). A module without an
     ``identity()`` (not a graft backbone) and an unwritable cache export in memory only.
     """
     paths = _cache_paths(module, example)
@@ -308,6 +311,8 @@ def _cache_paths(
     if not callable(identity):
         return None
     parts = [identity(), *map(str, example.shape[1:]), str(example.dtype), str(OPSET)]
+    if _takes_text(module):
+        parts.append(TEXT_EXPORT)
     key = hashlib.sha256("|".join([*parts, torch.__version__]).encode()).hexdigest()[:32]
     folder = (cache_dir or _CACHE_DIR.get() or cache_root()) / ENGINE_CACHE
     return folder / f"{key}.onnx", folder / f"{key}.json"
