@@ -177,3 +177,36 @@ def test_a_text_network_without_switchable_attention_exports_as_it_is(
         got, reference = engine.run(batch), _eager(small, batch)
         assert equivalent(got, reference) and np.abs(reference).max() > 0
     assert len(exports) == 1
+
+
+@pytest.mark.parametrize("winner", ["onnxruntime", "eager"])
+def test_the_probe_runs_a_few_texts_and_the_kept_engine_only_the_rest(
+    winner: str,
+    minilm: Any,
+    exports: list[int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path))
+    monkeypatch.delenv("GRAFT_ENGINE", raising=False)
+    real = engines._timed
+    seconds = iter([1.0, 0.5 if winner == "onnxruntime" else 2.0])  # eager, then onnxruntime
+
+    def timed(run: engines.Run, batch: torch.Tensor) -> tuple[np.ndarray, float]:
+        return real(run, batch)[0], next(seconds)
+
+    monkeypatch.setattr(engines, "_timed", timed)
+    rows: list[int] = []
+    hook = minilm.register_forward_hook(lambda _m, args, _o: rows.append(len(args[0])))
+    first = _by_length(minilm, SENTENCES * 2)  # 12 texts; the probe takes 8
+    try:
+        reference = _eager(minilm, first)
+        rows.clear()
+        with choose_engine(minilm, first, input_kind="text", files=1000) as engine:
+            assert engine.name == winner and rows == [engines.PROBE_ROWS["text"]]
+            got = engine.run(first)
+    finally:
+        hook.remove()
+    assert rows == ([8] if winner == "onnxruntime" else [8, 4])  # no text computed twice
+    assert got.shape == (12, 384) and equivalent(got, reference)
+    assert len(exports) == 1
