@@ -217,7 +217,8 @@ OPSET = 17
 ENGINE_CACHE = "engines"
 #: The cache folder of the pass in progress (``choose_engine``'s ``cache_dir``: ``--cache-dir``).
 _CACHE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("cache_dir", default=None)
-#: Exported engines kept; the least recently used beyond this many are deleted (Lite0: 18 MB each).
+#: Exported engines kept; the least recently used beyond this many are deleted (Lite0: 18 MB each,
+#: minilm: 90 MB).
 ENGINES_KEPT = 8
 _CACHED_NAME = re.compile(r"^[0-9a-f]{32}\.(onnx|json)$")
 
