@@ -27,7 +27,7 @@ import hashlib
 import json
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -166,19 +166,21 @@ class TextBackbone(Backbone):
         ONNX Runtime ran that graph about 15% faster than the one PyTorch's fused attention
         (SDPA) exports, with the same outputs (minilm, 32 texts of 256 tokens, 2-core CPU). The
         encoder's own attention is restored afterwards; an encoder that cannot switch (not a
-        transformers model) is traced as it is.
+        transformers model, or one that refuses) is traced as it is.
         """
         body = text_body(self.model)
-        switch = getattr(body, "set_attn_implementation", None)
+        switch: Any = getattr(body, "set_attn_implementation", None)
         current = getattr(getattr(body, "config", None), "_attn_implementation", None)
-        if not callable(switch) or current in (None, "eager"):
-            yield
-            return
-        switch("eager")
+        restore = None
+        if callable(switch) and current not in (None, "eager"):
+            with suppress(Exception):  # an encoder that refuses plain attention: as it is
+                switch("eager")
+                restore = current
         try:
             yield
         finally:
-            switch(current)
+            if restore is not None:
+                switch(restore)
 
     def encode(self, texts: Sequence[str], *, warn: bool = True) -> torch.Tensor:
         """Tokenize ``texts`` into the packed input ``(n, 2, max_length)``.
