@@ -72,7 +72,7 @@ def test_choice_is_an_equivalent_engine_and_the_store_records_it(
     with choose_engine(lite0, x, files=len(x)) as engine:
         assert engine.name in engines.available("image")
         assert equivalent(engine.run(x), ENGINES.get("eager")(lite0, x).run(x))
-    with choose_engine(lite0, x, input_kind="text") as engine:
+    with choose_engine(lite0, x, input_kind="other") as engine:  # a kind no engine lists
         assert engine.name == "eager"
 
     config = lite0.data_config.with_image_size(64)
@@ -144,6 +144,42 @@ def test_an_engine_used_under_inference_mode_leaves_a_model_that_can_train(
         p.requires_grad_(True)
     backbone.train()
     backbone(torch.randn(2, 3, 32, 32)).sum().backward()
+
+
+def test_the_kept_engine_does_not_compute_the_probed_batch_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GRAFT_ENGINE", raising=False)
+    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 10**9)  # eager and channels_last only
+    monkeypatch.setattr(engines, "RETIME_BELOW_S", 0.0)  # one timed run each
+    backbone = _tiny_backbone()
+    calls: list[int] = []
+    backbone.register_forward_hook(lambda *_: calls.append(1))
+    first, second = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
+    with choose_engine(backbone, first, files=1000) as engine:
+        probed = len(calls)
+        assert probed == 2  # eager, then channels_last, once each on the first batch
+        got = engine.run(first)
+        assert len(calls) == probed  # the probe's output, not a third pass
+        engine.run(second)
+        assert len(calls) == probed + 1
+        assert equivalent(engine.run(first), got) and len(calls) == probed + 2  # once only
+
+
+def test_a_short_probe_run_is_timed_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        calls.append(len(x))
+        return x.numpy()
+
+    batch = torch.zeros(3, 2)
+    out, seconds = engines._timed(run, batch)
+    assert calls == [3, 3] and seconds >= 0 and out.shape == (3, 2)  # first run: one-off costs
+    monkeypatch.setattr(engines, "RETIME_BELOW_S", 0.0)
+    calls.clear()
+    engines._timed(run, batch)
+    assert calls == [3]  # a long enough run is its own measure
 
 
 # ---------------------------------------------------------------- the exported-engine cache

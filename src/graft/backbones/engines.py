@@ -6,19 +6,25 @@ eager PyTorch. This registry is the one every frozen pass uses: the feature stor
 It lives with the backbones (layer 1) so that the model layer can use it too.
 
 - ``eager``: the module as it is (the fallback, and the reference).
-- ``channels_last``: NHWC memory layout for convolutions (faster oneDNN kernels on CPU).
-- ``onnxruntime``: the backbone exported to ONNX and run by ONNX Runtime (when installed). The
-  export (seconds) is cached in ``$GRAFT_CACHE_DIR/engines`` (see :func:`onnx_model`), keyed by
-  the backbone's weights, input size and torch version, and checked by its sha256 on every read,
-  so a second ``graft predict`` of the same model reuses it and a damaged file is rebuilt.
-- ``bf16``: bfloat16 autocast; not equivalent at :data:`TOLERANCE`, so never chosen
+- ``channels_last``: NHWC memory layout for convolutions (faster oneDNN kernels on CPU); images.
+- ``onnxruntime``: the backbone exported to ONNX and run by ONNX Runtime (when installed). An
+  image backbone is exported ``pixels -> features`` with a dynamic batch axis; a text backbone's
+  whole forward after trimming (encoder, pooling, normalisation: ``TextBackbone.embed``) as
+  ``input_ids, attention_mask -> features`` with dynamic batch and sequence axes, so batches of
+  every length (shortest texts first) run through one export, each cut after its longest text
+  as eager cuts it. The export (seconds) is cached in ``$GRAFT_CACHE_DIR/engines`` (see
+  :func:`onnx_model`), keyed by the backbone's weights (for text also its tokenizer and text
+  settings, maximum length included), the input's shape and torch's version, and checked by its
+  sha256 on every read, so a second ``graft predict`` of the same model reuses it and a damaged
+  file is rebuilt.
+- ``bf16``: bfloat16 autocast; images; not equivalent at :data:`TOLERANCE`, so never chosen
   automatically (ask for it with ``GRAFT_ENGINE=bf16``).
 
-:func:`choose_engine` runs every engine on the first examples of the first batch
-(:data:`PROBE_EXAMPLES`) and keeps the fastest
-whose outputs match eager within :data:`TOLERANCE`; ``GRAFT_ENGINE=name`` forces one. Only image
-backbones (``input_kind == "image"``) take the image engines; other kinds (text: token ids) always
-run eager, even when ``GRAFT_ENGINE`` names another engine.
+:func:`choose_engine` runs every engine the backbone's input kind takes (:data:`KIND_ENGINES`)
+on the first :data:`PROBE_ROWS` rows of the first batch and keeps the fastest whose outputs match
+eager within :data:`TOLERANCE`; the kept engine's probe output serves as those rows' features, so
+no row is computed twice by it. ``GRAFT_ENGINE=name`` forces one (an engine the kind does not
+take is an error).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import torch
 from torch import nn
 
 from graft._registry import Registry
+from graft.errors import ConfigError
 from graft.io import atomic_write_bytes, atomic_write_text, cache_root
 
 #: Largest absolute difference from eager, relative to the features' scale, that counts as equal.
@@ -50,6 +57,17 @@ TOLERANCE = 1e-4
 PREFERENCE = ("onnxruntime", "channels_last", "eager")
 #: Fewer files than this are not worth an ONNX export (a few seconds).
 ONNX_MIN_FILES = 256
+#: The engines each input kind takes. channels_last (and bf16, built on it) re-lays out
+#: convolution weights: images only. Text batches are token ids, which onnxruntime takes through
+#: a dynamic sequence axis. A kind not listed runs eager.
+KIND_ENGINES: dict[str, tuple[str, ...]] = {
+    "image": ("eager", "channels_last", "onnxruntime", "bf16"),
+    "text": ("eager", "onnxruntime"),
+}
+#: The inputs of a text backbone's ONNX export (its output is ``features``, as an image's).
+TEXT_INPUTS = ("input_ids", "attention_mask")
+#: How a text backbone is exported (part of its cache key: change it when the recipe changes).
+TEXT_EXPORT = "embed, plain attention, v1"
 
 Run = Callable[[torch.Tensor], np.ndarray]
 
@@ -124,7 +142,7 @@ def bf16(module: nn.Module, example: torch.Tensor) -> Engine:
 @ENGINES.register("onnxruntime")
 def onnxruntime_engine(module: nn.Module, example: torch.Tensor) -> Engine:
     """The module exported to ONNX (cached, see :func:`onnx_model`) and run by ONNX Runtime on
-    the CPU."""
+    the CPU; a text backbone's batches are cut after their longest text first (its ``trim``)."""
     import onnxruntime as ort
 
     if _device(module).type != "cpu":
@@ -135,13 +153,62 @@ def onnxruntime_engine(module: nn.Module, example: torch.Tensor) -> Engine:
     def session_of(model: bytes) -> Any:
         return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
+    feed = _text_feed(module) if _takes_text(module) else _image_feed
     session = onnx_model(module, example, session_of)
 
     def run(x: torch.Tensor) -> np.ndarray:
-        feed = {"pixels": x.detach().cpu().numpy().astype(np.float32, copy=False)}
-        return np.asarray(session.run(["features"], feed)[0], dtype=np.float32)
+        return np.asarray(session.run(["features"], feed(x))[0], dtype=np.float32)
 
     return Engine("onnxruntime", run)
+
+
+def _image_feed(x: torch.Tensor) -> dict[str, np.ndarray]:
+    return {"pixels": x.detach().cpu().numpy().astype(np.float32, copy=False)}
+
+
+def _takes_text(module: nn.Module) -> bool:
+    return getattr(module, "input_kind", "image") == "text"
+
+
+def _text_feed(module: nn.Module) -> Callable[[torch.Tensor], dict[str, np.ndarray]]:
+    """The ONNX inputs of a packed text batch ``(batch, 2, max_length)``, cut as eager cuts it."""
+    trim = getattr(module, "trim", None)
+    if not callable(trim) or not callable(getattr(module, "embed", None)):
+        raise RuntimeError(
+            f"the onnxruntime engine exports a text backbone's trim and embed; "
+            f"{type(module).__name__} has none (use a TextBackbone, or GRAFT_ENGINE=eager)"
+        )
+
+    def feed(x: torch.Tensor) -> dict[str, np.ndarray]:
+        ids, mask = trim(x.detach().cpu())
+        return {
+            name: np.ascontiguousarray(t.numpy(), dtype=np.int64)
+            for name, t in zip(TEXT_INPUTS, (ids, mask), strict=True)
+        }
+
+    return feed
+
+
+class _Embed(nn.Module):
+    """A text backbone's ``embed(ids, mask)`` as a module's forward (what the export traces)."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        backbone: Any = self.backbone
+        features: torch.Tensor = backbone.embed(input_ids, attention_mask)
+        return features
+
+
+def _text_example(example: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two copies of the first text's first (up to) 8 tokens, the second half padded: the
+    traced example has a batch and a length above 1 and a mask with zeros, so none of them is
+    fixed in the graph as a constant."""
+    ids, mask = (t.clone() for t in example[:1, :, :8].repeat(2, 1, 1).unbind(1))
+    mask[1, max(mask.shape[1] // 2, 1) :] = 0
+    return ids, mask
 
 
 #: The ONNX opset of exported engines (part of the cache key).
@@ -150,7 +217,8 @@ OPSET = 17
 ENGINE_CACHE = "engines"
 #: The cache folder of the pass in progress (``choose_engine``'s ``cache_dir``: ``--cache-dir``).
 _CACHE_DIR: contextvars.ContextVar[Path | None] = contextvars.ContextVar("cache_dir", default=None)
-#: Exported engines kept; the least recently used beyond this many are deleted (Lite0: 18 MB each).
+#: Exported engines kept; the least recently used beyond this many are deleted (Lite0: 18 MB each,
+#: minilm: 90 MB).
 ENGINES_KEPT = 8
 _CACHED_NAME = re.compile(r"^[0-9a-f]{32}\.(onnx|json)$")
 
@@ -163,10 +231,12 @@ def onnx_model(
     """``open_model`` of the module's ONNX export, read from the engine cache when it is there.
 
     The cache file ``<key>.onnx`` in ``$GRAFT_CACHE_DIR/engines`` is keyed by the backbone's
-    identity (a hash of its weights), the input's shape and dtype, the opset and torch's version;
-    ``<key>.json`` beside it records the file's sha256. A file whose sha256 differs, that is
-    missing its record, or that ``open_model`` refuses is never used: the module is exported
-    again and the cache rewritten (each file atomically; the record last). A module without an
+    identity (a hash of its weights; of a text backbone also of its tokenizer and text settings),
+    the input's shape (a text batch's: ``(2, max_length)``) and dtype, the opset and torch's
+    version (a text export's also by :data:`TEXT_EXPORT`, how it is made); ``<key>.json``
+    beside it records the file's sha256. A file whose sha256 differs, that is missing its
+    record, or that ``open_model`` refuses is never used: the module is exported again and the
+    cache rewritten (each file atomically; the record last). A module without an
     ``identity()`` (not a graft backbone) and an unwritable cache export in memory only.
     """
     paths = _cache_paths(module, example)
@@ -186,23 +256,49 @@ def onnx_model(
             record = {"sha256": hashlib.sha256(model).hexdigest(), "bytes": len(model)}
             record["backbone"] = str(getattr(getattr(module, "spec", None), "name", ""))
             record["input"] = list(example.shape[1:])
+            record["inputs"] = list(TEXT_INPUTS if _takes_text(module) else ("pixels",))
             atomic_write_text(paths[1], json.dumps(record, indent=1))
             _prune(paths[0], ENGINES_KEPT)
     return opened
 
 
 def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
-    """The module as an ONNX model (bytes) with a dynamic batch axis: ``pixels -> features``."""
+    """The module as an ONNX model (bytes) whose output ``features`` has a dynamic batch axis.
+
+    An image backbone: ``pixels -> features``, dynamic batch. A text backbone
+    (``input_kind == "text"``, ``example`` packed ``(batch, 2, max_length)``): its ``embed``,
+    ``input_ids, attention_mask -> features``, dynamic batch and sequence (see
+    :func:`_text_example` for what is traced), inside its ``exporting()`` context when it has
+    one (:meth:`graft.backbones.text.TextBackbone.exporting`: plain attention).
+    """
+    net: nn.Module
+    args: tuple[torch.Tensor, ...]
+    names: tuple[str, ...]
+    tracing: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if _takes_text(module):
+        _text_feed(module)  # a clear error for a text module without trim and embed
+        # the export restores the mode it found the wrapper in, recursively: the module's own
+        net, args, names = (
+            _Embed(module).train(module.training),
+            _text_example(example),
+            TEXT_INPUTS,
+        )
+        axes = {name: {0: "batch", 1: "sequence"} for name in names}
+        exporting = getattr(module, "exporting", None)  # the attention ONNX Runtime runs best
+        tracing = exporting() if callable(exporting) else tracing
+    else:
+        net, args, names = module, (example[:1].clone(),), ("pixels",)
+        axes = {"pixels": {0: "batch"}}
     buffer = io.BytesIO()
-    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+    with tracing, torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            module,
-            (example[:1].clone(),),
+            net,
+            args,
             buffer,  # type: ignore[arg-type]
-            input_names=["pixels"],
+            input_names=list(names),
             output_names=["features"],
-            dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
+            dynamic_axes={**axes, "features": {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
@@ -217,6 +313,8 @@ def _cache_paths(
     if not callable(identity):
         return None
     parts = [identity(), *map(str, example.shape[1:]), str(example.dtype), str(OPSET)]
+    if _takes_text(module):
+        parts.append(TEXT_EXPORT)
     key = hashlib.sha256("|".join([*parts, torch.__version__]).encode()).hexdigest()[:32]
     folder = (cache_dir or _CACHE_DIR.get() or cache_root()) / ENGINE_CACHE
     return folder / f"{key}.onnx", folder / f"{key}.json"
@@ -265,15 +363,14 @@ def _read_checked(model_path: Path, record_path: Path) -> bytes | None:
 
 
 def available(input_kind: str = "image") -> list[str]:
-    """Engines that can run here for this input kind, fastest first."""
-    if input_kind != "image":
-        return ["eager"]
-    names = [n for n in PREFERENCE if n != "onnxruntime"]
+    """Engines that can run here for this input kind (:data:`KIND_ENGINES`), fastest first."""
+    takes = KIND_ENGINES.get(input_kind, ("eager",))
+    names = [n for n in PREFERENCE if n in takes]
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
-        return names
-    return list(PREFERENCE)
+        return [n for n in names if n != "onnxruntime"]
+    return names
 
 
 def equivalent(a: np.ndarray, b: np.ndarray, tolerance: float = TOLERANCE) -> bool:
@@ -284,10 +381,14 @@ def equivalent(a: np.ndarray, b: np.ndarray, tolerance: float = TOLERANCE) -> bo
 
 #: Below this many files the plain pass runs: probing the fast engines would cost more.
 PROBE_MIN_FILES = 256
-#: Engines are compared on this many examples of the first batch, not all of it: a whole batch
-#: of 64 at 224 px through eager costs seconds per engine (measured: 7.7 s of a 10.3 s pass
-#: over 256 files went into comparing engines on the full first batch).
-PROBE_EXAMPLES = 8
+#: Rows of the first batch each engine runs in the probe. Every row the losing engines run is
+#: paid for nothing: a whole batch of 64 images at 224 px through eager costs seconds per engine
+#: (measured: 7.7 s of a 10.3 s pass over 256 files went into comparing engines on the full
+#: first batch); a text encoder at 256 tokens takes about 0.8 s for 8 rows on a 2-core CPU.
+PROBE_ROWS = 8
+#: A probe run shorter than this is timed again: one-off costs (kernel selection, memory
+#: arenas) would dominate its first run.
+RETIME_BELOW_S = 0.5
 
 
 @contextlib.contextmanager
@@ -301,14 +402,18 @@ def choose_engine(
 ) -> Iterator[Engine]:
     """The fastest engine equivalent to eager on ``first`` (a real batch); restores the module.
 
-    Every available engine runs the first :data:`PROBE_EXAMPLES` examples of ``first`` twice:
-    its output is checked against eager's and its second run's time compared (ONNX Runtime is not always the fastest: measured at 64 px on a 2-core CPU it
-    ran at 0.66x the plain loop, at 224 px at 1.74x).
+    Every available engine for ``input_kind`` runs the first :data:`PROBE_ROWS` rows of ``first``: its output is checked against eager's and its time compared (ONNX
+    Runtime is not always the fastest: measured at 64 px on a 2-core CPU it ran at 0.66x the
+    plain loop, at 224 px at 1.74x). The kept engine's output of that run serves its first call
+    on ``first`` itself, so the pass computes no row of the first batch twice. Below
+    ``PROBE_MIN_FILES`` files (or with no other engine to try) eager runs unprobed, and the ONNX
+    export is tried from ``ONNX_MIN_FILES`` files on (``files=0``: unknown, probe without it).
+    ``GRAFT_ENGINE=name`` forces an engine for any number of files.
 
     Args:
         module: the backbone, in eval mode.
-        first: the first batch of the pass (the equivalence check runs on its first examples).
-        input_kind: the backbone's input kind; only ``image`` takes the fast engines.
+        first: the first batch of the pass (the equivalence check runs on its first rows).
+        input_kind: the backbone's input kind; the engines it takes are in :data:`KIND_ENGINES`.
         files: how many files the pass covers (an ONNX export pays off only on many).
         cache_dir: the cache folder whose ``engines/`` keeps ONNX exports (``--cache-dir``;
             default :func:`graft.io.cache_root`).
@@ -323,53 +428,90 @@ def choose_engine(
 def _choose(
     module: nn.Module, first: torch.Tensor, input_kind: str, files: int
 ) -> Iterator[Engine]:
-    forced = os.environ.get("GRAFT_ENGINE") if input_kind == "image" else None
-    reference = eager(module, first)
-    if not forced and (input_kind != "image" or 0 < files < PROBE_MIN_FILES):
-        yield reference  # probing costs forward passes of its own: not worth it on few files
-        return
+    forced = os.environ.get("GRAFT_ENGINE")
     if forced:
-        engine = ENGINES.get(forced)(module, first)
+        engine = _forced(forced, input_kind)(module, first)
         try:
             yield engine
         finally:
             engine.close()
         return
-    probe = first[:PROBE_EXAMPLES] if isinstance(first, torch.Tensor) else first
-    expected, timings = _timed(reference.run, probe), {}
-    timings["eager"] = expected[1]
+    reference = eager(module, first)
+    names = [
+        n
+        for n in available(input_kind)
+        if n != "eager" and (n != "onnxruntime" or files >= ONNX_MIN_FILES)
+    ]
+    if not names or 0 < files < PROBE_MIN_FILES:
+        yield reference  # probing costs forward passes of its own: not worth it on few files
+        return
+    probe = first[:PROBE_ROWS]
+    expected, seconds = _timed(reference.run, probe)
+    outputs, timings = {"eager": expected}, {"eager": seconds}
     kept: Engine | None = None
     # The ONNX export is tried last, so that when it is the fastest it is still open.
-    names = [n for n in available(input_kind) if n != "eager"]
     for name in sorted(names, key=lambda n: n == "onnxruntime"):
-        if name == "onnxruntime" and files < ONNX_MIN_FILES:
-            continue
         try:
             engine = ENGINES.get(name)(module, first)
         except Exception:  # an engine that cannot take this module is skipped, eager remains
             continue
         out, seconds = _timed(engine.run, probe)
-        if equivalent(out, expected[0]):
-            timings[name] = seconds
+        if equivalent(out, expected):
+            timings[name], outputs[name] = seconds, out
         if name == "onnxruntime" and timings.get(name) == min(timings.values()):
             kept = engine
         else:
             engine.close()
     best = min(timings, key=lambda n: timings[n])
     if best == "eager":
-        yield reference
-        return
-    engine = kept if kept is not None and kept.name == best else ENGINES.get(best)(module, first)
+        engine = reference
+    elif kept is not None and kept.name == best:
+        engine = kept
+    else:
+        engine = ENGINES.get(best)(module, first)
     try:
-        yield engine
+        yield _reusing(engine, first, outputs[best])
     finally:
         engine.close()
 
 
+def _forced(name: str, input_kind: str) -> EngineFactory:
+    """The engine ``GRAFT_ENGINE`` names, when this input kind takes it."""
+    factory = ENGINES.get(name)  # an unknown name lists the known ones
+    takes = KIND_ENGINES.get(input_kind, ("eager",))
+    if ENGINES.normalize(name) not in takes:
+        raise ConfigError(
+            f"GRAFT_ENGINE={name}: the {name} engine does not run {input_kind} backbones; "
+            f"set GRAFT_ENGINE to one of {', '.join(takes)}, or unset it to let graft choose"
+        )
+    return factory
+
+
+def _reusing(engine: Engine, first: torch.Tensor, out: np.ndarray) -> Engine:
+    """``engine``, whose first call on ``first`` itself takes ``out``, its probe's output of
+    the first ``len(out)`` rows, and runs only the rows after them."""
+    pending = [out]
+
+    def run(x: torch.Tensor) -> np.ndarray:
+        if pending and x is first:
+            head = pending.pop()
+            return (
+                head if len(head) == len(x) else np.concatenate([head, engine.run(x[len(head) :])])
+            )
+        pending.clear()
+        return engine.run(x)
+
+    return Engine(engine.name, run, engine.close)
+
+
 def _timed(run: Run, batch: torch.Tensor) -> tuple[np.ndarray, float]:
-    """``run(batch)`` and the wall seconds of a second run (the speed a choice is made on; the
-    first run of an engine pays one-off costs: kernel selection, memory arenas)."""
-    out = run(batch)
+    """``run(batch)`` and its wall seconds, the speed a choice is made on; a run shorter than
+    :data:`RETIME_BELOW_S` is timed again (its first run pays one-off costs)."""
     started = time.perf_counter()
-    run(batch)
-    return out, time.perf_counter() - started
+    out = run(batch)
+    seconds = time.perf_counter() - started
+    if seconds < RETIME_BELOW_S:
+        started = time.perf_counter()
+        run(batch)
+        seconds = time.perf_counter() - started
+    return out, seconds
