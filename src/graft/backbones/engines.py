@@ -402,9 +402,10 @@ def choose_engine(
 ) -> Iterator[Engine]:
     """The fastest engine equivalent to eager on ``first`` (a real batch); restores the module.
 
-    Every available engine for ``input_kind`` runs the first :data:`PROBE_ROWS` rows of ``first``: its output is checked against eager's and its time compared (ONNX
-    Runtime is not always the fastest: measured at 64 px on a 2-core CPU it ran at 0.66x the
-    plain loop, at 224 px at 1.74x). The kept engine's output of that run serves its first call
+    Every available engine for ``input_kind`` runs the first :data:`PROBE_ROWS` rows of
+    ``first``: its output is checked against eager's and its time compared (ONNX Runtime is not
+    always the fastest: measured at 64 px on a 2-core CPU it ran at 0.66x the plain loop, at
+    224 px at 1.74x). The kept engine's output of that run serves its first call
     on ``first`` itself, so the pass computes no row of the first batch twice. Below
     ``PROBE_MIN_FILES`` files (or with no other engine to try) eager runs unprobed, and the ONNX
     export is tried from ``ONNX_MIN_FILES`` files on (``files=0``: unknown, probe without it).
