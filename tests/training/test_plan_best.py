@@ -60,3 +60,44 @@ def test_a_stage_that_improves_is_kept(digits_dir: Path, tmp_path: Path) -> None
     assert not any("did not beat" in line for line in lines)
     final = model.evaluate(digits_dir, split="val")["accuracy"]
     assert abs(final - best_row["val_accuracy"]) < 1e-6, "the model is the best epoch overall"
+
+
+def test_a_stage_that_lowers_the_loss_but_loses_accuracy_is_undone(digits_dir: Path) -> None:
+    """Constructed rows: the fine-tuning stage's best epoch has a lower validation loss than
+    the head's but a lower accuracy; the head's weights come back, and the log says why."""
+    import torch
+
+    from graft.data import load
+    from graft.model import GraftModel
+    from graft.strategies.base import Stage
+    from graft.training.loop import TrainConfig, _PlanBest
+    from graft.workflows.fit import task_spec_for
+
+    model = GraftModel(tiny_backbone(image_size=32), task_spec_for(load(digits_dir, seed=0)))
+    keeper = _PlanBest(model, TrainConfig(progress=False), [])
+    lines: list[str] = []
+    n = len(model.backbone.groups)
+    head = Stage("head", 1, 1e-3, (*([0.0] * n), 1.0))
+    tune = Stage("tune", 1, 1e-4, (1.0,) * (n + 1))
+    keeper.end_stage(
+        head, [{"stage": "head", "val_loss": 0.50, "val_accuracy": 0.80}], lines.append, True
+    )
+    kept = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    rows = [
+        {"stage": "tune", "val_loss": 0.45, "val_accuracy": 0.70},  # lower loss, lower accuracy
+        {"stage": "tune", "val_loss": 0.60, "val_accuracy": 0.85},
+    ]
+    keeper.end_stage(tune, rows, lines.append, True)
+    assert all(torch.equal(v, kept[k]) for k, v in model.state_dict().items())
+    assert all(r["kept"] is False for r in rows)
+    assert lines == [
+        "  stage tune lowered the loss but not accuracy (0.7000 vs 0.8000): "
+        "keeping the weights of stage head"
+    ]
+    # Lower loss and accuracy at least as high: kept.
+    better = [{"stage": "tune", "val_loss": 0.40, "val_accuracy": 0.80}]
+    keeper.end_stage(tune, better, lines.append, True)
+    assert "kept" not in better[0] and len(lines) == 1 and keeper.stage_name == "tune"

@@ -160,12 +160,22 @@ def on_stored_features(stage: Stage, cfg: TrainConfig) -> bool:
     return stage.kind != "pretext" and cfg.use_cache and stage.backbone_frozen
 
 
+#: When the monitor is the validation loss, a later stage must also keep the task's headline
+#: metric (the first of these its rows have) at least where the kept stage had it.
+GUARD_METRICS = ("val_accuracy", "val_r2")
+
+
 class _PlanBest:
     """The plan's best weights across stages: a later stage that is not better is undone.
 
     Within a stage the runner restores that stage's best epoch; across stages this keeps the
     weights of the best stage so far on the monitored metric, so a plan never ends worse than
     its own best stage (a fine-tuning stage that overfits leaves the head stage's weights).
+    With the validation loss as the monitor, a later stage that lowers the loss but also lowers
+    the headline metric (:data:`GUARD_METRICS`: accuracy, R²) at its best epoch is undone too:
+    a head fitted to convergence is confident, and fine-tuning that softens it lowers the loss
+    while losing accuracy (measured on 50 Fashion-MNIST images per class: two-stage kept such a
+    stage in 2 of 3 seeds, test accuracy 0.644 and 0.679 against 0.739 and 0.742 for the head).
     """
 
     def __init__(
@@ -178,6 +188,7 @@ class _PlanBest:
         self.model, self.cfg = model, cfg
         self.monitor, self.sign = monitor_of(cfg.monitor)
         self.value, self.stage_name = math.inf, ""
+        self.guard: float | None = None
         self.state: dict[str, Any] | None = None
         if saved:  # a resumed run: the best of the stages finished before the kill
             self.value, self.stage_name, self.state = (
@@ -185,17 +196,27 @@ class _PlanBest:
                 saved["stage_name"],
                 saved["state"],
             )
+            self.guard = saved.get("guard")
         elif any(self.monitor in r for r in history):  # a checkpoint without it (older graft)
             done = [r for r in history if self.monitor in r]
-            self.value = min(self.sign * r[self.monitor] for r in done)
+            best = min(done, key=lambda r: self.sign * r[self.monitor])
+            self.value, self.guard = self.sign * best[self.monitor], self._guard_of(best)
             self.stage_name = str(done[-1]["stage"])
             self.state = _cpu_copy(model.state_dict())
+
+    def _guard_of(self, row: dict[str, Any]) -> float | None:
+        if self.monitor != "val_loss":
+            return None
+        return next((float(row[k]) for k in GUARD_METRICS if k in row), None)
 
     def snapshot(self) -> dict[str, Any]:
         """What a checkpoint keeps of it, so a resumed run restores the same best stage."""
         if self.state is None:
             return {}
-        return {"value": self.value, "stage_name": self.stage_name, "state": self.state}
+        return {
+            "value": self.value, "stage_name": self.stage_name, "state": self.state,
+            "guard": self.guard,
+        }  # fmt: skip
 
     def end_stage(
         self, stage: Stage, rows: list[dict[str, Any]], log: Callable[[str], None], is_main: bool
@@ -204,20 +225,23 @@ class _PlanBest:
         scored = [r for r in rows if self.monitor in r]
         if not scored:  # a pretext stage: nothing to compare
             return
-        value = min(self.sign * r[self.monitor] for r in scored)
-        if value < self.value - 1e-9 or self.state is None:
-            self.value, self.stage_name = value, stage.name
+        best = min(scored, key=lambda r: self.sign * r[self.monitor])
+        value, guard = self.sign * best[self.monitor], self._guard_of(best)
+        lost = guard is not None and self.guard is not None and guard < self.guard - 1e-9
+        if self.state is None or (value < self.value - 1e-9 and not lost):
+            self.value, self.guard, self.stage_name = value, guard, stage.name
             self.state = _cpu_copy(self.model.state_dict())
             return
         self.model.load_state_dict(self.state)
         for r in scored:
             r["kept"] = False
-        name = self.monitor[4:]
-        log(
-            f"  stage {stage.name} did not beat stage {self.stage_name} on {name} "
-            f"({self.sign * value:.4f} vs {self.sign * self.value:.4f}): "
-            f"keeping the weights of stage {self.stage_name}"
-        )
+        if value < self.value - 1e-9:  # lower loss, lower headline metric
+            key = next(k for k in GUARD_METRICS if k in best)[4:]
+            why = f"lowered the loss but not {key} ({guard:.4f} vs {self.guard:.4f})"
+        else:
+            name = self.monitor[4:]
+            why = f"did not beat stage {self.stage_name} on {name} ({value * self.sign:.4f} vs {self.sign * self.value:.4f})"
+        log(f"  stage {stage.name} {why}: keeping the weights of stage {self.stage_name}")
         if self.cfg.checkpoint_dir and is_main:
             last = Path(self.cfg.checkpoint_dir) / "last"
             saved = load_checkpoint(last)
