@@ -87,6 +87,17 @@ def test_verdict_names_a_clear_winner_with_its_interval() -> None:
     assert best == "small_cnn" and "does not help" in text and "95% interval +" in text
 
 
+def test_a_winner_chosen_on_validation_quotes_the_test_gap_beside_its_interval() -> None:
+    """The interval is the test split's: it stands beside the test gap, not the validation one
+    (the demo printed "by 7.1 points on validation, 95% interval +1.9 to +7.0")."""
+    rows = _rows(0.90, 0.70)
+    rows[0]["val accuracy"], rows[1]["val accuracy"] = 0.65, 0.95  # 30 points on validation
+    per_example = {"two_stage": _correct(1000, 900, 1), "small_cnn": _correct(1000, 700, 2)}
+    text, best = make_verdict(rows, "accuracy", per_example)
+    assert best == "two_stage"
+    assert "by 30.0 points of accuracy on validation (on test +20.0 points, 95% interval +" in text
+
+
 def test_rmse_differences_use_the_root_mean_statistic() -> None:
     rng = np.random.default_rng(0)
     sq_a, sq_b = rng.normal(0, 1.0, 400) ** 2, rng.normal(0, 1.5, 400) ** 2

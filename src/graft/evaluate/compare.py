@@ -429,6 +429,9 @@ def make_verdict(
     if noise is not None and not clears_noise(noise, metric):
         return _no_clear_difference(t, s, key, metric, noise)
     within = "" if noise is None else f", 95% interval {_span(noise, metric, sign)}"
+    if noise is not None and choose != key:  # the interval is the test split's, not validation's
+        oriented = sign * (t[key] - s[key]) * (1.0 if gain > 0 else -1.0)  # winner - loser
+        within = f" (on test {_signed(oriented, metric)}{within})"
     if gain > 0:
         text = (
             f"Transfer helps: {t['arm']} beats the best from-scratch baseline ({s['arm']}) by "
