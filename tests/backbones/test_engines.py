@@ -182,6 +182,30 @@ def test_a_short_probe_run_is_timed_again(monkeypatch: pytest.MonkeyPatch) -> No
     assert calls == [3]  # a long enough run is its own measure
 
 
+def test_cheap_rows_are_probed_on_the_whole_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On small inputs the engines' speeds depend on the batch size: when eager would run the
+    whole first batch within WHOLE_BATCH_PROBE_S, every engine is timed on all of it."""
+    monkeypatch.delenv("GRAFT_ENGINE", raising=False)
+    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 10**9)  # eager and channels_last only
+    sizes: list[int] = []
+    seconds = {"cheap": 0.001, "dear": 10.0}
+
+    for kind, expected in (("cheap", 16), ("dear", engines.PROBE_ROWS)):
+        sizes.clear()
+
+        def timed(
+            run: engines.Run, batch: torch.Tensor, kind: str = kind
+        ) -> tuple[np.ndarray, float]:
+            sizes.append(len(batch))
+            return run(batch), seconds[kind]
+
+        monkeypatch.setattr(engines, "_timed", timed)
+        first = torch.randn(16, 3, 32, 32)
+        with choose_engine(_tiny_backbone(), first, files=1000) as engine:
+            assert engine.run(first).shape[0] == 16
+        assert sizes[-1] == expected, (kind, sizes)
+
+
 # ---------------------------------------------------------------- the exported-engine cache
 
 

@@ -386,9 +386,13 @@ PROBE_MIN_FILES = 256
 #: (measured: 7.7 s of a 10.3 s pass over 256 files went into comparing engines on the full
 #: first batch); a text encoder at 256 tokens takes about 0.8 s for 8 rows on a 2-core CPU.
 PROBE_ROWS = 8
+#: When eager would run the whole first batch in less than this, the probe takes the whole
+#: batch: on small inputs the engines' speeds depend on the batch size (measured on 256 images at
+#: 64 px: ONNX Runtime won the 8-row probe and then ran the pass at 0.61x eager's speed).
+WHOLE_BATCH_PROBE_S = 0.5
 #: A probe run shorter than this is timed again: one-off costs (kernel selection, memory
 #: arenas) would dominate its first run.
-RETIME_BELOW_S = 0.5
+RETIME_BELOW_S = 0.1
 
 
 @contextlib.contextmanager
@@ -403,9 +407,10 @@ def choose_engine(
     """The fastest engine equivalent to eager on ``first`` (a real batch); restores the module.
 
     Every available engine for ``input_kind`` runs the first :data:`PROBE_ROWS` rows of
-    ``first``: its output is checked against eager's and its time compared (ONNX Runtime is not
-    always the fastest: measured at 64 px on a 2-core CPU it ran at 0.66x the plain loop, at
-    224 px at 1.74x). The kept engine's output of that run serves its first call
+    ``first`` (the whole batch when eager would run it within :data:`WHOLE_BATCH_PROBE_S`): its
+    output is checked against eager's and its time compared (ONNX Runtime is not always the
+    fastest: measured at 64 px on a 2-core CPU it ran at 0.66x the plain loop, at 224 px at
+    2.85x). The kept engine's output of that run serves its first call
     on ``first`` itself, so the pass computes no row of the first batch twice. Below
     ``PROBE_MIN_FILES`` files (or with no other engine to try) eager runs unprobed, and the ONNX
     export is tried from ``ONNX_MIN_FILES`` files on (``files=0``: unknown, probe without it).
@@ -448,6 +453,9 @@ def _choose(
         return
     probe = first[:PROBE_ROWS]
     expected, seconds = _timed(reference.run, probe)
+    if len(probe) < len(first) and seconds * len(first) / len(probe) < WHOLE_BATCH_PROBE_S:
+        probe = first  # cheap rows: the whole batch times the pass faithfully
+        expected, seconds = _timed(reference.run, probe)
     outputs, timings = {"eager": expected}, {"eager": seconds}
     kept: Engine | None = None
     # The ONNX export is tried last, so that when it is the fastest it is still open.
