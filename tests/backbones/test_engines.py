@@ -69,6 +69,7 @@ def test_choice_is_an_equivalent_engine_and_the_store_records_it(
 ) -> None:
     x = _photos(lite0, digits_dir, 64)
     monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
+    monkeypatch.setattr(engines, "ONNX_MIN_PASS_S", 0.0)
     with choose_engine(lite0, x, files=len(x)) as engine:
         assert engine.name in engines.available("image")
         assert equivalent(engine.run(x), ENGINES.get("eager")(lite0, x).run(x))
@@ -113,6 +114,7 @@ def test_predict_through_every_engine_gives_eager_top1_and_probabilities(
     model = GraftModel(lite0, Classification.spec_for([f"c{i}" for i in range(5)]))
     monkeypatch.setattr(engines, "PROBE_MIN_FILES", 1)
     monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
+    monkeypatch.setattr(engines, "ONNX_MIN_PASS_S", 0.0)
     monkeypatch.setenv("GRAFT_ENGINE", "eager")
     reference = model.predict_outputs(files, batch_size=4)
     for name in [*engines.available("image"), ""]:  # "": the automatic choice
