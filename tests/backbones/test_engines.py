@@ -69,7 +69,7 @@ def test_choice_is_an_equivalent_engine_and_the_store_records_it(
 ) -> None:
     x = _photos(lite0, digits_dir, 64)
     monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
-    monkeypatch.setattr(engines, "ONNX_MIN_PASS_S", 0.0)
+    monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)
     with choose_engine(lite0, x, files=len(x)) as engine:
         assert engine.name in engines.available("image")
         assert equivalent(engine.run(x), ENGINES.get("eager")(lite0, x).run(x))
@@ -114,7 +114,7 @@ def test_predict_through_every_engine_gives_eager_top1_and_probabilities(
     model = GraftModel(lite0, Classification.spec_for([f"c{i}" for i in range(5)]))
     monkeypatch.setattr(engines, "PROBE_MIN_FILES", 1)
     monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
-    monkeypatch.setattr(engines, "ONNX_MIN_PASS_S", 0.0)
+    monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)
     monkeypatch.setenv("GRAFT_ENGINE", "eager")
     reference = model.predict_outputs(files, batch_size=4)
     for name in [*engines.available("image"), ""]:  # "": the automatic choice
@@ -154,6 +154,7 @@ def test_the_kept_engine_does_not_compute_the_probed_batch_again(
     monkeypatch.delenv("GRAFT_ENGINE", raising=False)
     monkeypatch.setattr(engines, "ONNX_MIN_FILES", 10**9)  # eager and channels_last only
     monkeypatch.setattr(engines, "RETIME_BELOW_S", 0.0)  # one timed run each
+    monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)  # a short pass is still probed
     backbone = _tiny_backbone()
     calls: list[int] = []
     backbone.register_forward_hook(lambda *_: calls.append(1))
@@ -206,6 +207,23 @@ def test_cheap_rows_are_probed_on_the_whole_batch(monkeypatch: pytest.MonkeyPatc
         with choose_engine(_tiny_backbone(), first, files=1000) as engine:
             assert engine.run(first).shape[0] == 16
         assert sizes[-1] == expected, (kind, sizes)
+
+
+def test_a_short_pass_runs_eager_without_probing_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eager's probe says the pass would end within PROBE_MIN_PASS_S: no other engine is
+    built or timed, and the probe's rows are not computed again."""
+    monkeypatch.delenv("GRAFT_ENGINE", raising=False)
+    built: list[str] = []
+    real_get = engines.ENGINES.get
+    monkeypatch.setattr(engines.ENGINES, "get", lambda name: built.append(name) or real_get(name))
+    backbone = _tiny_backbone()
+    calls: list[int] = []
+    backbone.register_forward_hook(lambda _m, args, _o: calls.append(len(args[0])))
+    first = torch.randn(4, 3, 32, 32)
+    with choose_engine(backbone, first, files=300) as engine:  # 300 tiny images: milliseconds
+        assert engine.name == "eager" and not built
+        engine.run(first)
+    assert calls == [4, 4]  # the probe, timed again (short); the pass reused its output
 
 
 # ---------------------------------------------------------------- the exported-engine cache

@@ -110,7 +110,7 @@ def test_the_store_pass_takes_the_text_engines_and_records_the_one_that_ran(
     monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(engines, "PROBE_MIN_FILES", 1)
     monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
-    monkeypatch.setattr(engines, "ONNX_MIN_PASS_S", 0.0)
+    monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)
     monkeypatch.setenv("GRAFT_ENGINE", "eager")
     reference, used = _store_pass(minilm, SENTENCES, tmp_path / "eager")
     assert used == ["eager"]

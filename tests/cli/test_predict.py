@@ -35,6 +35,6 @@ def test_a_second_predict_reuses_the_exported_engine(
     monkeypatch.delenv("GRAFT_ENGINE")
     monkeypatch.setattr(engines, "PROBE_MIN_FILES", 1)
     monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
-    monkeypatch.setattr(engines, "ONNX_MIN_PASS_S", 0.0)
+    monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)
     assert main(["predict", str(tmp_path / "m"), *files, "-o", str(tmp_path / "p.csv")]) == 0
     assert len(calls) == 1

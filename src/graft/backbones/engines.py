@@ -57,10 +57,10 @@ TOLERANCE = 1e-4
 PREFERENCE = ("onnxruntime", "channels_last", "eager")
 #: Fewer files than this are not worth an ONNX export (a few seconds).
 ONNX_MIN_FILES = 256
-#: Nor is a pass that eager would finish within this many seconds (opening an ONNX Runtime
-#: session and its first runs cost about a second: measured on 256 images at 64 px, a 0.4 s
-#: eager pass took 0.95 s through ONNX Runtime).
-ONNX_MIN_PASS_S = 3.0
+#: A pass that eager would finish within this many seconds (estimated from its probe) runs
+#: eager: other engines' setup and probes cost about that (measured on 256 images at 64 px, a
+#: 0.4 s eager pass took 0.95 s through ONNX Runtime and 0.54 s through channels-last).
+PROBE_MIN_PASS_S = 3.0
 #: The engines each input kind takes. channels_last (and bf16, built on it) re-lays out
 #: convolution weights: images only. Text batches are token ids, which onnxruntime takes through
 #: a dynamic sequence axis. A kind not listed runs eager.
@@ -417,8 +417,9 @@ def choose_engine(
     2.85x). The kept engine's output of that run serves its first call
     on ``first`` itself, so the pass computes no row of the first batch twice. Below
     ``PROBE_MIN_FILES`` files (or with no other engine to try) eager runs unprobed, and the ONNX
-    export is tried from ``ONNX_MIN_FILES`` files on, and only when eager's pass would take
-    :data:`ONNX_MIN_PASS_S` or more (``files=0``: unknown, probe without it).
+    export is tried from ``ONNX_MIN_FILES`` files on (``files=0``: unknown, probe without it);
+    a pass eager would finish within :data:`PROBE_MIN_PASS_S` (estimated from its probe) runs
+    eager.
     ``GRAFT_ENGINE=name`` forces an engine for any number of files.
 
     Args:
@@ -461,8 +462,10 @@ def _choose(
     if len(probe) < len(first) and seconds * len(first) / len(probe) < WHOLE_BATCH_PROBE_S:
         probe = first  # cheap rows: the whole batch times the pass faithfully
         expected, seconds = _timed(reference.run, probe)
-    if files and seconds * files / len(probe) < ONNX_MIN_PASS_S:
-        names = [n for n in names if n != "onnxruntime"]  # its session alone costs about that
+    if files and seconds * files / len(probe) < PROBE_MIN_PASS_S:
+        # A short pass: another engine's setup and probe would cost more than it could save.
+        yield _reusing(reference, first, expected)
+        return
     outputs, timings = {"eager": expected}, {"eager": seconds}
     kept: Engine | None = None
     # The ONNX export is tried last, so that when it is the fastest it is still open.
