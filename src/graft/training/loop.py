@@ -2,7 +2,8 @@
 
 For each stage the loop sets ``requires_grad`` from the stage's multipliers, builds a fresh
 optimizer (and schedule) from its parameter groups, and after every ``model.train()`` puts
-frozen BatchNorm layers back in inference mode. A stage whose backbone is entirely frozen
+BatchNorm layers back in inference mode as the stage's policy says (the default ``auto``: every
+one of a pretrained backbone, see :func:`graft.training.params.bn_policy`). A stage whose backbone is entirely frozen
 trains the head on stored features (:class:`~graft.measure.features.FeatureStore`): the backbone runs
 once per file, ever. Each epoch is seeded from (seed, stage, epoch), so a run resumed from its
 last checkpoint ends with the same weights as an uninterrupted one.
