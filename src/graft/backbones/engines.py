@@ -467,29 +467,29 @@ def _choose(
         yield _reusing(reference, first, expected)
         return
     outputs, timings = {"eager": expected}, {"eager": seconds}
-    kept: Engine | None = None
-    # The ONNX export is tried last, so that when it is the fastest it is still open.
-    for name in sorted(names, key=lambda n: n == "onnxruntime"):
+    kept: Engine | None = None  # the fastest so far, left open (the others are closed)
+    # The ONNX export is tried first: it traces the module as it is, before another engine
+    # (channels_last) re-lays it out.
+    for name in sorted(names, key=lambda n: n != "onnxruntime"):
         try:
             engine = ENGINES.get(name)(module, first)
         except Exception:  # an engine that cannot take this module is skipped, eager remains
             continue
         out, seconds = _timed(engine.run, probe)
-        if equivalent(out, expected):
-            timings[name], outputs[name] = seconds, out
-        if name == "onnxruntime" and timings.get(name) == min(timings.values()):
+        if not equivalent(out, expected):
+            engine.close()
+            continue
+        faster = seconds < min(timings.values())
+        timings[name], outputs[name] = seconds, out
+        if faster:
+            if kept is not None:
+                kept.close()
             kept = engine
         else:
             engine.close()
-    best = min(timings, key=lambda n: timings[n])
-    if best == "eager":
-        engine = reference
-    elif kept is not None and kept.name == best:
-        engine = kept
-    else:
-        engine = ENGINES.get(best)(module, first)
+    engine = reference if kept is None else kept  # kept is None exactly when eager is fastest
     try:
-        yield _reusing(engine, first, outputs[best])
+        yield _reusing(engine, first, outputs[engine.name])
     finally:
         engine.close()
 
