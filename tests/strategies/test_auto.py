@@ -148,9 +148,6 @@ def test_the_size_and_its_reasons_are_said() -> None:
     assert "0.840 at 64" in line and "0.850 at 128" in line and "within noise" in line
     given = decide(replace(SMALL_NEAR, image_size=96, size_given=True, data_side=28))
     assert "input size 96 px: yours (--image-size), kept" in "\n".join(given.lines())
-    ranked = decide(replace(SMALL_NEAR, image_size=64, size_ranked=True, data_side=28))
-    text = "\n".join(ranked.lines())
-    assert "input size 64 px: ranked with the backbone by --backbone auto (images are 28" in text
     assert not [x for x in decide(SMALL_NEAR).lines() if "input size" in x], "text: no size"
 
 

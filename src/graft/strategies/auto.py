@@ -82,8 +82,6 @@ class Facts:
         native_size: the backbone's own input side.
         data_side: the images' typical side (median short side of a sample).
         size_given: ``image_size`` is the user's (``--image-size``): kept, not searched.
-        size_ranked: ``image_size`` was ranked with the backbone by ``--backbone auto`` (the
-            best backbone and size pair by ``graft rank``'s score): kept, not searched.
         size_probes: ``(size, probe)`` per candidate size measured (empty: no search).
         size_noise: one standard error of the best candidate's probe (the size rule's noise).
         probe_basis: what the probes were scored on (``on 15 validation examples``,
@@ -113,7 +111,6 @@ class Facts:
     native_size: int | None = None
     data_side: int | None = None
     size_given: bool = False
-    size_ranked: bool = False
     size_probes: tuple[tuple[int, float], ...] = ()
     size_noise: float | None = None
     #: what the probes were scored on (validation examples, or cross-validated labelled ones).
@@ -315,17 +312,12 @@ def _fact_lines(f: Facts) -> list[str]:
 
 
 def size_line(f: Facts) -> str:
-    """The input size and why: the user's, the ranked one, the native one, or the smallest
-    within noise."""
+    """The input size and why: the user's, the native one, or the smallest within noise."""
     if f.image_size is None:
         return ""
     images = f"images are {f.data_side} px" if f.data_side else "images of unknown size"
     if f.size_given:
         return f"input size {f.image_size} px: yours (--image-size), kept ({images})"
-    if f.size_ranked:
-        return (
-            f"input size {f.image_size} px: ranked with the backbone by --backbone auto ({images})"
-        )
     if not f.size_probes:
         if f.native_size is None or f.image_size != f.native_size or f.data_side is None:
             return f"input size {f.image_size} px ({images})"

@@ -37,7 +37,6 @@ def resolve_auto(
     log: Callable[[str], None] = print,
     seed: int = 0,
     size_given: bool = False,
-    size_ranked: bool = False,
 ) -> Auto:
     """``graft.fit``'s hook for ``strategy="auto"``: measure, log the reasoning, record it.
 
@@ -53,12 +52,9 @@ def resolve_auto(
         log: where the reasoning goes, one line per call.
         seed: subsampling and cross-validation seed.
         size_given: the backbone's input size is the user's (``--image-size``): kept.
-        size_ranked: the backbone's input size was ranked with it (``--backbone auto``): kept.
     """
     started = time.perf_counter()
-    facts = measure_facts(
-        model.backbone, data, cfg, seed=seed, size_given=size_given, size_ranked=size_ranked
-    )
+    facts = measure_facts(model.backbone, data, cfg, seed=seed, size_given=size_given)
     advice = replace(decide(facts), seconds=round(time.perf_counter() - started, 2))
     for line in advice.lines():
         log(line)

@@ -4,11 +4,15 @@ Each candidate of :data:`AUTO_BACKBONES` is ranked by ``graft rank``'s score
 (:func:`graft.workflows.measure.rank`) on the fit's own data. When the user gave no
 ``--image-size`` and the images are much smaller than a candidate's native size, the candidate
 is ranked at each input size the advisor would consider for it
-(:func:`graft.measure.advise.searched_sizes`), so the ranking is over (backbone, size) pairs and
-the fit trains at the winner's size; with ``--image-size`` every candidate is ranked at that
-size only. Every pair's features stay in the feature store, so the fit (and the advisor) reuse
-the winner's without another backbone pass. The ranking goes into the run record
-(``backbone_ranking``), the model card and the report.
+(:func:`graft.measure.advise.searched_sizes`), so the ranking is over (backbone, size) pairs; the
+backbone of the best pair is picked, and its input size is then chosen by the one size rule
+graft has (:func:`graft.measure.advise.search_size`: the smallest size whose linear probe is
+within one standard error of the best), exactly as for ``--backbone NAME``. The score ranks
+backbones; it has no noise estimate to tell two sizes of one backbone apart, and the larger
+size usually scores a little higher at four times the compute per epoch. With ``--image-size``
+every candidate is ranked at that size only. Every pair's features stay in the feature store,
+so the size rule and the fit reuse them without another backbone pass. The ranking goes into
+the run record (``backbone_ranking``), the model card and the report.
 """
 
 from __future__ import annotations
@@ -34,17 +38,15 @@ class AutoBackbone:
     """What ``--backbone auto`` picked, and the ranking it picked from.
 
     Args:
-        backbone: the picked backbone's name.
-        image_size: the input size to build it at (None: its native size).
-        size_ranked: the size was ranked with the backbone (the user gave no ``--image-size``
-            and the images are much smaller than its native size): the fit keeps it.
+        backbone: the picked backbone's name (the best pair's backbone).
+        image_size: the user's ``--image-size`` (None: the size rule chooses, as for a named
+            backbone; the fit records the size it trained at).
         ranking: every candidate (``name`` or ``name@SIZE``) with its score, best first.
         lines: the ranking as logged.
     """
 
     backbone: str
     image_size: int | None
-    size_ranked: bool
     ranking: Ranking
     lines: tuple[str, ...]
 
@@ -60,7 +62,6 @@ class AutoBackbone:
             "picked": self.ranking.best.backbone if self.ranking.best else None,
             "backbone": self.backbone,
             "image_size": self.image_size,
-            "size_ranked": self.size_ranked,
             "seconds": round(self.ranking.seconds, 2),
             "lines": list(self.lines),
         }
@@ -85,8 +86,8 @@ def auto_candidates(dataset: Dataset, cfg: FitConfig) -> list[str]:
 
 
 def rank_auto(dataset: Dataset, cfg: FitConfig, *, log: Callable[[str], None]) -> AutoBackbone:
-    """``--backbone auto``: the best of :func:`auto_candidates` by ``graft rank``'s score, the
-    ranking logged.
+    """``--backbone auto``: the backbone of the best of :func:`auto_candidates` by ``graft
+    rank``'s score, the ranking logged (the input size is left to the size rule).
 
     Raises:
         ConfigError: ``--weights`` given (a weights file fits one architecture), or no
@@ -109,20 +110,16 @@ def rank_auto(dataset: Dataset, cfg: FitConfig, *, log: Callable[[str], None]) -
             "--backbone auto: no candidate could be scored on this data "
             f"({'; '.join(r.note for r in ranking.rows if r.note)}); pass --backbone NAME"
         )
-    name, _, size = parse_candidate(best.backbone)
+    name = parse_candidate(best.backbone)[0]
     sized = len(candidates) > len(AUTO_BACKBONES)
     how = f"bundled candidates ranked by {ranking.score}"
     if sized:
         how += " (each backbone at the input sizes the advisor considers for these images)"
     lines = [f"--backbone auto: {len(ranking.rows)} {how}:"]
     lines += [f"  {line}" for line in ranking.table().splitlines()[:-1]]
-    lines.append(f"  → {name}" + (f" at {size} px" if size else ""))
+    lines.append(f"  → {name}" + (" (its input size: the size rule)" if sized else ""))
     for line in lines:
         log(line)
     return AutoBackbone(
-        backbone=name,
-        image_size=size or cfg.model.image_size,
-        size_ranked=size is not None,
-        ranking=ranking,
-        lines=tuple(lines),
+        backbone=name, image_size=cfg.model.image_size, ranking=ranking, lines=tuple(lines)
     )

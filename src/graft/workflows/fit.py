@@ -94,12 +94,12 @@ def fit(
     check_input_kind(backbone, dataset)
     spec = task_spec_for(dataset, dropout=cfg.model.dropout, loss_weights=cfg.data.loss_weights)
     model = GraftModel(backbone, spec)
-    if picked is not None:
-        model.info["backbone_ranking"] = picked.to_dict()
-    size_ranked = picked is not None and picked.size_ranked
-    plan = plan_for(
-        model, dataset, cfg, objects.get("strategy"), train_cfg, log=log, size_ranked=size_ranked
-    )
+    plan = plan_for(model, dataset, cfg, objects.get("strategy"), train_cfg, log=log)
+    if picked is not None:  # with the size the fit trains at (the size rule's, or yours)
+        size = (
+            model.backbone.data_config.image_size if model.backbone.input_kind == "image" else None
+        )
+        model.info["backbone_ranking"] = picked.to_dict() | {"image_size": size}
     record_setup(model, cfg, plan)
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
@@ -253,7 +253,7 @@ def chosen_backbone(
             log(f"text data: backbone {name} (pass --backbone to choose another text encoder)")
     elif name == "auto":
         picked = rank_auto(dataset, cfg, log=log or _quiet)
-        name, size = picked.backbone, picked.image_size
+        name = picked.backbone
         torch.manual_seed(cfg.training.seed)  # as `--backbone NAME --image-size SIZE` builds it
     backbone = create_backbone(
         name, pretrained=cfg.model.pretrained, weights=cfg.model.weights,
@@ -301,24 +301,22 @@ def plan_for(
     train_cfg: TrainConfig,
     *,
     log: Log,
-    size_ranked: bool = False,
 ) -> Plan:
     """The strategy's plan; ``auto`` first measures the data (the advisor) and picks.
 
     Without ``--image-size``, images much smaller than a pretrained backbone's native size get
     a measured input size, whatever the strategy: :func:`graft.workflows.advise.resolve_auto`
-    (with the rest of the advice) or :func:`graft.workflows.advise.resolve_size`; unless
-    ``size_ranked``: ``--backbone auto`` ranked the backbone at that size, which is kept.
+    (with the rest of the advice) or :func:`graft.workflows.advise.resolve_size`.
     """
     t = cfg.tuning
     options = t.options()
     if strategy is None and t.strategy.replace("-", "_") == "auto":
         strategy = resolve_auto(
             model, dataset, train_cfg, options=options, log=log, seed=cfg.training.seed,
-            size_given=cfg.model.image_size is not None, size_ranked=size_ranked,
+            size_given=cfg.model.image_size is not None,
         )  # fmt: skip
         options = {}
-    elif cfg.model.image_size is None and not size_ranked:  # any other strategy: small images
+    elif cfg.model.image_size is None:  # any other strategy: small images
         resolve_size(model, dataset, train_cfg, log=log, seed=cfg.training.seed)
     if strategy is not None:
         return make_plan(model, strategy, epochs=t.epochs, lr=t.lr)
