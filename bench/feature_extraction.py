@@ -213,7 +213,7 @@ def engine_row(args: argparse.Namespace, root: Path, size: int) -> str:
     t_plain = min(timed(lambda: plain_pass(bare, loader)) for _ in range(args.repeats))
     t_eager, _ = graft_pass("eager", "eager")
     t_fast, used = graft_pass(None, "fast")
-    # model.predict (a new head on the same backbone) takes the same engines from 256 files on.
+    # model.predict (a new head on the same backbone) takes the same engines (its export cached).
     predictor = GraftModel(model, Classification.spec_for([str(i) for i in range(10)]))
     t_predict = timed(lambda: predictor.predict_outputs(paths, batch_size=args.batch_size))
     n = args.n_files

@@ -117,8 +117,9 @@ class GraftModel(nn.Module):
         predicted ``mc_samples`` times. Without ``mc_samples`` the spread is None.
 
         The backbone runs through :func:`graft.backbones.engines.choose_engine`, the registry
-        every frozen pass uses: from ``PROBE_MIN_FILES`` files on, the fastest engine whose
-        features match eager PyTorch on the first batch (``GRAFT_ENGINE=name`` forces one).
+        every frozen pass uses: when the pass is long enough to repay it, the fastest engine
+        whose features match eager PyTorch on the first batch (``GRAFT_ENGINE=name`` forces
+        one).
         """
         if not isinstance(samples, Samples):
             samples = self._as_samples(samples)
@@ -131,8 +132,8 @@ class GraftModel(nn.Module):
         first = next(batches, None)
         try:
             if first is not None:
-                # The backbone runs through the fastest equivalent engine (eager below
-                # PROBE_MIN_FILES files); dropout sits in the head, so one backbone pass suffices.
+                # The backbone runs through the fastest equivalent engine (eager on a short
+                # pass); dropout sits in the head, so one backbone pass suffices.
                 with choose_engine(
                     self.backbone, first[0], input_kind=self.input_kind, files=len(samples.paths)
                 ) as engine:

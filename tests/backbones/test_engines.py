@@ -68,7 +68,7 @@ def test_choice_is_an_equivalent_engine_and_the_store_records_it(
     lite0: Backbone, digits_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     x = _photos(lite0, digits_dir, 64)
-    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "image", 0.0)
     monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)
     with choose_engine(lite0, x, files=len(x)) as engine:
         assert engine.name in engines.available("image")
@@ -112,8 +112,7 @@ def test_predict_through_every_engine_gives_eager_top1_and_probabilities(
     files += [sorted((digits_dir / str(d)).iterdir())[0] for d in (0, 3, 7)]
     torch.manual_seed(0)
     model = GraftModel(lite0, Classification.spec_for([f"c{i}" for i in range(5)]))
-    monkeypatch.setattr(engines, "PROBE_MIN_FILES", 1)
-    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "image", 0.0)
     monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)
     monkeypatch.setenv("GRAFT_ENGINE", "eager")
     reference = model.predict_outputs(files, batch_size=4)
@@ -152,7 +151,7 @@ def test_the_kept_engine_does_not_compute_the_probed_batch_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("GRAFT_ENGINE", raising=False)
-    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 10**9)  # eager and channels_last only
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "image", float("inf"))  # no export
     monkeypatch.setattr(engines, "RETIME_BELOW_S", 0.0)  # one timed run each
     monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)  # a short pass is still probed
     backbone = _tiny_backbone()
@@ -189,7 +188,7 @@ def test_cheap_rows_are_probed_on_the_whole_batch(monkeypatch: pytest.MonkeyPatc
     """On small inputs the engines' speeds depend on the batch size: when eager would run the
     whole first batch within WHOLE_BATCH_PROBE_S, every engine is timed on all of it."""
     monkeypatch.delenv("GRAFT_ENGINE", raising=False)
-    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 10**9)  # eager and channels_last only
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "image", float("inf"))  # no export
     sizes: list[int] = []
     seconds = {"cheap": 0.001, "dear": 10.0}
 
@@ -224,6 +223,33 @@ def test_a_short_pass_runs_eager_without_probing_others(monkeypatch: pytest.Monk
         assert engine.name == "eager" and not built
         engine.run(first)
     assert calls == [4, 4]  # the probe, timed again (short); the pass reused its output
+
+
+def test_the_export_is_made_only_for_a_long_pass_and_a_cached_one_is_always_tried(
+    exports: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Below EXPORT_MIN_PASS_S (eager's estimate) no export is made, but an export already
+    in the cache is probed like any engine (a session build costs little)."""
+    pytest.importorskip("onnxruntime")
+    monkeypatch.delenv("GRAFT_ENGINE", raising=False)
+    monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)  # every pass is probed
+    built: list[str] = []
+    real_get = engines.ENGINES.get
+    monkeypatch.setattr(engines.ENGINES, "get", lambda name: built.append(name) or real_get(name))
+    backbone, first = _tiny_backbone(), torch.randn(4, 3, 32, 32)
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "image", 10**6.0)  # the pass is too short
+    with choose_engine(backbone, first, files=300):
+        pass
+    assert "onnxruntime" not in built and not exports
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "image", 0.0)  # long enough: exported
+    with choose_engine(backbone, first, files=300):
+        pass
+    assert built.count("onnxruntime") == 1 and len(exports) == 1
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "image", 10**6.0)
+    with choose_engine(backbone, first, files=300):  # short again, but now cached: tried
+        pass
+    assert built.count("onnxruntime") == 2 and len(exports) == 1
 
 
 # ---------------------------------------------------------------- the exported-engine cache

@@ -108,8 +108,7 @@ def test_the_store_pass_takes_the_text_engines_and_records_the_one_that_ran(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("GRAFT_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(engines, "PROBE_MIN_FILES", 1)
-    monkeypatch.setattr(engines, "ONNX_MIN_FILES", 1)
+    monkeypatch.setitem(engines.EXPORT_MIN_PASS_S, "text", 0.0)
     monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", 0.0)
     monkeypatch.setenv("GRAFT_ENGINE", "eager")
     reference, used = _store_pass(minilm, SENTENCES, tmp_path / "eager")
@@ -136,12 +135,12 @@ def test_an_engine_text_does_not_take_is_refused_by_name(
         pass
 
 
-def test_few_texts_run_eager_unprobed(
+def test_few_texts_run_eager_without_an_export(
     minilm: Any, exports: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("GRAFT_ENGINE", raising=False)
     x = minilm.encode(SENTENCES)
-    with choose_engine(minilm, x, input_kind="text", files=engines.PROBE_MIN_FILES - 1) as engine:
+    with choose_engine(minilm, x, input_kind="text", files=len(SENTENCES)) as engine:
         assert engine.name == "eager"
     with choose_engine(minilm, x, input_kind="text", files=0) as engine:  # unknown: no export
         assert engine.name == "eager"

@@ -55,12 +55,16 @@ from graft.io import atomic_write_bytes, atomic_write_text, cache_root
 TOLERANCE = 1e-4
 #: Order in which :func:`choose_engine` tries engines (fastest first, measured on a 2-core CPU).
 PREFERENCE = ("onnxruntime", "channels_last", "eager")
-#: Fewer files than this are not worth an ONNX export (a few seconds).
-ONNX_MIN_FILES = 256
 #: A pass that eager would finish within this many seconds (estimated from its probe) runs
 #: eager: other engines' setup and probes cost about that (measured on 256 images at 64 px, a
 #: 0.4 s eager pass took 0.95 s through ONNX Runtime and 0.54 s through channels-last).
 PROBE_MIN_PASS_S = 3.0
+#: The ONNX export (not yet cached) is tried only for a pass that eager would take at least
+#: this many seconds over, by input kind. Exporting costs about a second (EfficientNet-Lite0
+#: 1.0 s, MiniLM 1.2 s on a 2-core CPU); ONNX Runtime's gain over eager was 3-5x for Lite0 at
+#: 224 px but 1.1x for MiniLM at 256 tokens, which repays the export only from a pass of about
+#: 12 s. A cached export (a session build, about 0.1 s) is tried on any pass that is probed.
+EXPORT_MIN_PASS_S: dict[str, float] = {"image": PROBE_MIN_PASS_S, "text": 15.0}
 #: The engines each input kind takes. channels_last (and bf16, built on it) re-lays out
 #: convolution weights: images only. Text batches are token ids, which onnxruntime takes through
 #: a dynamic sequence axis. A kind not listed runs eager.
@@ -309,6 +313,13 @@ def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
     return buffer.getvalue()
 
 
+def _export_cached(module: nn.Module, example: torch.Tensor) -> bool:
+    """The module's ONNX export for this input is in the engine cache (not yet checked: a
+    damaged file is rebuilt when opened, see :func:`onnx_model`)."""
+    paths = _cache_paths(module, example)
+    return paths is not None and all(p.is_file() for p in paths)
+
+
 def _cache_paths(
     module: nn.Module, example: torch.Tensor, cache_dir: Path | None = None
 ) -> tuple[Path, Path] | None:
@@ -383,8 +394,6 @@ def equivalent(a: np.ndarray, b: np.ndarray, tolerance: float = TOLERANCE) -> bo
     return a.shape == b.shape and float(np.abs(a - b).max()) <= tolerance * scale
 
 
-#: Below this many files the plain pass runs: probing the fast engines would cost more.
-PROBE_MIN_FILES = 256
 #: Rows of the first batch each engine runs in the probe. Every row the losing engines run is
 #: paid for nothing: a whole batch of 64 images at 224 px through eager costs seconds per engine
 #: (measured: 7.7 s of a 10.3 s pass over 256 files went into comparing engines on the full
@@ -415,12 +424,12 @@ def choose_engine(
     output is checked against eager's and its time compared (ONNX Runtime is not always the
     fastest: measured at 64 px on a 2-core CPU it ran at 0.66x the plain loop, at 224 px at
     2.85x). The kept engine's output of that run serves its first call
-    on ``first`` itself, so the pass computes no row of the first batch twice. Below
-    ``PROBE_MIN_FILES`` files (or with no other engine to try) eager runs unprobed, and the ONNX
-    export is tried from ``ONNX_MIN_FILES`` files on (``files=0``: unknown, probe without it);
-    a pass eager would finish within :data:`PROBE_MIN_PASS_S` (estimated from its probe) runs
-    eager.
-    ``GRAFT_ENGINE=name`` forces an engine for any number of files.
+    on ``first`` itself, so the pass computes no row of the first batch twice. The gates are
+    on time, estimated from eager's probe and ``files``: a pass eager would finish within
+    :data:`PROBE_MIN_PASS_S` runs eager, no other engine built; the ONNX export is made only
+    for a pass of at least :data:`EXPORT_MIN_PASS_S` (a cached export is tried on any probed
+    pass). With ``files=0`` (unknown) the engines are probed, and ONNX Runtime only when
+    its export is cached. ``GRAFT_ENGINE=name`` forces an engine for any number of files.
 
     Args:
         module: the backbone, in eval mode.
@@ -449,23 +458,23 @@ def _choose(
             engine.close()
         return
     reference = eager(module, first)
-    names = [
-        n
-        for n in available(input_kind)
-        if n != "eager" and (n != "onnxruntime" or files >= ONNX_MIN_FILES)
-    ]
-    if not names or 0 < files < PROBE_MIN_FILES:
-        yield reference  # probing costs forward passes of its own: not worth it on few files
+    names = [n for n in available(input_kind) if n != "eager"]
+    if not names:
+        yield reference
         return
     probe = first[:PROBE_ROWS]
     expected, seconds = _timed(reference.run, probe)
     if len(probe) < len(first) and seconds * len(first) / len(probe) < WHOLE_BATCH_PROBE_S:
         probe = first  # cheap rows: the whole batch times the pass faithfully
         expected, seconds = _timed(reference.run, probe)
-    if files and seconds * files / len(probe) < PROBE_MIN_PASS_S:
+    estimate = seconds * files / len(probe)  # eager's pass (0: unknown)
+    if files and estimate < PROBE_MIN_PASS_S:
         # A short pass: another engine's setup and probe would cost more than it could save.
         yield _reusing(reference, first, expected)
         return
+    dear = estimate >= EXPORT_MIN_PASS_S.get(input_kind, PROBE_MIN_PASS_S)
+    if not dear and not _export_cached(module, first):
+        names = [n for n in names if n != "onnxruntime"]  # the export would not pay for itself
     outputs, timings = {"eager": expected}, {"eager": seconds}
     kept: Engine | None = None  # the fastest so far, left open (the others are closed)
     # The ONNX export is tried first: it traces the module as it is, before another engine

@@ -8,8 +8,8 @@ after training (top-1 agreement and KL of the source predictions), prints it and
 
 Both passes are frozen passes: each backbone runs through the engine registry
 (:func:`graft.backbones.engines.choose_engine`, as the feature store and ``predict`` do: the
-fastest engine whose features match eager PyTorch within its stated tolerance, eager below
-``PROBE_MIN_FILES`` inputs), and its source classifier reads those features. The report names
+fastest engine whose features match eager PyTorch within its stated tolerance, eager on a
+short pass), and its source classifier reads those features. The report names
 the engine that ran.
 """
 
