@@ -191,7 +191,9 @@ def test_the_probe_runs_a_few_texts_and_the_kept_engine_only_the_rest(
     monkeypatch.delenv("GRAFT_ENGINE", raising=False)
     seconds = iter([1.0, 0.5 if winner == "onnxruntime" else 2.0])  # eager, then onnxruntime
 
-    def timed(run: engines.Run, batch: torch.Tensor) -> tuple[np.ndarray, float]:
+    def timed(
+        run: engines.Run, batch: torch.Tensor, *, retime: bool = True
+    ) -> tuple[np.ndarray, float]:
         return run(batch), next(seconds)
 
     monkeypatch.setattr(engines, "_timed", timed)

@@ -89,8 +89,9 @@ def test_fit_backbone_auto_saves_its_ranking_and_reruns_to_the_same_pick(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--backbone auto`` without ``--image-size`` on 16 px digits: the saved model trains at
-    the ranked pair's size, its config.json keeps the ranking, and ``--config`` reruns it (the
-    run's configuration keeps ``auto``) to the same pick from stored features alone."""
+    the size the size rule picks among the ranked ones, its config.json keeps the ranking, and
+    ``--config`` reruns it (the run's configuration keeps ``auto``) to the same pick from stored
+    features alone."""
     from graft.data.digits import write_digits
 
     data = write_digits(tmp_path / "digits", per_class=5, image_size=16)
@@ -101,7 +102,8 @@ def test_fit_backbone_auto_saves_its_ranking_and_reruns_to_the_same_pick(
     assert "--backbone auto: 9 bundled candidates ranked by logme" in text
     config = json.loads((out / "config.json").read_text())
     ranked = config["record"]["backbone_ranking"]
-    picked = f"→ {ranked['backbone']} at {ranked['image_size']} px"
+    picked = f"→ {ranked['backbone']} (its input size: the size rule)"
+    assert f"input size {ranked['image_size']} px" in text
     assert picked in text and config["record"]["config"]["model"]["backbone"] == "auto"
     assert config["backbone"]["name"] == ranked["backbone"]
     assert config["data_config"]["input_size"][-1] == ranked["image_size"] < 224

@@ -463,15 +463,18 @@ def _choose(
         yield reference
         return
     probe = first[:PROBE_ROWS]
-    expected, seconds = _timed(reference.run, probe)
+    expected, seconds = _timed(reference.run, probe, retime=False)
     if len(probe) < len(first) and seconds * len(first) / len(probe) < WHOLE_BATCH_PROBE_S:
         probe = first  # cheap rows: the whole batch times the pass faithfully
-        expected, seconds = _timed(reference.run, probe)
-    estimate = seconds * files / len(probe)  # eager's pass (0: unknown)
+        expected, seconds = _timed(reference.run, probe, retime=False)
+    estimate = seconds * files / len(probe)  # eager's pass (0: unknown); a first run: high
     if files and estimate < PROBE_MIN_PASS_S:
         # A short pass: another engine's setup and probe would cost more than it could save.
         yield _reusing(reference, first, expected)
         return
+    if seconds < RETIME_BELOW_S:  # engines are compared: eager's one-off costs out of its time
+        seconds = _timed(reference.run, probe)[1]
+        estimate = seconds * files / len(probe)
     dear = estimate >= EXPORT_MIN_PASS_S.get(input_kind, PROBE_MIN_PASS_S)
     if not dear and not _export_cached(module, first):
         names = [n for n in names if n != "onnxruntime"]  # the export would not pay for itself
@@ -532,13 +535,13 @@ def _reusing(engine: Engine, first: torch.Tensor, out: np.ndarray) -> Engine:
     return Engine(engine.name, run, engine.close)
 
 
-def _timed(run: Run, batch: torch.Tensor) -> tuple[np.ndarray, float]:
-    """``run(batch)`` and its wall seconds, the speed a choice is made on; a run shorter than
-    :data:`RETIME_BELOW_S` is timed again (its first run pays one-off costs)."""
+def _timed(run: Run, batch: torch.Tensor, *, retime: bool = True) -> tuple[np.ndarray, float]:
+    """``run(batch)`` and its wall seconds, the speed a choice is made on; with ``retime``, a
+    run shorter than :data:`RETIME_BELOW_S` is timed again (its first run pays one-off costs)."""
     started = time.perf_counter()
     out = run(batch)
     seconds = time.perf_counter() - started
-    if seconds < RETIME_BELOW_S:
+    if retime and seconds < RETIME_BELOW_S:
         started = time.perf_counter()
         run(batch)
         seconds = time.perf_counter() - started
