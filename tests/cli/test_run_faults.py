@@ -19,9 +19,10 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 def _fit(data: Path, out: Path, *extra: str) -> list[str]:
     return [
         *(sys.executable, "-m", "graft.cli", "fit", str(data)),
-        # Long enough that the run is still going when the signal arrives (seen once: a run of 6
-        # epochs of this tiny model finished before the poll caught a checkpoint).
-        *("--strategy", "two-stage", "--head-epochs", "2", "--epochs", "20"),
+        # Long enough that the run is still going when the signal arrives (seen twice on a loaded
+        # machine: the run stopped early and finished before the poll caught a checkpoint), so
+        # no early stopping: every one of the 20 epochs runs.
+        *("--strategy", "two-stage", "--head-epochs", "2", "--epochs", "20", "--patience", "100"),
         *TINY,
         *QUIET,
         *("--out", str(out)),
