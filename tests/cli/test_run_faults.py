@@ -19,10 +19,12 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 def _fit(data: Path, out: Path, *extra: str) -> list[str]:
     return [
         *(sys.executable, "-m", "graft.cli", "fit", str(data)),
-        # Long enough that the run is still going when the signal arrives (seen twice on a loaded
-        # machine: the run stopped early and finished before the poll caught a checkpoint), so
-        # no early stopping: every one of the 20 epochs runs.
-        *("--strategy", "two-stage", "--head-epochs", "2", "--epochs", "20", "--patience", "100"),
+        # Long enough that the run is still going when the signal arrives (seen three times: a
+        # 20-epoch run of this tiny model, with or without early stopping, finished in 6 s before
+        # the poll caught a checkpoint). The signal stops it after its first finished epoch, so
+        # the length costs nothing; a run the poll misses ends at the poll's deadline.
+        *("--strategy", "two-stage", "--head-epochs", "2", "--epochs", "400"),
+        *("--patience", "1000"),
         *TINY,
         *QUIET,
         *("--out", str(out)),
