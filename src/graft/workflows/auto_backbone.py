@@ -38,20 +38,19 @@ class AutoBackbone:
     """What ``--backbone auto`` picked, and the ranking it picked from.
 
     Args:
-        backbone: the picked backbone's name (the best pair's backbone).
-        image_size: the user's ``--image-size`` (None: the size rule chooses, as for a named
-            backbone; the fit records the size it trained at).
+        backbone: the picked backbone's name (the best pair's backbone); it is built as
+            ``--backbone NAME`` would be, at ``--image-size`` or the size rule's size.
         ranking: every candidate (``name`` or ``name@SIZE``) with its score, best first.
         lines: the ranking as logged.
     """
 
     backbone: str
-    image_size: int | None
     ranking: Ranking
     lines: tuple[str, ...]
 
-    def to_dict(self) -> dict[str, Any]:
-        """The run record's ``backbone_ranking`` (JSON-ready)."""
+    def to_dict(self, image_size: int | None) -> dict[str, Any]:
+        """The run record's ``backbone_ranking`` (JSON-ready), with ``image_size``, the input
+        size the fit trained at."""
         return {
             "score": self.ranking.score,
             "candidates": [
@@ -61,7 +60,7 @@ class AutoBackbone:
             ],
             "picked": self.ranking.best.backbone if self.ranking.best else None,
             "backbone": self.backbone,
-            "image_size": self.image_size,
+            "image_size": image_size,
             "seconds": round(self.ranking.seconds, 2),
             "lines": list(self.lines),
         }
@@ -120,6 +119,4 @@ def rank_auto(dataset: Dataset, cfg: FitConfig, *, log: Callable[[str], None]) -
     lines.append(f"  → {name}" + (" (its input size: the size rule)" if sized else ""))
     for line in lines:
         log(line)
-    return AutoBackbone(
-        backbone=name, image_size=cfg.model.image_size, ranking=ranking, lines=tuple(lines)
-    )
+    return AutoBackbone(backbone=name, ranking=ranking, lines=tuple(lines))

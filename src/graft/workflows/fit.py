@@ -96,10 +96,7 @@ def fit(
     model = GraftModel(backbone, spec)
     plan = plan_for(model, dataset, cfg, objects.get("strategy"), train_cfg, log=log)
     if picked is not None:  # with the size the fit trains at (the size rule's, or yours)
-        size = (
-            model.backbone.data_config.image_size if model.backbone.input_kind == "image" else None
-        )
-        model.info["backbone_ranking"] = picked.to_dict() | {"image_size": size}
+        model.info["backbone_ranking"] = picked.to_dict(model.data_config.image_size)
     record_setup(model, cfg, plan)
     log(describe_data(dataset))
     log(plan.table(trainable_counts(model, plan)))
