@@ -13,7 +13,11 @@ import pytest
 
 TINY = ["--backbone", "timm:test_efficientnet", "--no-pretrained", "--batch-size", "16"]
 QUIET = ["--no-progress", "--no-augment"]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+def _env() -> dict[str, str]:
+    """The environment at call time: the autouse fixture's isolated cache folder included."""
+    return {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
 def _fit(data: Path, out: Path, *extra: str) -> list[str]:
@@ -44,7 +48,7 @@ def _start_and_stop(command: list[str], last: Path, sig: int) -> subprocess.Comp
     from graft.training.checkpoint import STATE
 
     proc = subprocess.Popen(
-        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.monotonic() + 300
     try:
@@ -85,7 +89,7 @@ def test_resume_with_another_runs_checkpoint_says_what_differs(
     killed_run: Path, digits_dir: Path, extra: list[str], names: str
 ) -> None:
     command = [*_fit(digits_dir, killed_run), *extra, "--resume"]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr
     line = done.stderr.strip().splitlines()[-1]
     assert line.startswith("graft: error: --resume") and names in line, line
@@ -100,7 +104,7 @@ def test_resume_on_other_classes_says_so(
     for name in ["0", "1", "2", "3", "4", "5", "6", "7", "8"]:  # class 9 left out
         (fewer / name).symlink_to(digits_dir / name, target_is_directory=True)
     command = [*_fit(fewer, killed_run), "--image-size", "32", "--resume"]
-    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 2, done.stderr
     assert "classes (checkpoint:" in done.stderr and "Traceback" not in done.stderr
 
@@ -109,7 +113,8 @@ def test_sigint_says_how_to_resume(digits_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
     command = _fit(digits_dir, out, "--image-size", "32")
     done = _start_and_stop(command, Path(f"{out}.ckpt/last"), signal.SIGINT)
-    assert done.returncode == 130, done.stderr
+    seen = sorted(p.name for p in out.parent.rglob("*"))
+    assert done.returncode == 130, f"files: {seen}\n{done.stderr}"
     line = done.stderr.strip().splitlines()[-1]
     assert f"saved in {out}.ckpt" in line and "--resume`" in line, line
     assert "Traceback" not in done.stderr
