@@ -45,8 +45,32 @@ def test_classification_matches_scikit_learn_logistic_regression() -> None:
     with torch.no_grad():
         ours = torch.softmax(head(torch.as_tensor(test_x)), dim=1).numpy()
     theirs = ref.predict_proba(scaler.transform(test_x))
-    assert np.abs(ours - theirs).max() < 2e-3
+    # The same minimum of the same objective (mean cross-entropy + |W|² / (2n) on the scaled
+    # features), to float32 precision: L-BFGS in float32 stops at a gradient of 1e-6, so the
+    # probabilities agree to a few thousandths (2.4e-3 on one processor, 1.3e-3 on another).
+    assert _objective(head, x, y, scaler.scale) <= _sk_objective(ref, scaler, x, y) + 1e-5
+    assert np.abs(ours - theirs).max() < 5e-3
     assert (ours.argmax(1) == theirs.argmax(1)).all()
+
+
+def _objective(head: nn.Module, x: np.ndarray, y: np.ndarray, scale: float) -> float:
+    """The fitted head's objective in float64: its weights on scaled features are W · scale."""
+    (layer,) = linear_layers(head, x.shape[1]) or []
+    w = layer.weight.detach().double().numpy()
+    b = layer.bias.detach().double().numpy()
+    logits = x.astype(np.float64) @ w.T + b
+    return _cross_entropy(logits, y) + float(((w * scale) ** 2).sum()) / (2 * len(x))
+
+
+def _sk_objective(ref: LogisticRegression, scaler: _Scaled, x: np.ndarray, y: np.ndarray) -> float:
+    logits = scaler.transform(x.astype(np.float64)) @ ref.coef_.T + ref.intercept_
+    return _cross_entropy(logits, y) + float((ref.coef_**2).sum()) / (2 * len(x))
+
+
+def _cross_entropy(logits: np.ndarray, y: np.ndarray) -> float:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y].mean())
 
 
 def test_regression_matches_ridge_on_standardised_features() -> None:
