@@ -197,6 +197,11 @@ class StrategyConfig:
         "small network from scratch (small_cnn, small_text) on the same budget and keep the "
         "one better on validation",
     )
+    race_image_size: int | None = option(
+        None,
+        "auto's race: input side of the small CNN in pixels (default: the images' own side "
+        "within 32..128 px, as graft compare's small_cnn)",
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "freeze_patterns", _tuple(self.freeze_patterns))
@@ -210,6 +215,10 @@ class StrategyConfig:
         _in_range("lr_factor", self.lr_factor, 0, math.inf, "a factor of --lr > 0")
         _in_range("layer_decay", self.layer_decay, 0, math.inf, "a factor > 0")
         _in_range("lr_decay", self.lr_decay, 0, math.inf, "a factor > 0")
+        _check(
+            self.race_image_size is None or self.race_image_size >= 8,
+            f"--race-image-size must be >= 8, got {self.race_image_size}",
+        )
         _check(
             self.total_epochs is None or self.total_epochs >= 1,
             f"--total-epochs must be >= 1, got {self.total_epochs}",

@@ -40,3 +40,36 @@ def test_demo_fits_compares_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
     assert html.escape(verdict, quote=True) in page
     assert "Confusion matrix (test)" in page and "Data efficiency" in page
     assert out.rstrip().splitlines()[-1].startswith("time: ")
+
+
+@pytest.mark.parametrize(("kept", "reused"), [("scratch", True), ("transfer", False)])
+def test_the_races_small_cnn_is_the_comparisons_small_cnn_arm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept: str, reused: bool
+) -> None:
+    """When auto's race kept small_cnn (trained at the demo's small-CNN side, on the same splits,
+    epochs and rate), the comparison reuses it as its small_cnn arm instead of training it again;
+    otherwise the arm is trained."""
+    from types import SimpleNamespace
+
+    import graft.workflows.demo as demo
+    from graft.config import StrategyConfig
+
+    seen: dict = {}
+
+    def fake_compare(dataset: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        raise SystemExit  # stop after the call: only the arguments are checked
+
+    monkeypatch.setattr(demo, "run_compare", fake_compare)
+    race = {"kept": kept, "network": "small_cnn"}
+    model = SimpleNamespace(
+        info={"advice": {"facts": {"image_size": 64}, "race": race}},
+        data_config=SimpleNamespace(image_size=16),
+    )
+    dataset = SimpleNamespace(class_names=list("0123456789"), train=list(range(100)))
+    with pytest.raises(SystemExit):
+        demo._compare(dataset, model, tmp_path, 12)  # type: ignore[arg-type]
+    fitted = seen["fitted"]
+    assert fitted["auto"] is model and (fitted.get("small_cnn") is model) == reused
+    assert seen["small_cnn_size"] == demo.DEMO_SMALL_CNN_SIZE and seen["image_size"] == 64
+    assert seen["lr"] == StrategyConfig().lr  # every arm at the fit's default rate

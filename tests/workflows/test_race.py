@@ -50,6 +50,26 @@ def test_scratch_is_trained_and_kept_when_it_validates_better(digits_dir: Path) 
     assert won.info["advice"]["lines"][-1].strip().startswith("race: val accuracy")
 
 
+def test_race_image_size_sets_the_small_networks_side(digits_dir: Path) -> None:
+    """``--race-image-size`` (the demo races its small CNN at 16 px, as its comparison does)."""
+    model = _advised(digits_dir, probe=0.6, pixel_probe=0.62, val=0.0)
+    cfg = _cfg(race_image_size=16)
+    lines: list[str] = []
+    won = race_scratch(model, load_data_for(digits_dir, cfg), cfg, log=lines.append)
+    assert won.backbone.spec.name == "small_cnn" and won.data_config.image_size == 16
+    assert any("(3 epochs, 16 px)" in line for line in lines), lines
+
+
+def test_a_race_image_size_below_8_px_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    from graft.cli import main
+    from graft.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--race-image-size must be >= 8, got 4"):
+        FitConfig.create(race_image_size=4)
+    assert main(["fit", "data", "--race-image-size", "4"]) == 2
+    assert "--race-image-size must be >= 8, got 4" in capsys.readouterr().err
+
+
 def test_the_pretrained_model_stays_when_it_validates_better(digits_dir: Path) -> None:
     model = _advised(digits_dir, probe=0.6, pixel_probe=0.62, val=1.0)
     cfg = _cfg()

@@ -128,7 +128,8 @@ def race_scratch(model: GraftModel, dataset: Dataset, cfg: FitConfig, *, log: Lo
     its own features from the data may win (Fashion-MNIST at 50 per class: a small CNN 0.730,
     every transfer plan 0.706). Rather than guess, the race measures it: ``small_cnn`` (images)
     or ``small_text`` (texts), every layer at the full rate, for the run's total epochs, on the
-    same splits (images at their own side, 32..128 px, as ``graft compare``'s ``small_cnn``). The winner on the validation split's accuracy (R² for regression; a tie keeps
+    same splits (images at their own side, 32..128 px, as ``graft compare``'s ``small_cnn``, or
+    at ``--race-image-size``). The winner on the validation split's accuracy (R² for regression; a tie keeps
     the pretrained model) is returned and saved; both scores go into the advice. Off with
     ``--no-race-scratch``, and skipped with a regularizer or domain adaptation (they need the
     pretrained source).
@@ -147,13 +148,16 @@ def race_scratch(model: GraftModel, dataset: Dataset, cfg: FitConfig, *, log: Lo
     options: dict[str, Any] = dict(scratch_options)
     epochs = cfg.tuning.total_epochs or cfg.tuning.epochs
     raw = facts.raw_input or f"{facts.pixel_size}x{facts.pixel_size} pixels"
-    side = small_network_side(dataset.train.paths) if dataset.input_kind == "image" else None
+    side = None
+    if dataset.input_kind == "image":
+        side = cfg.tuning.race_image_size or small_network_side(dataset.train.paths)
     why = (
         f"{raw} beat the features beyond noise"
         if facts.scratch_likely
         else f"the features do not beat {raw} beyond noise"
     )
-    log(f"race: {why}; training {name} from scratch ({epochs} epochs) to compare on validation")
+    at = f", {side} px" if side else ""
+    log(f"race: {why}; training {name} from scratch ({epochs} epochs{at}) to compare on validation")
     scratch_cfg = replace(
         cfg,
         model=replace(cfg.model, backbone=name, pretrained=False, weights=None, image_size=side),
