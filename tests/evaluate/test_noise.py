@@ -87,6 +87,15 @@ def test_verdict_names_a_clear_winner_with_its_interval() -> None:
     assert best == "small_cnn" and "does not help" in text and "95% interval +" in text
 
 
+def test_a_tie_between_auto_and_the_arm_its_race_returned_names_the_arm() -> None:
+    """The demo's auto arm is the race's small_cnn itself: the verdict names small_cnn."""
+    rows = [{**_rows(0.7, 0.9)[0], "arm": "auto"}, *_rows(0.7, 0.9)]
+    per_example = {"two_stage": _correct(1000, 700, 1)}
+    per_example["small_cnn"] = per_example["auto"] = _correct(1000, 900, 2)
+    text, best = make_verdict(rows, "accuracy", per_example)
+    assert best == "small_cnn" and "baseline (small_cnn)" in text, text
+
+
 def test_a_winner_chosen_on_validation_quotes_the_test_gap_beside_its_interval() -> None:
     """The interval is the test split's: it stands beside the test gap, not the validation one
     (the demo printed "by 7.1 points on validation, 95% interval +1.9 to +7.0")."""

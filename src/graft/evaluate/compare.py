@@ -421,8 +421,9 @@ def make_verdict(
         missing = "from-scratch baseline" if not scratch else "transfer arm"
         text = f"No {missing} compared. Best: {best['arm']} ({key} {format_value(best[key])})."
         return text, str(best["arm"])
-    t = max(transfer, key=lambda r: sign * r[choose])
-    s = max(scratch, key=lambda r: sign * r[choose])
+    # On a tie a named arm is quoted before ``auto`` (auto's race may return that very arm).
+    t = max(transfer, key=lambda r: (sign * r[choose], r["arm"] != "auto"))
+    s = max(scratch, key=lambda r: (sign * r[choose], r["arm"] != "auto"))
     gain = sign * (t[choose] - s[choose])
     amount = _amount(gain, metric) + (" on validation" if choose != key else "")
     noise = _noise(per_example, t["arm"], s["arm"], metric)
