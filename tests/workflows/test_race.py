@@ -46,6 +46,7 @@ def test_scratch_is_trained_and_kept_when_it_validates_better(digits_dir: Path) 
     race = won.info["advice"]["race"]
     assert race["kept"] == "scratch" and race["epochs"] == 3 and race["transfer"] == 0.0
     assert race["scratch"] == won.info["metrics"]["val"]["accuracy"] > 0.0
+    assert 0 < race["scratch_seconds"] == won.info["seconds"]  # the scratch fit's own time
     assert any("keeping small_cnn" in line for line in lines)
     assert won.info["advice"]["lines"][-1].strip().startswith("race: val accuracy")
 
@@ -111,3 +112,8 @@ def test_compare_counts_a_race_won_by_scratch_as_scratch(digits_dir: Path) -> No
     assert arm_row("auto", ARMS.get("auto"), model, "classification")["kind"] == "transfer"
     model.info["advice"]["race"] = {"kept": "scratch", "network": "small_cnn"}
     assert arm_row("auto", ARMS.get("auto"), model, "classification")["kind"] == "scratch"
+    # The race's winner reused as the small_cnn arm (the demo) shows its own fit's time.
+    model.info["seconds"] = 140.0
+    model.info["advice"]["race"]["scratch_seconds"] = 30.0
+    assert arm_row("auto", ARMS.get("auto"), model, "classification")["time (s)"] == 140.0
+    assert arm_row("small_cnn", ARMS.get("small_cnn"), model, "classification")["time (s)"] == 30.0

@@ -337,9 +337,12 @@ def arm_row(name: str, arm: Arm, model: GraftModel, task: str) -> dict[str, Any]
         row[f"{split} {m}"] = metrics.get(split, {}).get(m)
     if split != "val":  # the arm is chosen on validation, never on the split it reports
         row[f"val {TABLE_METRICS[task][0]}"] = metrics.get("val", {}).get(TABLE_METRICS[task][0])
+    seconds = record.seconds or 0.0
+    if name == race.get("network") and race.get("scratch_seconds") is not None:
+        seconds = race["scratch_seconds"]  # the race's winner reused as this arm: its own fit
     row.update(
         {
-            "time (s)": float(record.seconds or 0.0),
+            "time (s)": float(seconds),
             "epochs to best": best[-1] if best else epochs,
             "epochs": epochs,
             "trainable": int(trainable),

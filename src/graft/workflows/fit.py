@@ -182,6 +182,7 @@ def race_scratch(model: GraftModel, dataset: Dataset, cfg: FitConfig, *, log: Lo
     log(line)
     race = {"network": name, "epochs": epochs, "metric": metric, "transfer": ours}
     race |= {"scratch": theirs, "kept": "scratch" if winner is scratch else "transfer"}
+    race["scratch_seconds"] = scratch.info.get("seconds")  # its own fit (the winner's: the total)
     winner.info["advice"] = {**advice, "race": race, "lines": [*advice["lines"], f"  {line}"]}
     if "backbone_ranking" in model.info:  # how the pretrained contender was chosen
         winner.info["backbone_ranking"] = model.info["backbone_ranking"]
