@@ -129,8 +129,8 @@ def race_scratch(model: GraftModel, dataset: Dataset, cfg: FitConfig, *, log: Lo
     every transfer plan 0.706). Rather than guess, the race measures it: ``small_cnn`` (images)
     or ``small_text`` (texts), every layer at the full rate, for the run's total epochs, on the
     same splits (images at their own side, 32..128 px, as ``graft compare``'s ``small_cnn``, or
-    at ``--race-image-size``). The winner on the validation split's accuracy (R² for regression; a tie keeps
-    the pretrained model) is returned and saved; both scores go into the advice. Off with
+    at ``--race-image-size``). The winner on the validation split's accuracy (R² for regression;
+    a tie keeps the pretrained model) is returned and saved; both scores go into the advice. Off with
     ``--no-race-scratch``, and skipped with a regularizer or domain adaptation (they need the
     pretrained source).
     """
