@@ -210,7 +210,7 @@ def test_cheap_rows_are_probed_on_the_whole_batch(monkeypatch: pytest.MonkeyPatc
 
 def test_a_short_pass_runs_eager_without_probing_others(monkeypatch: pytest.MonkeyPatch) -> None:
     """Eager's probe says the pass would end within PROBE_MIN_PASS_S: no other engine is
-    built or timed, and the probe's rows are not computed again."""
+    built or timed before the pass starts, and the probe's rows are not computed again."""
     monkeypatch.delenv("GRAFT_ENGINE", raising=False)
     built: list[str] = []
     real_get = engines.ENGINES.get
@@ -223,6 +223,89 @@ def test_a_short_pass_runs_eager_without_probing_others(monkeypatch: pytest.Monk
         assert engine.name == "eager" and not built
         engine.run(first)
     assert calls == [4]  # the probe, once (eager runs either way); the pass reused its output
+
+
+def _race(
+    monkeypatch: pytest.MonkeyPatch, challenger_s: float, *, files: int = 1000, rows: int = 4
+) -> tuple[list[str], list[str], Backbone]:
+    """A short pass over three batches of ``rows`` images; eager's probe is timed at 1 s and the
+    challenger's batch at ``challenger_s``. Returns the engines built, the engine's name after
+    each batch, and the backbone (checked after the pass)."""
+    monkeypatch.delenv("GRAFT_ENGINE", raising=False)
+    built: list[str] = []
+    real_get = engines.ENGINES.get
+    monkeypatch.setattr(engines.ENGINES, "get", lambda name: built.append(name) or real_get(name))
+    timings = iter([1.0, challenger_s])
+
+    def timed(
+        run: engines.Run, batch: torch.Tensor, *, retime: bool = True
+    ) -> tuple[np.ndarray, float]:
+        return run(batch), next(timings)
+
+    monkeypatch.setattr(engines, "_timed", timed)
+    monkeypatch.setattr(engines, "PROBE_MIN_PASS_S", float("inf"))  # every pass is short
+    backbone = _tiny_backbone()
+    torch.manual_seed(1)
+    batches = [torch.randn(rows, 3, 32, 32) for _ in range(3)]
+    reference = [ENGINES.get("eager")(backbone, b).run(b) for b in batches]
+    built.clear()
+    names = []
+    with choose_engine(backbone, batches[0], files=files) as engine:
+        for batch, expected in zip(batches, reference, strict=True):
+            assert equivalent(engine.run(batch), expected)
+            names.append(engine.name)
+    assert backbone.model.conv_stem.weight.is_contiguous()  # the module is restored
+    return built, names, backbone
+
+
+def test_a_short_image_pass_races_channels_last_on_its_second_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short pass of several batches tries the raced engine on its second batch (a batch of
+    the pass, not a probe): kept when faster per row than eager was on the first, closed when
+    slower; either way every batch gives eager's features."""
+    assert engines.RACED["image"] == "channels_last"
+    built, names, _ = _race(monkeypatch, challenger_s=0.1)
+    assert built == ["channels_last"]
+    assert names == ["eager", "channels_last", "channels_last"]
+    built, names, _ = _race(monkeypatch, challenger_s=10.0)
+    assert built == ["channels_last"] and names == ["eager", "eager", "eager"]
+
+
+@pytest.mark.parametrize("challenger_s", [0.1, 10.0])
+def test_within_remembered_races_an_architecture_races_once(
+    monkeypatch: pytest.MonkeyPatch, challenger_s: float
+) -> None:
+    """graft rank's candidates and the advisor's sizes: the second short pass of the same
+    architecture starts with the first one's winner from its first batch, no race (nothing
+    built when eager won); outside the scope every pass races."""
+    winner = "channels_last" if challenger_s < 1 else "eager"
+    with engines.remembered_races():
+        built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
+        assert built == ["channels_last"] and names[-1] == winner
+        built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
+        assert built == ["channels_last"] * (winner != "eager") and names == [winner] * 3
+    built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
+    assert built == ["channels_last"] and names[0] == "eager"
+
+
+def test_a_pass_of_two_batches_or_fewer_is_not_raced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing would run after the race batch: eager throughout, nothing built."""
+    built, names, _ = _race(monkeypatch, challenger_s=0.1, files=8, rows=4)
+    assert built == [] and names == ["eager"] * 3
+
+
+def test_a_challenger_that_differs_from_eager_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The challenger is checked against eager on the probe's rows before its batch is used."""
+    real = engines.ENGINES.get("channels_last")
+
+    def wrong(module: torch.nn.Module, example: torch.Tensor) -> engines.Engine:
+        engine = real(module, example)
+        return engines.Engine(engine.name, lambda x: engine.run(x) + 1.0, engine.close)
+
+    monkeypatch.setitem(engines.ENGINES._entries, "channels_last", wrong)
+    built, names, _ = _race(monkeypatch, challenger_s=0.1)
+    assert built == ["channels_last"] and names == ["eager", "eager", "eager"]
 
 
 def test_the_export_is_made_only_for_a_long_pass_and_a_cached_one_is_always_tried(

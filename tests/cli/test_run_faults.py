@@ -39,13 +39,11 @@ def _fit(data: Path, out: Path, *extra: str) -> list[str]:
 def _start_and_stop(command: list[str], last: Path, sig: int) -> subprocess.CompletedProcess[str]:
     """Run ``command`` until its checkpoint holds a finished epoch, then send it ``sig``.
 
-    Only the checkpoint's ``state.json`` is read (one file, replaced atomically): loading the
-    whole checkpoint races with the run replacing its two files every epoch, and on a loaded
-    machine lost that race for a whole run (a 72 s run the poll never saw).
+    Only the checkpoint's ``state.json`` is read (:func:`read_state`: one file, replaced
+    atomically): loading the whole checkpoint races with the run replacing its two files every
+    epoch, and on a loaded machine lost that race for a whole run (a 72 s run the poll never saw).
     """
-    import json
-
-    from graft.training.checkpoint import STATE
+    from graft.training.checkpoint import read_state
 
     proc = subprocess.Popen(
         command, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -54,8 +52,7 @@ def _start_and_stop(command: list[str], last: Path, sig: int) -> subprocess.Comp
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                state = dict(json.loads((last / STATE).read_text())["__dict__"])
-                if state.get("epoch", 0) >= 1:
+                if read_state(last).get("epoch", 0) >= 1:
                     break
             except Exception:  # not written yet, or renamed while read
                 pass

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from graft.errors import ArtifactError
-from graft.training.checkpoint import load_checkpoint, save_checkpoint
+from graft.training.checkpoint import TENSORS, load_checkpoint, read_state, save_checkpoint
 
 
 def test_optimizer_state_round_trip(tmp_path: Path) -> None:
@@ -33,6 +33,10 @@ def test_optimizer_state_round_trip(tmp_path: Path) -> None:
         opt2.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"]
     )
     assert torch.equal(back["model"]["weight"], model.weight)
+    (tmp_path / "ck" / TENSORS).unlink()  # a watcher reads the values without the tensors
+    values = read_state(tmp_path / "ck")
+    assert values["epoch"] == 3 and values["rows"] == [{"a": 1.5}] and values["t"] == (1, 2)
+    assert values["model"] == {"weight": None, "bias": None}
 
 
 def test_damaged_or_missing_checkpoint(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from graft._registry import Registry
 from graft.errors import ConfigError
+from graft.strategies.auto import FROM_SCRATCH
 from graft.strategies.budget import split_epochs
 
 Kind = Literal["scratch", "transfer"]
@@ -74,29 +75,29 @@ ARMS: Registry[Arm] = Registry("comparison arm")
 
 ARMS.register("scratch")(
     Arm(
-        strategy="full",
+        strategy=FROM_SCRATCH[0],
         kind="scratch",
-        options={"lr_factor": 1.0},
+        options=FROM_SCRATCH[1],
         description="the compared architecture, randomly initialised, every layer trained",
     )
 )
 ARMS.register("small_cnn")(
     Arm(
-        strategy="full",
+        strategy=FROM_SCRATCH[0],
         kind="scratch",
         backbone="small_cnn",
         inputs=("image",),
-        options={"lr_factor": 1.0},
+        options=FROM_SCRATCH[1],
         description="a small VGG-style CNN sized for the data, trained from scratch",
     )
 )
 ARMS.register("small_text")(
     Arm(
-        strategy="full",
+        strategy=FROM_SCRATCH[0],
         kind="scratch",
         backbone="small_text",
         inputs=("text",),
-        options={"lr_factor": 1.0},
+        options=FROM_SCRATCH[1],
         description="a small text network (embeddings + 1-D convolution), trained from scratch",
     )
 )

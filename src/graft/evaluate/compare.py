@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from graft.config import DEFAULT_BACKBONE
+from graft.config import DEFAULT_BACKBONE, FitConfig
 from graft.data.images import small_network_side
 from graft.errors import ConfigError
 from graft.evaluate.arms import ARMS, Arm, Budget, resolve_budget
@@ -155,7 +155,9 @@ def compare(
         seed: seed of the splits and of every fit.
         cache_dir: feature store shared by the arms.
         report: write the HTML report there.
-        fitted: arms already trained on this very Dataset object (name -> model), reused.
+        fitted: arms already trained on this very Dataset object (name -> model), reused when
+            trained as the arm would be (:data:`REUSED_AS`; ``auto`` as given), else trained
+            anew, and the log says why.
         importance: measure layer-group importance for the report.
         baseline: also score the raw-input baseline, a linear model with no network (on
             downsampled pixels for images, on TF-IDF for texts), a row of the table and a
@@ -185,7 +187,15 @@ def compare(
     if not names:
         raise ConfigError(f"--arms: none of {', '.join(plan.arms)} reads {dataset.input_kind}s")
     runner = _ArmRunner(dataset, backbone, weights, plan, seed, cache_dir, progress)
-    models = dict(fitted or {})
+    models = {}
+    for name, model in (fitted or {}).items():
+        differs = [] if name == "auto" or name not in names else runner.differences(name, model)
+        if differs:
+            log(
+                f"arm {name}: the model given was trained otherwise ({'; '.join(differs)}): trained anew"
+            )
+        else:
+            models[name] = model
     for name in names:
         if name not in models:
             log(f"arm {name}: {ARMS.get(name).description}")
@@ -240,6 +250,23 @@ def _raw_contender(
     return raw_row(base.name, fitted, dataset.task)
 
 
+#: What a model given to :func:`compare` (``fitted``) must share with the arm it stands in for,
+#: as (section, field) of its recorded configuration: the network, its input, the plan, the
+#: budget, the rate, the batch and the seed. ``auto`` is taken as given (its plan is the
+#: advisor's choice, and its race may return another network).
+REUSED_AS = (
+    ("model", "backbone"),
+    ("model", "pretrained"),
+    ("model", "image_size"),
+    ("tuning", "strategy"),
+    ("tuning", "epochs"),
+    ("tuning", "lr"),
+    ("tuning", "lr_factor"),
+    ("training", "batch_size"),
+    ("training", "seed"),
+)
+
+
 class _ArmRunner:
     """Fits arms with everything they share: budget, seed, backbone, cache."""
 
@@ -263,16 +290,35 @@ class _ArmRunner:
     def fit(self, name: str, data: Dataset, seed: int) -> GraftModel:
         from graft.workflows.fit import fit
 
+        return fit(data, log=_quiet, **self.options(name, seed))
+
+    def options(self, name: str, seed: int) -> dict[str, Any]:
+        """The :func:`graft.fit` options arm ``name`` trains with (``seed``: its offset)."""
         arm = ARMS.get(name)
         epochs, options = arm.fit_options(self.budget.epochs)
         bb, pretrained, weights, size = self._backbone(arm)
         length: dict[str, Any] = {"max_length": self.budget.max_length} if self.text else {}
-        return fit(
-            data, backbone=bb, pretrained=pretrained, weights=weights, image_size=size,
+        return dict(
+            backbone=bb, pretrained=pretrained, weights=weights, image_size=size,
             strategy=arm.strategy, strategy_options=options, epochs=epochs,
             lr=self.budget.lr, batch_size=self.budget.batch_size, seed=self.seed + seed,
-            cache_dir=self.cache_dir, progress=self.progress, log=_quiet, **length,
+            cache_dir=self.cache_dir, progress=self.progress, **length,
         )  # fmt: skip
+
+    def differences(self, name: str, model: GraftModel) -> list[str]:
+        """How ``model`` was trained otherwise than arm ``name`` would be (:data:`REUSED_AS`);
+        empty when it could stand in for the arm."""
+        options = self.options(name, 0)
+        options["backbone"] = _name(options["backbone"])  # a Backbone object: its name
+        expected = FitConfig().with_overrides(**options).to_dict()
+        given = model.record.config or {}
+        out = []
+        for section, key in REUSED_AS:
+            want = expected.get(section, {}).get(key)
+            got = (given.get(section) or {}).get(key)
+            if want != got:
+                out.append(f"{key} {got!r}, the arm's {want!r}")
+        return out
 
     def _backbone(self, arm: Arm) -> tuple[Any, bool, Any, int | None]:
         """(backbone, pretrained, weights, image_size) for one arm's fit."""

@@ -18,12 +18,14 @@ The decision on these facts is pure and lives with the strategies (:func:`graft.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from graft.backbones.base import Backbone, measured_width
+from graft.backbones.engines import remembered_races
 from graft.data.base import Dataset
 from graft.data.images import typical_side
 from graft.errors import ConfigError, DataError
@@ -125,6 +127,19 @@ def search_size(
     candidates = searched_sizes(data, native, side=side) if search else ()
     if not candidates:
         return out
+    with remembered_races():  # one frozen pass per size: the engine race is run once
+        probes, noise = _probe_sizes(backbone, data, cfg, candidates, seed)
+    if not probes:
+        return out
+    best = max(probes, key=lambda sp: sp[1])[0]
+    chosen = pick_size(probes, noise[best])
+    return out | {"image_size": chosen, "size_probes": tuple(probes), "size_noise": noise[best]}
+
+
+def _probe_sizes(
+    backbone: Backbone, data: Dataset, cfg: TrainConfig, candidates: Sequence[int], seed: int
+) -> tuple[list[tuple[int, float]], dict[int, float]]:
+    """Each candidate size's probe (validation metric) and its standard error."""
     probes: list[tuple[int, float]] = []
     noise: dict[int, float] = {}
     for size in candidates:
@@ -140,11 +155,7 @@ def search_size(
             continue
         probes.append((size, round(float(values.mean()), 4)))
         noise[size] = standard_error(values)
-    if not probes:
-        return out
-    best = max(probes, key=lambda sp: sp[1])[0]
-    chosen = pick_size(probes, noise[best])
-    return out | {"image_size": chosen, "size_probes": tuple(probes), "size_noise": noise[best]}
+    return probes, noise
 
 
 def searched_sizes(data: Dataset, native: int, *, side: int | None = None) -> tuple[int, ...]:

@@ -9,8 +9,10 @@ epoch and, with the same seed, ends with the same weights as an uninterrupted ru
 from __future__ import annotations
 
 import json
+from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -39,7 +41,7 @@ def flatten(tree: Any, tensors: dict[str, torch.Tensor], prefix: str = "t") -> A
     return tree
 
 
-def unflatten(tree: Any, tensors: dict[str, torch.Tensor]) -> Any:
+def unflatten(tree: Any, tensors: Mapping[str, torch.Tensor | None]) -> Any:
     """Inverse of :func:`flatten`."""
     if isinstance(tree, dict):
         if "__tensor__" in tree:
@@ -98,6 +100,15 @@ def load_checkpoint(directory: str | Path) -> dict[str, Any]:
     except (json.JSONDecodeError, SafetensorError, OSError) as e:
         raise ArtifactError(f"{path}: damaged checkpoint ({e}); remove it to start fresh") from e
     return unflatten(skeleton, tensors)
+
+
+def read_state(directory: str | Path) -> dict[str, Any]:
+    """A checkpoint's values with every tensor left out (None), read from its ``state.json``
+    alone: one small file replaced atomically, so a process watching a running fit (its epoch,
+    its stage) never races the fit replacing the tensors' file. Raises what reading and
+    parsing that file raise (missing, or mid-replacement)."""
+    skeleton = json.loads((Path(directory) / STATE).read_text())
+    return cast(dict[str, Any], unflatten(skeleton, defaultdict(lambda: None)))
 
 
 def run_fingerprint(model: Any, plan: Any) -> dict[str, Any]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +25,57 @@ if TYPE_CHECKING:
     from graft.training.loop import TrainConfig
 
 
+#: The most bytes of preprocessed images :func:`decoded_once` keeps (beyond it, files are
+#: decoded again as usual): 255 digits at 64 and 96 px take 40 MB.
+DECODED_MAX_BYTES = 512 * 2**20
+
+
+@dataclass
+class _Decoded:
+    max_bytes: int
+    tensors: dict[tuple[str, str], torch.Tensor] = field(default_factory=dict)
+    bytes: int = 0
+
+
+_DECODED: contextvars.ContextVar[_Decoded | None] = contextvars.ContextVar(
+    "graft_decoded", default=None
+)
+
+
+@contextlib.contextmanager
+def decoded_once(max_bytes: int = DECODED_MAX_BYTES) -> Iterator[None]:
+    """Within this scope each image file is decoded and preprocessed once per preprocessing.
+
+    ``graft rank`` runs one frozen pass per candidate over the same files, and candidates that
+    share an input size share a preprocessing (the bundled EfficientNet-Lites at one size do):
+    the later passes take the tensors the first one made. Up to ``max_bytes`` of them are kept,
+    and only for the scope; passes with DataLoader workers decode in the workers as usual.
+    """
+    token = _DECODED.set(_Decoded(max_bytes))
+    try:
+        yield
+    finally:
+        _DECODED.reset(token)
+
+
 class FileLoader:
     """Decode and preprocess one image file (picklable, so DataLoader workers can use it)."""
 
     def __init__(self, model: GraftModel) -> None:
         self.transform = build_transform(model.data_config, train=False)
         self.channels = model.data_config.channels
+        self.identity = transform_identity(model.data_config)
 
     def __call__(self, path: Path) -> torch.Tensor:
-        return self.transform(load_image(path, self.channels))
+        memo = _DECODED.get()
+        key = (self.identity, str(path))
+        if memo is not None and key in memo.tensors:
+            return memo.tensors[key]
+        image = self.transform(load_image(path, self.channels))
+        size = image.element_size() * image.nelement()
+        if memo is not None and memo.bytes + size <= memo.max_bytes:
+            memo.tensors[key], memo.bytes = image, memo.bytes + size
+        return image
 
 
 class FeatureRows(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):

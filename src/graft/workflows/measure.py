@@ -25,16 +25,19 @@ import torch
 
 from graft.backbones import DEFAULT_BACKBONE
 from graft.backbones.base import Backbone
-from graft.backbones.engines import clear_engines
+from graft.backbones.engines import clear_engines, remembered_races
 from graft.data.base import Dataset, Samples
 from graft.data.images import list_images
 from graft.data.text import is_text_folder, list_texts, read_text
 from graft.errors import ConfigError, DataError
+from graft.measure.advise import at_size
 from graft.measure.features import FeatureStore
 from graft.measure.gap import GapReport, domain_gap
 from graft.measure.scores import SCORES
 from graft.measure.source import DEFAULT_SCORE, measure_score
 from graft.measure.stored import samples_features, split_features, store_config
+from graft.training.loaders import decoded_once
+from graft.training.loop import TrainConfig
 from graft.workflows import _inputs
 
 
@@ -154,42 +157,89 @@ def rank(
         data, task=task, seed=seed, text_column=text_column, label_column=label_column
     )
     cfg = store_config(cache_dir, batch_size, num_workers, progress)
-    rows = []
-    for cand in backbones:
-        t0 = time.perf_counter()
-        if isinstance(cand, Backbone):
-            bb = _inputs.backbone(cand, image_size=image_size, max_length=max_length)
-            label = cand.spec.name
-            flags = f"--backbone {label}"
-        else:
-            name, pretrained, size = parse_candidate(cand)
-            torch.manual_seed(seed)  # the same random initialisation graft fit --seed makes
-            bb = _inputs.backbone(
-                name, pretrained=pretrained, image_size=size or image_size, max_length=max_length
-            )
-            label = cand.strip()
-            flags = f"--backbone {name}" + " --no-pretrained" * (not pretrained)
-            flags += f" --image-size {size or image_size}" if (size or image_size) else ""
-        feats = split_features(bb, dataset, cfg)
-        x, y = feats.joined()
-        try:
-            value, note = measure_score(score, bb, x, y, dataset.task), ""
-        except (ConfigError, DataError) as e:
-            value, note = None, str(e)
-        rows.append(
-            RankRow(
-                label,
-                value,
-                time.perf_counter() - t0,
-                feats.computed,
-                feats.reused,
-                x.shape[1],
-                note,
-                flags,
-            )
-        )
+    # Candidates at one input size share the decoded images; a short pass's engine race is run
+    # once per architecture (see graft.backbones.engines.remembered_races).
+    # Candidates that differ only in their @SIZE share one network (built once).
+    built: dict[tuple[str, bool], Backbone] = {}
+    with decoded_once(), remembered_races():
+        rows = [
+            _rank_row(cand, dataset, cfg, score, seed, image_size, max_length, built)
+            for cand in backbones
+        ]
     rows.sort(key=lambda r: -np.inf if r.score is None else r.score, reverse=True)
     return Ranking(score, str(dataset.source), tuple(rows), time.perf_counter() - started, citation)
+
+
+def _rank_row(
+    cand: str | Backbone,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    score: str,
+    seed: int,
+    image_size: int | None,
+    max_length: int | None,
+    built: dict[tuple[str, bool], Backbone],
+) -> RankRow:
+    """One candidate of :func:`rank`: built (or taken from ``built`` at another input size),
+    its features stored, scored."""
+    t0 = time.perf_counter()
+    if isinstance(cand, Backbone):
+        bb = _inputs.backbone(cand, image_size=image_size, max_length=max_length)
+        label = cand.spec.name
+        flags = f"--backbone {label}"
+    else:
+        name, pretrained, size = parse_candidate(cand)
+        bb = _candidate(name, pretrained, size or image_size, seed, max_length, built)
+        label = cand.strip()
+        flags = f"--backbone {name}" + " --no-pretrained" * (not pretrained)
+        flags += f" --image-size {size or image_size}" if (size or image_size) else ""
+    feats = split_features(bb, dataset, cfg)
+    x, y = feats.joined()
+    try:
+        value, note = measure_score(score, bb, x, y, dataset.task), ""
+    except (ConfigError, DataError) as e:
+        value, note = None, str(e)
+    return RankRow(
+        label,
+        value,
+        time.perf_counter() - t0,
+        feats.computed,
+        feats.reused,
+        x.shape[1],
+        note,
+        flags,
+    )
+
+
+def _candidate(
+    name: str,
+    pretrained: bool,
+    size: int | None,
+    seed: int,
+    max_length: int | None,
+    built: dict[tuple[str, bool], Backbone],
+) -> Backbone:
+    """Candidate ``name`` at ``size``: an image network built once per (name, pretrained) and
+    shared by its sizes (the same weights: ``@random`` ones from the same seed), each size a
+    shallow copy with its own preprocessing."""
+    key = (name, pretrained)
+    if key not in built:
+        torch.manual_seed(seed)  # the same random initialisation graft fit --seed makes
+        bb = _inputs.backbone(name, pretrained=pretrained, max_length=max_length)  # native size
+        if bb.input_kind != "image":  # a text encoder: no input size to share
+            if size is None:
+                return bb
+            torch.manual_seed(seed)
+            return _inputs.backbone(
+                name, pretrained=pretrained, image_size=size, max_length=max_length
+            )
+        built[key] = bb
+    if size is None:
+        return built[key]
+    try:
+        return at_size(built[key], size)
+    except ValueError as e:
+        raise ConfigError(f"image_size (--image-size): {e}") from e
 
 
 def _samples(data: str | Path | Dataset, seed: int, text_column: str | None = None) -> Samples:
