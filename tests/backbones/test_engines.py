@@ -302,15 +302,17 @@ def test_a_short_image_pass_races_channels_last_on_its_second_batch(
 def test_within_remembered_races_an_architecture_races_once(
     monkeypatch: pytest.MonkeyPatch, challenger_s: float
 ) -> None:
-    """graft rank's candidates and the advisor's sizes: the second short pass of the same
-    architecture starts with the first one's winner from its first batch, no race (nothing
-    built when eager won); outside the scope every pass races."""
+    """graft rank's candidates and the advisor's sizes: when channels-last won, the second
+    short pass of the same architecture starts with it from its first batch, no race; when it
+    lost on time, the next pass races again (one batch's timing is noisy). Outside the scope
+    every pass races."""
     winner = "channels_last" if challenger_s < 1 else "eager"
     with engines.remembered_races():
         built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
         assert built == ["channels_last"] and names[-1] == winner
         built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
-        assert built == ["channels_last"] * (winner != "eager") and names == [winner] * 3
+        assert built == ["channels_last"]
+        assert names == ([winner] * 3 if winner != "eager" else ["eager"] * 3)
     built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
     assert built == ["channels_last"] and names[0] == "eager"
 
@@ -332,6 +334,10 @@ def test_a_challenger_that_differs_from_eager_is_not_kept(monkeypatch: pytest.Mo
     monkeypatch.setitem(engines.ENGINES._entries, "channels_last", wrong)
     built, names, _ = _race(monkeypatch, challenger_s=0.1)
     assert built == ["channels_last"] and names == ["eager", "eager", "eager"]
+    with engines.remembered_races():  # a difference is no noise: not tried again in the scope
+        _race(monkeypatch, challenger_s=0.1)
+        built, names, _ = _race(monkeypatch, challenger_s=0.1)
+        assert built == [] and names == ["eager", "eager", "eager"]
 
 
 def test_the_export_is_made_only_for_a_long_pass_and_a_cached_one_is_always_tried(

@@ -84,10 +84,12 @@ _RACES: contextvars.ContextVar[dict[tuple[str, str, str], str] | None] = context
 
 @contextlib.contextmanager
 def remembered_races() -> Iterator[None]:
-    """Within this scope a short pass's race (:data:`RACED`) is run once per architecture,
-    device and input kind: later passes of that architecture (``graft rank``'s candidates, the
-    advisor's input sizes) start with the winner from their first batch, checked against eager
-    on the probe's rows, instead of racing again (the race costs one batch at the loser's speed).
+    """Within this scope a short pass's race (:data:`RACED`) that the challenger won is not run
+    again for that architecture, device and input kind: later passes (``graft rank``'s
+    candidates, the advisor's input sizes) start with the challenger from their first batch,
+    checked against eager on the probe's rows (the race costs one batch at eager's speed). A
+    challenger that could not be built or differed from eager is not tried again either; one
+    that lost on time races again (one batch's timing is noisy, and a lost race costs little).
     """
     token = _RACES.set({})
     try:
@@ -642,9 +644,9 @@ def _raced(
         if seconds / len(x) < state["eager_row_s"]:
             state["current"] = engine
             raced.name = engine.name
-        else:
+            _remember(module, input_kind, engine.name)
+        else:  # not remembered: one batch's timing is noisy, and racing again costs one batch
             engine.close()
-        _remember(module, input_kind, raced.name)
         return out
 
     def close() -> None:
