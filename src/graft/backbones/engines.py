@@ -27,8 +27,8 @@ no row is computed twice by it. A short pass (eager would finish it within
 :data:`PROBE_MIN_PASS_S`) is not probed: it runs eager, and when it has more than two batches it
 races the kind's cheap exact engine (:data:`RACED`: channels-last for images) on its second
 batch and keeps the faster; within :func:`remembered_races` (``graft rank``, the advisor's size
-search) that race is run once per architecture. ``GRAFT_ENGINE=name`` forces one (an engine the
-kind does not take is an error).
+search) a race the challenger won is not run again for that architecture.
+``GRAFT_ENGINE=name`` forces one (an engine the kind does not take is an error).
 """
 
 from __future__ import annotations
@@ -675,7 +675,8 @@ def _checked(
 
 
 def _remember(module: nn.Module, input_kind: str, winner: str) -> None:
-    """Keep a race's winner for later passes within :func:`remembered_races`."""
+    """Keep a race's outcome (the challenger won, or cannot run this architecture) for later
+    passes within :func:`remembered_races`."""
     races = _RACES.get()
     if races is not None:
         races[_race_key(module, input_kind)] = winner
