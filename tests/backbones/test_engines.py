@@ -124,7 +124,7 @@ def test_predict_through_every_engine_gives_eager_top1_and_probabilities(
     assert lite0.model.conv_stem.weight.is_contiguous()
 
 
-@pytest.mark.parametrize("name", ["channels_last", "onnxruntime"])
+@pytest.mark.parametrize("name", ["channels_last", "fused", "onnxruntime"])
 def test_an_engine_used_under_inference_mode_leaves_a_model_that_can_train(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,7 +160,9 @@ def test_the_kept_engine_does_not_compute_the_probed_batch_again(
     first, second = torch.randn(4, 3, 32, 32), torch.randn(4, 3, 32, 32)
     with choose_engine(backbone, first, files=1000) as engine:
         probed = len(calls)
-        assert probed == 3  # eager twice (a long-looking first run is timed again), channels_last
+        # eager twice (a long-looking first run is timed again), then fused and channels_last
+        # once each (fused runs a copy of the module, hooks included)
+        assert probed == 4
         got = engine.run(first)
         assert len(calls) == probed  # the probe's output, not a third pass
         engine.run(second)
@@ -290,12 +292,12 @@ def test_a_short_image_pass_races_channels_last_on_its_second_batch(
     """A short pass of several batches tries the raced engine on its second batch (a batch of
     the pass, not a probe): kept when faster per row than eager was on the first, closed when
     slower; either way every batch gives eager's features."""
-    assert engines.RACED["image"] == "channels_last"
+    assert engines.RACED["image"] == "fused"
     built, names, _ = _race(monkeypatch, challenger_s=0.1)
-    assert built == ["channels_last"]
-    assert names == ["eager", "channels_last", "channels_last"]
+    assert built == [engines.RACED["image"]]
+    assert names == ["eager", "fused", "fused"]
     built, names, _ = _race(monkeypatch, challenger_s=10.0)
-    assert built == ["channels_last"] and names == ["eager", "eager", "eager"]
+    assert built == [engines.RACED["image"]] and names == ["eager", "eager", "eager"]
 
 
 @pytest.mark.parametrize("challenger_s", [0.1, 10.0])
@@ -306,15 +308,15 @@ def test_within_remembered_races_an_architecture_races_once(
     short pass of the same architecture starts with it from its first batch, no race; when it
     lost on time, the next pass races again (one batch's timing is noisy). Outside the scope
     every pass races."""
-    winner = "channels_last" if challenger_s < 1 else "eager"
+    winner = "fused" if challenger_s < 1 else "eager"
     with engines.remembered_races():
         built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
-        assert built == ["channels_last"] and names[-1] == winner
+        assert built == [engines.RACED["image"]] and names[-1] == winner
         built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
-        assert built == ["channels_last"]
+        assert built == [engines.RACED["image"]]
         assert names == ([winner] * 3 if winner != "eager" else ["eager"] * 3)
     built, names, _ = _race(monkeypatch, challenger_s=challenger_s)
-    assert built == ["channels_last"] and names[0] == "eager"
+    assert built == [engines.RACED["image"]] and names[0] == "eager"
 
 
 def test_a_pass_of_two_batches_or_fewer_is_not_raced(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -325,15 +327,15 @@ def test_a_pass_of_two_batches_or_fewer_is_not_raced(monkeypatch: pytest.MonkeyP
 
 def test_a_challenger_that_differs_from_eager_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     """The challenger is checked against eager on the probe's rows before its batch is used."""
-    real = engines.ENGINES.get("channels_last")
+    real = engines.ENGINES.get("fused")
 
     def wrong(module: torch.nn.Module, example: torch.Tensor) -> engines.Engine:
         engine = real(module, example)
         return engines.Engine(engine.name, lambda x: engine.run(x) + 1.0, engine.close)
 
-    monkeypatch.setitem(engines.ENGINES._entries, "channels_last", wrong)
+    monkeypatch.setitem(engines.ENGINES._entries, "fused", wrong)
     built, names, _ = _race(monkeypatch, challenger_s=0.1)
-    assert built == ["channels_last"] and names == ["eager", "eager", "eager"]
+    assert built == [engines.RACED["image"]] and names == ["eager", "eager", "eager"]
     with engines.remembered_races():  # a difference is no noise: not tried again in the scope
         _race(monkeypatch, challenger_s=0.1)
         built, names, _ = _race(monkeypatch, challenger_s=0.1)
@@ -450,3 +452,41 @@ def test_the_engine_cache_keeps_the_most_recently_used_and_only_deletes_its_own(
     assert len(list(folder.glob("*.json"))) == 2 and (folder / "notes.txt").is_file()
     ENGINES.get("onnxruntime")(backbone, torch.randn(1, 3, 64, 64))  # still there: no export
     assert len(exports) == 3
+
+
+def test_fused_folds_batchnorm_into_a_copy_and_leaves_the_module_as_it_was() -> None:
+    backbone = _tiny_backbone()
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    x = torch.randn(6, 3, 32, 32)
+    reference = ENGINES.get("eager")(backbone, x).run(x)
+    engine = ENGINES.get("fused")(backbone, x)
+    assert equivalent(engine.run(x), reference)
+    after = backbone.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+    assert engines._conv_bn_pairs(backbone)  # the module keeps its BatchNorms
+    with pytest.raises(RuntimeError, match="nothing to fold"):
+        ENGINES.get("fused")(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), x)
+
+
+class _NormFirst(torch.nn.Module):
+    """Registers a convolution before a BatchNorm but normalises first: folding by registration
+    order gives other numbers, which the equivalence check must refuse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 3, 3, padding=1)
+        self.norm = torch.nn.BatchNorm2d(3)
+        with torch.no_grad():
+            self.norm.running_mean.uniform_(-1, 1)
+            self.norm.running_var.uniform_(0.5, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.norm(x)).mean(dim=(2, 3))
+
+
+def test_a_module_whose_forward_is_not_its_registration_order_is_not_fused() -> None:
+    module = _NormFirst().eval()
+    x = torch.randn(4, 3, 8, 8)
+    expected = ENGINES.get("eager")(module, x).run(x)
+    assert not equivalent(ENGINES.get("fused")(module, x).run(x), expected)
+    assert engines._checked("fused", module, x, expected) is None
