@@ -7,6 +7,8 @@ It lives with the backbones (layer 1) so that the model layer can use it too.
 
 - ``eager``: the module as it is (the fallback, and the reference).
 - ``channels_last``: NHWC memory layout for convolutions (faster oneDNN kernels on CPU); images.
+- ``fused``: a copy of the module with every BatchNorm folded into the convolution before it,
+  in NHWC layout (one convolution instead of two operations); images with BatchNorms.
 - ``onnxruntime``: the backbone exported to ONNX and run by ONNX Runtime (when installed). An
   image backbone is exported ``pixels -> features`` with a dynamic batch axis; a text backbone's
   whole forward after trimming (encoder, pooling, normalisation: ``TextBackbone.embed``) as
@@ -25,7 +27,7 @@ on the first :data:`PROBE_ROWS` rows of the first batch and keeps the fastest wh
 eager within :data:`TOLERANCE`; the kept engine's probe output serves as those rows' features, so
 no row is computed twice by it. A short pass (eager would finish it within
 :data:`PROBE_MIN_PASS_S`) is not probed: it runs eager, and when it has more than two batches it
-races the kind's cheap exact engine (:data:`RACED`: channels-last for images) on its second
+races the kind's cheap exact engine (:data:`RACED`: ``fused`` for images) on its second
 batch and keeps the faster; within :func:`remembered_races` (``graft rank``, the advisor's size
 search) a race the challenger won is not run again for that architecture.
 ``GRAFT_ENGINE=name`` forces one (an engine the kind does not take is an error).
@@ -73,9 +75,10 @@ PROBE_MIN_PASS_S = 3.0
 #: 12 s. A cached export (a session build, about 0.1 s) is tried on any pass that is probed.
 EXPORT_MIN_PASS_S: dict[str, float] = {"image": PROBE_MIN_PASS_S, "text": 15.0}
 #: The engine a pass shorter than :data:`PROBE_MIN_PASS_S` races against eager, by input kind:
-#: exact and set up in milliseconds (a re-layout of the module, no export), so trying it on one
-#: batch of the pass costs almost nothing. Measured on a bare EfficientNet-Lite forward, batch
-#: 64, 2 CPU threads: channels-last runs 1.2-1.7x contiguous at 64-96 px.
+#: exact and set up in milliseconds (a copy, folded and re-laid out; no export), so trying it on
+#: one batch of the pass costs almost nothing. Measured on a bare EfficientNet-Lite forward,
+#: batch 64, 2 CPU threads: channels-last runs 1.2-1.7x contiguous at 64-96 px, and folding the
+#: BatchNorms into the convolutions 1.35-1.67x more.
 RACED: dict[str, str] = {"image": "fused"}
 #: Within :func:`remembered_races`: (architecture, device type, input kind) -> the engine that
 #: won the race of an earlier short pass; None outside (every short pass races).
@@ -105,7 +108,7 @@ def _race_key(module: nn.Module, input_kind: str) -> tuple[str, str, str]:
     return f"{arch.__module__}.{arch.__qualname__}", _device(module).type, input_kind
 
 
-#: The engines each input kind takes. channels_last (and bf16, built on it) re-lays out
+#: The engines each input kind takes. channels_last (and bf16, built on it) and fused re-lay out
 #: convolution weights: images only. Text batches are token ids, which onnxruntime takes through
 #: a dynamic sequence axis. A kind not listed runs eager.
 KIND_ENGINES: dict[str, tuple[str, ...]] = {
