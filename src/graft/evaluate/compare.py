@@ -292,11 +292,12 @@ class _ArmRunner:
 
         return fit(data, log=_quiet, **self.options(name, seed))
 
-    def options(self, name: str, seed: int) -> dict[str, Any]:
-        """The :func:`graft.fit` options arm ``name`` trains with (``seed``: its offset)."""
+    def options(self, name: str, seed: int, *, build: bool = True) -> dict[str, Any]:
+        """The :func:`graft.fit` options arm ``name`` trains with (``seed``: its offset); with
+        ``build`` off, a Backbone object is named, not copied (to compare, not to train)."""
         arm = ARMS.get(name)
         epochs, options = arm.fit_options(self.budget.epochs)
-        bb, pretrained, weights, size = self._backbone(arm)
+        bb, pretrained, weights, size = self._backbone(arm, build=build)
         length: dict[str, Any] = {"max_length": self.budget.max_length} if self.text else {}
         return dict(
             backbone=bb, pretrained=pretrained, weights=weights, image_size=size,
@@ -308,8 +309,7 @@ class _ArmRunner:
     def differences(self, name: str, model: GraftModel) -> list[str]:
         """How ``model`` was trained otherwise than arm ``name`` would be (:data:`REUSED_AS`);
         empty when it could stand in for the arm."""
-        options = self.options(name, 0)
-        options["backbone"] = _name(options["backbone"])  # a Backbone object: its name
+        options = self.options(name, 0, build=False)
         expected = FitConfig().with_overrides(**options).to_dict()
         given = model.record.config or {}
         out = []
@@ -320,13 +320,15 @@ class _ArmRunner:
                 out.append(f"{key} {got!r}, the arm's {want!r}")
         return out
 
-    def _backbone(self, arm: Arm) -> tuple[Any, bool, Any, int | None]:
-        """(backbone, pretrained, weights, image_size) for one arm's fit."""
+    def _backbone(self, arm: Arm, *, build: bool = True) -> tuple[Any, bool, Any, int | None]:
+        """(backbone, pretrained, weights, image_size) for one arm's fit; without ``build`` a
+        Backbone object is given by its name."""
         size = self.budget.image_size
         if arm.backbone is not None:
             return arm.backbone, False, None, self.small_size
-        if isinstance(self.backbone, str):
-            return self.backbone, arm.pretrained, self.weights if arm.pretrained else None, size
+        if isinstance(self.backbone, str) or not build:
+            weights = self.weights if arm.pretrained else None
+            return _name(self.backbone), arm.pretrained, weights, size
         # A Backbone object: every arm gets its own copy (fine-tuning changes weights in place).
         if arm.pretrained:
             return copy.deepcopy(self.backbone), True, None, size

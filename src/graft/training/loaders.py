@@ -163,11 +163,12 @@ def stored_features(
             progress=cfg.progress,
             spread=spread,
         )
+    load = FileLoader(model)
     feats = FeatureStore.for_cache_dir(cfg.cache_dir).extract(
         model.backbone,
         samples.paths,
-        load=FileLoader(model),
-        transform_id=transform_identity(model.data_config),
+        load=load,
+        transform_id=load.identity,
         batch_size=max(cfg.batch_size, 64),
         num_workers=cfg.num_workers,
         progress=cfg.progress,

@@ -157,9 +157,9 @@ def rank(
         data, task=task, seed=seed, text_column=text_column, label_column=label_column
     )
     cfg = store_config(cache_dir, batch_size, num_workers, progress)
-    # Candidates at one input size share the decoded images; a short pass's engine race is run
-    # once per architecture (see graft.backbones.engines.remembered_races).
-    # Candidates that differ only in their @SIZE share one network (built once).
+    # Candidates at one input size share the decoded images, candidates that differ only in
+    # their @SIZE one network, and a short pass's engine race the challenger won is not run
+    # again for that architecture (graft.backbones.engines.remembered_races).
     built: dict[tuple[str, bool], Backbone] = {}
     with decoded_once(), remembered_races():
         rows = [
@@ -226,13 +226,8 @@ def _candidate(
     if key not in built:
         torch.manual_seed(seed)  # the same random initialisation graft fit --seed makes
         bb = _inputs.backbone(name, pretrained=pretrained, max_length=max_length)  # native size
-        if bb.input_kind != "image":  # a text encoder: no input size to share
-            if size is None:
-                return bb
-            torch.manual_seed(seed)
-            return _inputs.backbone(
-                name, pretrained=pretrained, image_size=size, max_length=max_length
-            )
+        if bb.input_kind != "image":  # a text encoder: an input size means nothing to it
+            return bb
         built[key] = bb
     if size is None:
         return built[key]
